@@ -1,0 +1,96 @@
+"""``host:port`` addresses and URL targets, validated once at load time."""
+
+from __future__ import annotations
+
+import ipaddress
+import re
+from typing import Annotated, NamedTuple
+from urllib.parse import urlsplit
+
+from pydantic import AfterValidator
+
+_HOSTNAME = re.compile(r"^(?=.{1,253}$)([A-Za-z0-9_]([A-Za-z0-9_-]{0,61}[A-Za-z0-9_])?\.?)+$")
+
+
+class Endpoint(NamedTuple):
+    host: str
+    port: int
+
+    def __str__(self) -> str:
+        return f"[{self.host}]:{self.port}" if ":" in self.host else f"{self.host}:{self.port}"
+
+
+def _valid_host(host: str) -> bool:
+    try:
+        ipaddress.ip_address(host)
+    except ValueError:
+        return bool(_HOSTNAME.match(host))
+    return True
+
+
+def _port(text: str, where: str) -> int:
+    if not text.isdigit() or not 0 < int(text) < 65536:
+        msg = f"port must be 1-65535 in {where!r}"
+        raise ValueError(msg)
+    return int(text)
+
+
+def split_hostport(value: str) -> Endpoint:
+    """Parse ``host:port`` or ``[v6]:port``; raise ValueError naming what is wrong."""
+    text = value.strip()
+    if text.startswith("["):
+        host, sep, rest = text[1:].partition("]")
+        if not sep or not rest.startswith(":"):
+            msg = f"expected [ipv6]:port, got {value!r}"
+            raise ValueError(msg)
+        port_text = rest[1:]
+    else:
+        host, sep, port_text = text.rpartition(":")
+        if not sep or ":" in host:
+            msg = f"expected host:port, got {value!r}"
+            raise ValueError(msg)
+    if not host or not _valid_host(host):
+        msg = f"invalid host {host!r} in {value!r}"
+        raise ValueError(msg)
+    return Endpoint(host, _port(port_text, value))
+
+
+def _check_hostport(value: str) -> str:
+    return str(split_hostport(value))
+
+
+def url_endpoint(url: str) -> Endpoint:
+    """The address an http(s) URL connects to, default ports included."""
+    parts = urlsplit(url)
+    if parts.scheme not in ("http", "https"):
+        msg = f"expected an http:// or https:// URL, got {url!r}"
+        raise ValueError(msg)
+    host = parts.hostname
+    if not host or not _valid_host(host):
+        msg = f"invalid host in URL {url!r}"
+        raise ValueError(msg)
+    try:
+        port = parts.port
+    except ValueError as exc:
+        msg = f"port must be 1-65535 in {url!r}"
+        raise ValueError(msg) from exc
+    return Endpoint(host, port or (443 if parts.scheme == "https" else 80))
+
+
+def _check_url(value: str) -> str:
+    url_endpoint(value)
+    return value
+
+
+def _check_ip(value: str) -> str:
+    try:
+        return str(ipaddress.ip_address(value.strip()))
+    except ValueError as exc:
+        msg = f"expected an IP address, got {value!r}"
+        raise ValueError(msg) from exc
+
+
+HostPort = Annotated[str, AfterValidator(_check_hostport)]
+"""``host:port``; IPv6 as ``[::1]:53``."""
+HttpUrl = Annotated[str, AfterValidator(_check_url)]
+IpAddress = Annotated[str, AfterValidator(_check_ip)]

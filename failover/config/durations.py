@@ -1,0 +1,48 @@
+"""Durations as operators write them: ``500ms``, ``2s``, ``5m``, ``1h`` or bare seconds."""
+
+from __future__ import annotations
+
+import math
+import re
+from typing import Annotated
+
+from pydantic import BeforeValidator, PlainSerializer
+
+_UNITS = {"ms": 0.001, "s": 1.0, "m": 60.0, "h": 3600.0}
+_PATTERN = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(ms|s|m|h)?\s*$")
+
+
+def parse_duration(value: object) -> float:
+    """Return seconds; reject negatives, booleans and anything not in the documented forms."""
+    if isinstance(value, bool):
+        msg = f"expected a duration like 500ms, 2s or 5m, got {value!r}"
+        raise ValueError(msg)
+    if isinstance(value, int | float):
+        seconds = float(value)
+    elif isinstance(value, str):
+        match = _PATTERN.match(value)
+        if match is None:
+            msg = f"expected a duration like 500ms, 2s or 5m, got {value!r}"
+            raise ValueError(msg)
+        seconds = float(match.group(1)) * _UNITS[match.group(2) or "s"]
+    else:
+        msg = f"expected a duration like 500ms, 2s or 5m, got {type(value).__name__}"
+        raise ValueError(msg)
+    if not math.isfinite(seconds) or seconds < 0:
+        msg = f"duration must be a non-negative number of seconds, got {value!r}"
+        raise ValueError(msg)
+    return seconds
+
+
+def format_duration(seconds: float) -> str:
+    if seconds < 1 and seconds != 0:
+        return f"{seconds * 1000:g}ms"
+    return f"{seconds:g}s"
+
+
+Duration = Annotated[
+    float,
+    BeforeValidator(parse_duration),
+    PlainSerializer(format_duration, return_type=str, when_used="json"),
+]
+"""Seconds as a float; accepts the YAML forms above."""

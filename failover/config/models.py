@@ -1,0 +1,322 @@
+"""The configuration as frozen pydantic models; defaults live here with their unit and reason."""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+from typing import Annotated, Any, Literal
+
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Discriminator,
+    Field,
+    Tag,
+    ValidationInfo,
+    field_validator,
+    model_validator,
+)
+from pydantic_core import PydanticCustomError
+
+from failover.config.addresses import HostPort, HttpUrl, IpAddress
+from failover.config.budget import all_jobs, worst_case_rates
+from failover.config.durations import Duration
+
+_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,62}$")
+
+
+def located(path: tuple[str | int, ...], message: str) -> PydanticCustomError:
+    """An error the loader reports at ``path`` below the validator's own location."""
+    return PydanticCustomError("located", message, {"at": path})
+
+
+class Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+def _resolve(path: Path, info: ValidationInfo) -> Path:
+    """Relative paths are relative to the config file, not to wherever the daemon was started."""
+    base = info.context.get("base_dir") if isinstance(info.context, dict) else None
+    return path if path.is_absolute() or base is None else Path(base) / path
+
+
+class Listen(Strict):
+    status: HostPort = "127.0.0.1:9470"
+    """Status listener: /metrics, /healthz, /readyz, /v1/status, /v1/decisions."""
+    admin: HostPort = "127.0.0.1:9471"
+    """Break-glass admin API; loopback by default so it is never exposed by accident."""
+    admin_token_file: Path | None = None
+    """File holding the admin bearer token; FAILOVER_ADMIN_TOKEN overrides it."""
+
+    @field_validator("admin_token_file")
+    @classmethod
+    def _relative_to_config(cls, value: Path | None, info: ValidationInfo) -> Path | None:
+        return None if value is None else _resolve(value, info)
+
+
+class Budget(Strict):
+    per_target_per_second: float = Field(2.0, gt=0)
+    """Hard cap on requests (retries included) to any one address, per second."""
+    total_per_second: float = Field(500.0, gt=0)
+    """Cap on all probe requests per second, whatever their target."""
+    max_in_flight: int = Field(64, ge=1)
+    """Probes running at once; keeps the event loop far from saturation."""
+
+
+class Probing(Strict):
+    interval: Duration = 2.0
+    """Seconds between two runs of one check."""
+    timeout: Duration = 0.8
+    """Seconds one probe may take, retries included, before it counts as a timeout."""
+    jitter: float = Field(0.2, ge=0, lt=1)
+    """Fraction of the interval by which each run is moved at random, so probes never align."""
+    rise: int = Field(2, ge=1)
+    """Consecutive passes before a failing check counts as passing again."""
+    fall: int = Field(3, ge=1)
+    """Consecutive failures before a passing check counts as failing."""
+    budget: Budget = Budget()
+
+    @model_validator(mode="after")
+    def _timeout_fits_interval(self) -> Probing:
+        if self.interval <= 0:
+            raise located(("interval",), "interval must be greater than 0")
+        if self.timeout <= 0:
+            raise located(("timeout",), "timeout must be greater than 0")
+        if self.timeout > self.interval:
+            raise located(
+                ("timeout",),
+                f"timeout ({self.timeout:g}s) must not exceed interval ({self.interval:g}s)",
+            )
+        return self
+
+
+class Recovery(Strict):
+    max_concurrent: int = Field(1, ge=1)
+    """Clusters ramping back at once."""
+    slow_start: Duration = 60.0
+    """Seconds to ramp a recovering cluster from 0 to its target share."""
+    cooldown: Duration = 30.0
+    """Seconds to wait after a failed recovery; doubles per consecutive failure."""
+    max_cooldown: Duration = 600.0
+    """Cap on the doubled cooldown, in seconds."""
+
+
+class Policy(Strict):
+    tick: Duration = 1.0
+    """Seconds between two planning rounds."""
+    min_healthy_fraction: float = Field(0.3, ge=0, le=1)
+    """Below this share of base weight passing, keep the last plan (fail static)."""
+    headroom: float = Field(0.8, gt=0, le=1)
+    """Plan a cluster up to this fraction of its capacity."""
+    overflow: Literal["spill", "shed"] = "spill"
+    """Demand beyond the healthy clusters' capacity: spread over the rest, or drop it."""
+    max_shift_per_tick: float = Field(0.25, gt=0, le=1)
+    """Fraction of all traffic that may move per tick, evacuations excepted."""
+    recovery: Recovery = Recovery()
+
+    @field_validator("tick")
+    @classmethod
+    def _positive_tick(cls, value: float) -> float:
+        if value <= 0:
+            msg = "tick must be greater than 0"
+            raise ValueError(msg)
+        return value
+
+
+class DnsCheck(Strict):
+    server: HostPort
+    """The cluster's own resolver, queried directly with no cache in between."""
+    names: list[str] = Field(min_length=1)
+    """Names that must resolve; each is its own probe."""
+    expect: list[IpAddress] = []
+    """Optional: addresses that must all appear in every answer."""
+    qtype: Literal["A", "AAAA"] = "A"
+
+    @field_validator("names")
+    @classmethod
+    def _names_are_domain_names(cls, names: list[str]) -> list[str]:
+        for index, name in enumerate(names):
+            labels = name.rstrip(".").split(".")
+            if not name or len(name) > 253 or not all(0 < len(lb) < 64 for lb in labels):
+                raise located((index,), f"not a valid DNS name: {name!r}")
+        return names
+
+
+class HttpCheck(Strict):
+    http: HttpUrl
+    expect_status: int = Field(200, ge=100, le=599)
+    expect_body: str | None = None
+    """Optional substring the response body must contain (first 64 KiB are read)."""
+
+
+class TcpCheck(Strict):
+    tcp: HostPort
+
+
+def _check_tag(value: Any) -> str | None:
+    if isinstance(value, dict):
+        kinds = [kind for kind in ("http", "tcp") if kind in value]
+        return kinds[0] if len(kinds) == 1 else None
+    if isinstance(value, HttpCheck | TcpCheck):
+        return "http" if isinstance(value, HttpCheck) else "tcp"
+    return None
+
+
+Check = Annotated[
+    Annotated[HttpCheck, Tag("http")] | Annotated[TcpCheck, Tag("tcp")],
+    Discriminator(
+        _check_tag,
+        custom_error_type="check_kind",
+        custom_error_message="a check needs exactly one of 'http' or 'tcp'",
+    ),
+]
+
+
+class Cluster(Strict):
+    name: str
+    weight: float = Field(ge=0)
+    """Base weight: the cluster's share, relative to the others, when all are healthy."""
+    capacity_rps: float | None = Field(None, gt=0)
+    """Optional requests per second the cluster can serve."""
+    dns: DnsCheck | None = None
+    checks: list[Check] = []
+
+    @field_validator("name")
+    @classmethod
+    def _name_shape(cls, value: str) -> str:
+        if not _NAME.match(value):
+            msg = f"cluster name {value!r} must be 1-63 letters, digits, '.', '_' or '-'"
+            raise ValueError(msg)
+        return value
+
+    @model_validator(mode="after")
+    def _has_checks(self) -> Cluster:
+        if self.dns is None and not self.checks:
+            msg = f"cluster {self.name!r} has nothing to probe: give it 'dns' or 'checks'"
+            raise ValueError(msg)
+        return self
+
+
+class FileActuator(Strict):
+    type: Literal["file"]
+    path: Path
+
+    @field_validator("path")
+    @classmethod
+    def _relative_to_config(cls, value: Path, info: ValidationInfo) -> Path:
+        return _resolve(value, info)
+
+
+class HaproxyActuator(Strict):
+    type: Literal["haproxy"]
+    socket: Path | None = None
+    address: HostPort | None = None
+    backend: str
+    servers: dict[str, str] = Field(min_length=1)
+    """Cluster name -> HAProxy server name in ``backend``."""
+
+    @field_validator("socket")
+    @classmethod
+    def _relative_to_config(cls, value: Path | None, info: ValidationInfo) -> Path | None:
+        return None if value is None else _resolve(value, info)
+
+    @model_validator(mode="after")
+    def _one_endpoint(self) -> HaproxyActuator:
+        if (self.socket is None) == (self.address is None):
+            msg = "give exactly one of 'socket' or 'address' for the HAProxy runtime API"
+            raise ValueError(msg)
+        return self
+
+
+class Tsig(Strict):
+    name: str
+    algorithm: Literal["hmac-sha256", "hmac-sha384", "hmac-sha512", "hmac-sha1"] = "hmac-sha256"
+    secret_file: Path
+    """File holding the base64 secret alone, as in a BIND or knot key; whitespace ignored."""
+
+    @field_validator("secret_file")
+    @classmethod
+    def _readable(cls, value: Path, info: ValidationInfo) -> Path:
+        path = _resolve(value, info)
+        try:
+            path.read_text(encoding="ascii")
+        except (OSError, UnicodeDecodeError) as exc:
+            msg = f"cannot read TSIG secret file {str(path)!r}: {exc}"
+            raise ValueError(msg) from exc
+        return path
+
+
+class DnsActuator(Strict):
+    type: Literal["dns"]
+    server: HostPort
+    zone: str
+    name: str
+    ttl: int = Field(30, ge=0, le=86400)
+    tsig: Tsig | None = None
+    addresses: dict[str, list[IpAddress]] = Field(min_length=1)
+    """Cluster name -> addresses published while the cluster's share is above 0."""
+
+
+Actuator = Annotated[FileActuator | HaproxyActuator | DnsActuator, Field(discriminator="type")]
+
+
+class Config(Strict):
+    listen: Listen = Listen()
+    state_dir: Path = Path("./var")
+    """Persisted plan and states, and the audit log; relative to the config file."""
+    probing: Probing = Probing()
+    policy: Policy = Policy()
+    demand_rps: float | None = Field(None, gt=0)
+    """Optional total demand; with clusters' capacity_rps it enables capacity-aware planning."""
+    clusters: list[Cluster] = Field(min_length=1)
+    actuators: list[Actuator] = []
+
+    @field_validator("state_dir")
+    @classmethod
+    def _relative_to_config(cls, value: Path, info: ValidationInfo) -> Path:
+        return _resolve(value, info)
+
+    @model_validator(mode="after")
+    def _cross_checks(self) -> Config:
+        seen: dict[str, int] = {}
+        for index, cluster in enumerate(self.clusters):
+            if cluster.name in seen:
+                raise located(
+                    ("clusters", index, "name"),
+                    f"duplicate cluster name {cluster.name!r}"
+                    f" (first at clusters[{seen[cluster.name]}])",
+                )
+            seen[cluster.name] = index
+        if sum(cluster.weight for cluster in self.clusters) <= 0:
+            raise located(("clusters",), "all cluster weights are 0: at least one must be above 0")
+        for index, actuator in enumerate(self.actuators):
+            mapped = actuator.servers if isinstance(actuator, HaproxyActuator) else (
+                actuator.addresses if isinstance(actuator, DnsActuator) else {}
+            )
+            key = "servers" if isinstance(actuator, HaproxyActuator) else "addresses"
+            for name in mapped:
+                if name not in seen:
+                    raise located(("actuators", index, key, name), f"unknown cluster {name!r}")
+        self._within_budget()
+        return self
+
+    def _within_budget(self) -> None:
+        """Do no harm: refuse a config whose probes could exceed the budget, retries included."""
+        jobs = all_jobs(self.clusters)
+        rates = worst_case_rates(jobs, self.probing)
+        budget = self.probing.budget
+        for job in jobs:
+            rate = rates.per_target[str(job.endpoint)]
+            if rate > budget.per_target_per_second + 1e-9:
+                raise located(job.path, (
+                    f"worst case {rate:.2f} requests/s to {job.endpoint} (retries included) "
+                    "exceeds probing.budget.per_target_per_second"
+                    f" ({budget.per_target_per_second:g});"
+                    " raise probing.interval or probe fewer names there"))
+        if rates.total > budget.total_per_second + 1e-9:
+            raise located(("probing", "budget", "total_per_second"), (
+                f"worst case {rates.total:.2f} requests/s in all exceeds "
+                f"probing.budget.total_per_second ({budget.total_per_second:g})"))
+
+    def cluster(self, name: str) -> Cluster | None:
+        return next((c for c in self.clusters if c.name == name), None)

@@ -1,0 +1,77 @@
+"""Values the planner takes and gives: frozen, comparable, free of I/O."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from enum import StrEnum
+
+
+class ClusterState(StrEnum):
+    UNKNOWN = "unknown"          # no verdict yet
+    HEALTHY = "healthy"
+    DEGRADED = "degraded"        # passing, ranked down
+    UNHEALTHY = "unhealthy"
+    WAITING = "waiting"          # passing again, queued for a recovery slot
+    RECOVERING = "recovering"    # ramping up
+    DRAINED = "drained"          # operator
+
+    @property
+    def passing(self) -> bool:
+        return self in (ClusterState.HEALTHY, ClusterState.DEGRADED)
+
+
+@dataclass(frozen=True, slots=True)
+class ClusterView:
+    """What health says of one cluster at one instant, plus its config."""
+
+    name: str
+    state: ClusterState
+    score: float
+    """0..1, from recent results and latency."""
+    base_weight: float
+    reason: str
+    capacity_rps: float | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Decision:
+    at: float
+    """The planner's ``now`` (loop clock seconds) when the decision was made."""
+    version: int
+    cluster: str
+    action: str
+    """Machine-readable: evacuate, restore, rebalance, fail_static, ..."""
+    from_share: float
+    to_share: float
+    reason: str
+
+
+@dataclass(frozen=True, slots=True)
+class ClusterPlan:
+    name: str
+    share: float
+    target_share: float
+    state: ClusterState
+    rank: int
+    score: float
+    base_weight: float
+    reason: str
+
+
+@dataclass(frozen=True, slots=True)
+class Plan:
+    version: int
+    """Grows by one with every plan that changes a share."""
+    at: float
+    clusters: tuple[ClusterPlan, ...]
+    frozen: bool = False
+    frozen_reason: str | None = None
+    decisions: tuple[Decision, ...] = field(default=())
+    """The decisions that produced this plan from the previous one."""
+
+    def share(self, name: str) -> float:
+        return next((c.share for c in self.clusters if c.name == name), 0.0)
+
+    @property
+    def shares(self) -> dict[str, float]:
+        return {c.name: c.share for c in self.clusters}
