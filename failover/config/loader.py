@@ -72,7 +72,7 @@ def _data_path(data: Any, loc: PathKey) -> PathKey:
         below = (head, *_data_path(data[head], rest))
         if len(below) >= len(best):
             return below
-    return best if best else (head,) if not exists and not rest else best
+    return best
 
 
 def _message(error: Any) -> str:
