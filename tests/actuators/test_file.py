@@ -66,6 +66,6 @@ async def test_rewrites_a_deleted_file(tmp_path: Path) -> None:
 async def test_unwritable_path_raises_actuator_error(tmp_path: Path) -> None:
     """A path whose parent is a file fails with an ActuatorError naming the path."""
     (tmp_path / "file").write_text("")
-    with pytest.raises(ActuatorError, match="cannot write .*file/weights.json"):
+    with pytest.raises(ActuatorError, match=r"cannot write .*file/weights\.json"):
         await FileActuator(tmp_path / "file" / "weights.json").apply(
             Applied(make_plan(1, {"a": 1.0}), 0.0))

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator
 
 import pytest
 from prometheus_client import CollectorRegistry
@@ -43,8 +42,8 @@ def sample(metrics: Metrics, name: str, **labels: str) -> float:
 
 
 @pytest.fixture
-async def metrics() -> AsyncIterator[Metrics]:
-    yield Metrics(CollectorRegistry())
+def metrics() -> Metrics:
+    return Metrics(CollectorRegistry())
 
 
 @pytest.mark.looptime
@@ -85,7 +84,8 @@ async def test_a_failing_actuator_does_not_block_another(metrics: Metrics) -> No
     assert healthy.applied == [1, 2]
     assert runners[0].applied_version is None
     assert runners[0].last_error == "backend down"
-    assert sample(metrics, "failover_actuator_applies_total", actuator="broken", result="error") >= 2
+    errors = sample(metrics, "failover_actuator_applies_total", actuator="broken", result="error")
+    assert errors >= 2
 
 
 @pytest.mark.looptime
