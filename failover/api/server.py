@@ -22,7 +22,7 @@ class Listener:
         """Addresses actually bound (a port 0 in the config becomes the real port)."""
 
     async def serve(self) -> None:
-        host, port = split_hostport(self.address)
+        host, port = split_hostport(self.address, listen=True)
         runner = web.AppRunner(self.app, access_log=None, handle_signals=False)
         await runner.setup()
         try:

@@ -28,15 +28,18 @@ def _valid_host(host: str) -> bool:
     return True
 
 
-def _port(text: str, where: str) -> int:
-    if not text.isdigit() or not 0 < int(text) < 65536:
-        msg = f"port must be 1-65535 in {where!r}"
+def _port(text: str, where: str, lowest: int = 1) -> int:
+    if not text.isdigit() or not lowest <= int(text) < 65536:
+        msg = f"port must be {lowest}-65535 in {where!r}"
         raise ValueError(msg)
     return int(text)
 
 
-def split_hostport(value: str) -> Endpoint:
-    """Parse ``host:port`` or ``[v6]:port``; raise ValueError naming what is wrong."""
+def split_hostport(value: str, *, listen: bool = False) -> Endpoint:
+    """Parse ``host:port`` or ``[v6]:port``; raise ValueError naming what is wrong.
+
+    ``listen`` admits port 0 (any free port), which makes sense only for an address we bind.
+    """
     text = value.strip()
     if text.startswith("["):
         host, sep, rest = text[1:].partition("]")
@@ -52,11 +55,15 @@ def split_hostport(value: str) -> Endpoint:
     if not host or not _valid_host(host):
         msg = f"invalid host {host!r} in {value!r}"
         raise ValueError(msg)
-    return Endpoint(host, _port(port_text, value))
+    return Endpoint(host, _port(port_text, value, 0 if listen else 1))
 
 
 def _check_hostport(value: str) -> str:
     return str(split_hostport(value))
+
+
+def _check_listen(value: str) -> str:
+    return str(split_hostport(value, listen=True))
 
 
 def url_endpoint(url: str) -> Endpoint:
@@ -92,5 +99,7 @@ def _check_ip(value: str) -> str:
 
 HostPort = Annotated[str, AfterValidator(_check_hostport)]
 """``host:port``; IPv6 as ``[::1]:53``."""
+ListenAddress = Annotated[str, AfterValidator(_check_listen)]
+"""An address to bind; port 0 picks a free port."""
 HttpUrl = Annotated[str, AfterValidator(_check_url)]
 IpAddress = Annotated[str, AfterValidator(_check_ip)]

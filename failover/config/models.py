@@ -18,7 +18,7 @@ from pydantic import (
 )
 from pydantic_core import PydanticCustomError
 
-from failover.config.addresses import HostPort, HttpUrl, IpAddress
+from failover.config.addresses import HostPort, HttpUrl, IpAddress, ListenAddress
 from failover.config.budget import all_jobs, worst_case_rates
 from failover.config.durations import Duration
 
@@ -31,7 +31,7 @@ def located(path: tuple[str | int, ...], message: str) -> PydanticCustomError:
 
 
 class Strict(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    model_config = ConfigDict(extra="forbid", frozen=True, use_attribute_docstrings=True)
 
 
 def _resolve(path: Path, info: ValidationInfo) -> Path:
@@ -41,9 +41,9 @@ def _resolve(path: Path, info: ValidationInfo) -> Path:
 
 
 class Listen(Strict):
-    status: HostPort = "127.0.0.1:9470"
+    status: ListenAddress = "127.0.0.1:9470"
     """Status listener: /metrics, /healthz, /readyz, /v1/status, /v1/decisions."""
-    admin: HostPort = "127.0.0.1:9471"
+    admin: ListenAddress = "127.0.0.1:9471"
     """Break-glass admin API; loopback by default so it is never exposed by accident."""
     admin_token_file: Path | None = None
     """File holding the admin bearer token; FAILOVER_ADMIN_TOKEN overrides it."""

@@ -1,0 +1,111 @@
+"""The status listener serves CONTRACT's documents and Prometheus metrics."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from typing import Any
+
+import aiohttp
+import pytest
+from prometheus_client import CollectorRegistry
+
+from failover.api.server import Listener
+from failover.api.status import status_app
+from failover.metrics import Metrics
+from failover.planner.model import Plan
+from tests.actuators.test_file import make_plan
+
+
+class FakeSource:
+    def __init__(self) -> None:
+        self.plan: Plan | None = None
+        self.is_ready = False
+
+    def current_plan(self) -> Plan | None:
+        return self.plan
+
+    def cluster_checks(self, cluster: str) -> list[dict[str, Any]]:
+        return [{"kind": "dns", "target": f"{cluster}:53", "ok": True, "latency_ms": 1.5,
+                 "error": None, "consecutive_failures": 0}]
+
+    def decisions(self, limit: int) -> list[dict[str, Any]]:
+        return [{"version": v} for v in range(5, 0, -1)][:limit]
+
+    def extra_status(self) -> dict[str, Any]:
+        return {"actuators": []}
+
+    def alive(self) -> bool:
+        return True
+
+    def ready(self) -> bool:
+        return self.is_ready
+
+
+@pytest.fixture
+async def served() -> AsyncIterator[tuple[FakeSource, str]]:
+    source = FakeSource()
+    metrics = Metrics(CollectorRegistry())
+    listener = Listener("status", status_app(source, metrics), "127.0.0.1:0")
+    async with aiohttp.ClientSession() as session:
+        import asyncio  # noqa: PLC0415
+
+        task = asyncio.create_task(listener.serve())
+        await listener.ready.wait()
+        session_url = f"http://{listener.bound[0]}"
+        try:
+            yield source, session_url
+        finally:
+            task.cancel()
+            with pytest.raises(asyncio.CancelledError):
+                await task
+
+
+async def get(url: str) -> tuple[int, str]:
+    async with aiohttp.ClientSession() as session, session.get(url) as response:
+        return response.status, await response.text()
+
+
+async def test_status_document_shape(served: tuple[FakeSource, str]) -> None:
+    """/v1/status lists clusters by rank with CONTRACT's fields and checks."""
+    source, url = served
+    source.plan = make_plan(4, {"a": 0.6, "b": 0.4})
+    async with aiohttp.ClientSession() as session, session.get(url + "/v1/status") as response:
+        doc = await response.json()
+    assert doc["version"] == 4
+    assert doc["frozen"] is False
+    assert [c["name"] for c in doc["clusters"]] == ["a", "b"]
+    first = doc["clusters"][0]
+    assert set(first) == {"name", "rank", "state", "score", "share", "target_share",
+                          "base_weight", "reason", "checks"}
+    assert first["share"] == 0.6
+    assert first["checks"][0]["target"] == "a:53"
+    assert doc["recoveries"] == {"active": [], "queued": []}
+
+
+async def test_readyz_follows_verdicts(served: tuple[FakeSource, str]) -> None:
+    """/readyz is 503 until every cluster has a verdict, then 200; /healthz is 200."""
+    source, url = served
+    assert (await get(url + "/readyz"))[0] == 503
+    source.is_ready = True
+    assert (await get(url + "/readyz"))[0] == 200
+    assert (await get(url + "/healthz"))[0] == 200
+
+
+async def test_decisions_limit(served: tuple[FakeSource, str]) -> None:
+    """/v1/decisions honours ?limit and rejects a bad one with 400 and a message."""
+    _, url = served
+    async with aiohttp.ClientSession() as session:
+        async with session.get(url + "/v1/decisions?limit=2") as response:
+            assert await response.json() == [{"version": 5}, {"version": 4}]
+        async with session.get(url + "/v1/decisions?limit=abc") as response:
+            assert response.status == 400
+            assert "limit must be an integer" in await response.text()
+
+
+async def test_metrics_exposition(served: tuple[FakeSource, str]) -> None:
+    """/metrics serves Prometheus text with the build info and reload counters."""
+    _, url = served
+    status, text = await get(url + "/metrics")
+    assert status == 200
+    assert 'failover_build_info{version="' in text
+    assert 'failover_config_reloads_total{result="error"} 0.0' in text
