@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import AsyncIterator
 from typing import Any
 
@@ -46,18 +47,14 @@ async def served() -> AsyncIterator[tuple[FakeSource, str]]:
     source = FakeSource()
     metrics = Metrics(CollectorRegistry())
     listener = Listener("status", status_app(source, metrics), "127.0.0.1:0")
-    async with aiohttp.ClientSession() as session:
-        import asyncio  # noqa: PLC0415
-
-        task = asyncio.create_task(listener.serve())
-        await listener.ready.wait()
-        session_url = f"http://{listener.bound[0]}"
-        try:
-            yield source, session_url
-        finally:
-            task.cancel()
-            with pytest.raises(asyncio.CancelledError):
-                await task
+    task = asyncio.create_task(listener.serve())
+    await listener.ready.wait()
+    try:
+        yield source, f"http://{listener.bound[0]}"
+    finally:
+        task.cancel()
+        with pytest.raises(asyncio.CancelledError):
+            await task
 
 
 async def get(url: str) -> tuple[int, str]:
