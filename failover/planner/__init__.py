@@ -1,0 +1,25 @@
+"""Planner: pure, deterministic functions from cluster views to a traffic plan.
+
+No I/O, no clock reads, no asyncio; time comes in as ``now``.
+"""
+
+from failover.planner.decisions import ALL_CLUSTERS
+from failover.planner.guard import AWAITING_VERDICTS, FAIL_STATIC
+from failover.planner.model import ClusterPlan, ClusterState, ClusterView, Decision, Plan
+from failover.planner.plan import plan
+from failover.planner.rank import ranks
+from failover.planner.shares import EPSILON
+
+__all__ = [
+    "ALL_CLUSTERS",
+    "AWAITING_VERDICTS",
+    "EPSILON",
+    "FAIL_STATIC",
+    "ClusterPlan",
+    "ClusterState",
+    "ClusterView",
+    "Decision",
+    "Plan",
+    "plan",
+    "ranks",
+]

@@ -1,0 +1,88 @@
+"""One check's running record: its hysteresis, last result and recent window."""
+
+from __future__ import annotations
+
+from collections import deque
+from dataclasses import asdict, dataclass, field
+from typing import Any
+
+from failover.config.budget import Job, ProbeKind
+from failover.health.hysteresis import Hysteresis
+from failover.health.results import FailureClass, ProbeResult
+from failover.health.score import WINDOW, Score, check_score
+
+
+@dataclass(frozen=True, slots=True)
+class CheckStatus:
+    """One check as /v1/status shows it; ``as_dict`` gives CONTRACT's ``checks`` fields and more."""
+
+    kind: ProbeKind
+    target: str
+    """The label without its kind: ``127.0.0.1:5301 api.local``, a URL, or ``host:port``."""
+    label: str
+    ok: bool | None
+    """The latest result; None before the first one."""
+    latency_ms: float | None
+    error: str | None
+    """``class: detail`` of the latest result when it failed."""
+    consecutive_failures: int
+    verdict: str | None
+    """``passing``, ``failing``, or None before the first verdict."""
+    success_ratio: float
+    latency_factor: float
+
+    def as_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+@dataclass
+class CheckRecord:
+    """Mutable on purpose: the tracker updates one per probe result, many times a second."""
+
+    job: Job
+    hysteresis: Hysteresis = field(default_factory=Hysteresis)
+    last: ProbeResult | None = None
+    last_at: float | None = None
+    """Loop-clock seconds of the latest result."""
+    last_failure: FailureClass | None = None
+    """Kept after passes resume, so a still-failing check can say what failed."""
+    recent: deque[tuple[bool, float]] = field(default_factory=lambda: deque(maxlen=WINDOW))
+
+    def record(self, result: ProbeResult, now: float, rise: int, fall: int) -> None:
+        self.hysteresis = self.hysteresis.observe(result.ok, rise, fall)
+        self.last, self.last_at = result, now
+        if not result.ok:
+            self.last_failure = result.failure_class
+        self.recent.append((result.ok, result.latency))
+
+    def score(self, timeout: float) -> Score:
+        return check_score(self.recent, timeout)
+
+    def failing_reason(self, rise: int) -> str:
+        """Why this failing check is failing: ``dns 127.0.0.1:5301 api.local timeout x3``."""
+        failed = self.last_failure or "failure"
+        state = self.hysteresis
+        if state.failures:
+            return f"{self.job.label} {failed} x{state.failures}"
+        return f"{self.job.label} {failed}, then {state.passes}/{rise} passes"
+
+    def status(self, timeout: float) -> CheckStatus:
+        last = self.last
+        error = None
+        if last is not None and not last.ok:
+            failed = last.failure_class or "failure"
+            error = f"{failed}: {last.detail}" if last.detail else failed
+        verdict = self.hysteresis.passing
+        score = self.score(timeout)
+        return CheckStatus(
+            kind=self.job.kind,
+            target=self.job.label.removeprefix(f"{self.job.kind} "),
+            label=self.job.label,
+            ok=None if last is None else last.ok,
+            latency_ms=None if last is None else round(last.latency * 1000, 1),
+            error=error,
+            consecutive_failures=self.hysteresis.failures,
+            verdict=None if verdict is None else ("passing" if verdict else "failing"),
+            success_ratio=score.success_ratio,
+            latency_factor=score.latency_factor,
+        )

@@ -1,0 +1,59 @@
+"""A cluster's state, score and reason from its checks' records."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+from failover.health.check import CheckRecord
+from failover.health.score import Score, cluster_score
+from failover.planner.model import ClusterState
+
+DEGRADED_BELOW = 0.75
+"""A passing cluster scoring under this is degraded: recent failures or slow answers."""
+REASONS_SHOWN = 2
+"""Failing checks named in a reason; the rest are counted, so the text stays one line."""
+ALL_PASSING = "all checks passing"
+
+
+@dataclass(frozen=True, slots=True)
+class ClusterHealth:
+    name: str
+    state: ClusterState
+    score: Score
+    reason: str
+
+
+def assess(name: str, checks: Sequence[CheckRecord], rise: int, timeout: float) -> ClusterHealth:
+    """Unhealthy if any check fails (even while others have no verdict: one failure is enough
+    evidence), else unknown until every check has a verdict, else healthy or degraded by score.
+    """
+    scores = [check.score(timeout) for check in checks if check.recent]
+    score = cluster_score(scores)
+    failing = [c for c in checks if c.hysteresis.passing is False]
+    if failing:
+        reasons = [c.failing_reason(rise) for c in failing[:REASONS_SHOWN]]
+        more = len(failing) - REASONS_SHOWN
+        reason = "; ".join(reasons) + (f" (+{more} more failing)" if more > 0 else "")
+        return ClusterHealth(name, ClusterState.UNHEALTHY, score, reason)
+    waiting = sum(c.hysteresis.passing is None for c in checks)
+    if waiting or not checks:
+        reason = f"no verdict yet from {waiting} of {len(checks)} checks"
+        return ClusterHealth(name, ClusterState.UNKNOWN, score, reason)
+    if score.value < DEGRADED_BELOW:
+        return ClusterHealth(name, ClusterState.DEGRADED, score, _weakest(checks, score, timeout))
+    return ClusterHealth(name, ClusterState.HEALTHY, score, ALL_PASSING)
+
+
+def _weakest(checks: Sequence[CheckRecord], score: Score, timeout: float) -> str:
+    """Name the check that pulls the score down, by whichever component is lower."""
+    with_data = [c for c in checks if c.recent]
+    if score.success_ratio <= score.latency_factor:
+        worst = min(with_data, key=lambda c: c.score(timeout).success_ratio)
+        passed = sum(ok for ok, _ in worst.recent)
+        last = f", last {worst.last_failure}" if worst.last_failure else ""
+        return f"{worst.job.label} {passed}/{len(worst.recent)} recent probes passed{last}"
+    slowest = min(with_data, key=lambda c: c.score(timeout).latency_factor)
+    latencies = [latency for ok, latency in slowest.recent if ok]
+    mean_ms = sum(latencies) / len(latencies) * 1000
+    return f"{slowest.job.label} slow: {mean_ms:.0f}ms mean, timeout {timeout * 1000:.0f}ms"

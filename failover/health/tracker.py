@@ -1,0 +1,86 @@
+"""All checks of all clusters: results in, planner views and status out; survives reloads."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from failover.config.budget import Job, all_jobs
+from failover.config.models import Cluster, Config, Probing
+from failover.health.check import CheckRecord, CheckStatus
+from failover.health.cluster import ClusterHealth, assess
+from failover.health.results import ProbeResult
+from failover.planner.model import ClusterState, ClusterView
+
+
+class HealthTracker:
+    """Feeds probe results through each check's hysteresis and sums them up per cluster.
+
+    Pure bookkeeping: no clock is read (``now`` comes with each result) and nothing is awaited,
+    so the daemon calls it from the loop and the simulator from its fake clock alike.
+    """
+
+    def __init__(self, config: Config) -> None:
+        self._records: dict[str, CheckRecord] = {}
+        self._clusters: list[Cluster] = []
+        self._by_cluster: dict[str, list[CheckRecord]] = {}
+        self._probing = config.probing
+        self.update_config(config)
+
+    def update_config(self, config: Config) -> None:
+        """Keep the record of every check whose key survives; new checks start without verdict.
+
+        Changed rise/fall apply from the next result on: a verdict moves only on evidence, never
+        because a number in the config did.
+        """
+        jobs: list[Job] = all_jobs(config.clusters)
+        old = self._records
+        self._records = {job.key: old.get(job.key) or CheckRecord(job) for job in jobs}
+        for job in jobs:
+            self._records[job.key].job = job  # same key, maybe another spec (expect, status)
+        self._clusters = list(config.clusters)
+        self._by_cluster = {cluster.name: [] for cluster in config.clusters}
+        for record in self._records.values():
+            self._by_cluster[record.job.cluster].append(record)
+        self._probing = config.probing
+
+    @property
+    def probing(self) -> Probing:
+        return self._probing
+
+    def record(self, job_key: str, result: ProbeResult, now: float) -> bool:
+        """Count one result; False when the job is gone (a probe that outlived a reload)."""
+        check = self._records.get(job_key)
+        if check is None:
+            return False
+        check.record(result, now, self._probing.rise, self._probing.fall)
+        return True
+
+    def cluster(self, name: str) -> ClusterHealth:
+        """State, score components and reason of one configured cluster; KeyError otherwise."""
+        checks = self._by_cluster[name]
+        return assess(name, checks, self._probing.rise, self._probing.timeout)
+
+    def clusters(self) -> list[ClusterHealth]:
+        return [self.cluster(cluster.name) for cluster in self._clusters]
+
+    def views(self) -> list[ClusterView]:
+        """What the planner needs, one view per configured cluster, in config order."""
+        views = []
+        for cluster in self._clusters:
+            health = self.cluster(cluster.name)
+            views.append(ClusterView(cluster.name, health.state, health.score.value,
+                                     cluster.weight, health.reason, cluster.capacity_rps))
+        return views
+
+    def check_statuses(self, cluster: str) -> list[CheckStatus]:
+        """The cluster's checks in config order; empty for a name not configured."""
+        timeout = self._probing.timeout
+        return [check.status(timeout) for check in self._by_cluster.get(cluster, [])]
+
+    def checks(self, cluster: str) -> list[dict[str, Any]]:
+        """``check_statuses`` as JSON-ready dicts, CONTRACT's /v1/status ``checks``."""
+        return [status.as_dict() for status in self.check_statuses(cluster)]
+
+    def all_have_verdicts(self) -> bool:
+        """True once no cluster is unknown (what /readyz reports)."""
+        return all(health.state != ClusterState.UNKNOWN for health in self.clusters())

@@ -1,0 +1,57 @@
+"""Static stability: when the planner must not move traffic, and why."""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Final
+
+from failover.planner.model import ClusterState, ClusterView
+from failover.planner.shares import below
+
+AWAITING_VERDICTS: Final = "awaiting_verdicts"
+FAIL_STATIC: Final = "fail_static"
+
+
+@dataclass(frozen=True, slots=True)
+class Tally:
+    """Base weight by what health knows; drained clusters are left out of ``eligible``, so an
+    operator draining most of the fleet does not read as a fleet-wide failure."""
+
+    passing: float
+    unknown: float
+    eligible: float
+    unknown_clusters: int
+
+    @staticmethod
+    def of(views: Sequence[ClusterView]) -> Tally:
+        return Tally(
+            passing=math.fsum(v.base_weight for v in views if v.state.passing),
+            unknown=math.fsum(v.base_weight for v in views if v.state == ClusterState.UNKNOWN),
+            eligible=math.fsum(v.base_weight for v in views if v.state != ClusterState.DRAINED),
+            unknown_clusters=sum(v.state == ClusterState.UNKNOWN for v in views),
+        )
+
+
+def freeze_reason(tally: Tally, min_fraction: float, *, started: bool) -> str | None:
+    """None to plan normally, else why the shares stay as they are.
+
+    - Before the first actuated plan (``started`` False), wait until every cluster has a
+      verdict: the data plane's state is unknown to us, and acting on half the verdicts would
+      evacuate clusters merely slower to answer. Health bounds the wait (a check without a
+      verdict after rise + fall results counts as failing).
+    - ``fail_static`` when, even if every unknown cluster turned out passing, less than
+      ``min_fraction`` of the eligible base weight would pass, or nothing can take traffic:
+      mass failure is more likely a probe-side fault than a real one, so keep the last plan.
+    - ``awaiting_verdicts`` when the passing weight is too low only because verdicts are still
+      missing (e.g. after a reload added checks): no evidence of failure, so no alarm, no change.
+    """
+    if not started and tally.unknown_clusters:
+        return AWAITING_VERDICTS
+    possible = tally.passing + tally.unknown
+    if possible <= 0 or below(possible, min_fraction, tally.eligible):
+        return FAIL_STATIC
+    if tally.passing <= 0 or below(tally.passing, min_fraction, tally.eligible):
+        return AWAITING_VERDICTS
+    return None

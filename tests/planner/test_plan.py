@@ -1,0 +1,212 @@
+"""Planner v1: proportional shares, evacuation, restore, fail static, versions, decisions."""
+
+from __future__ import annotations
+
+import pytest
+
+from failover.config import Policy
+from failover.planner import ALL_CLUSTERS, AWAITING_VERDICTS, FAIL_STATIC, Plan, plan
+from tests.planner.views import DR, REASONS, UNK, D, H, R, U, W, fleet, view
+
+POLICY = Policy(min_healthy_fraction=0.3)
+
+
+def started() -> Plan:
+    """A first actuated plan with a, b, c healthy at 50/30/20."""
+    first = plan(fleet(a=H, b=H, c=H), POLICY, None, 1.0)
+    assert first.version == 1
+    return first
+
+
+def actions(p: Plan) -> list[tuple[str, str]]:
+    return [(d.cluster, d.action) for d in p.decisions]
+
+
+def test_all_healthy_shares_follow_base_weight() -> None:
+    """Healthy clusters get shares proportional to base weight, summing to 1."""
+    p = started()
+    assert p.shares == pytest.approx({"a": 0.5, "b": 0.3, "c": 0.2})
+    assert not p.frozen
+    assert all(c.target_share == c.share for c in p.clusters)
+
+
+def test_first_plan_without_verdicts_is_version_zero_at_base_weights() -> None:
+    """With no previous plan and no verdicts the plan is v0, frozen, at base weights."""
+    p = plan(fleet(a=UNK, b=UNK, c=UNK), POLICY, None, 1.0)
+    assert (p.version, p.frozen, p.frozen_reason) == (0, True, AWAITING_VERDICTS)
+    assert p.shares == pytest.approx({"a": 0.5, "b": 0.3, "c": 0.2})
+    assert p.decisions == ()
+
+
+def test_start_waits_for_every_verdict() -> None:
+    """Before the first actuated plan, one unknown cluster keeps the plan at v0."""
+    p = plan(fleet(a=H, b=U, c=UNK), POLICY, None, 1.0)
+    assert (p.version, p.frozen_reason) == (0, AWAITING_VERDICTS)
+
+
+def test_first_verdicts_give_version_one_with_decisions_from_base() -> None:
+    """The first plan with every verdict is v1; changes from base weights are decisions."""
+    waiting = plan(fleet(a=UNK, b=UNK, c=UNK), POLICY, None, 1.0)
+    p = plan(fleet(a=H, b=H, c=U), POLICY, waiting, 2.0)
+    assert p.version == 1
+    assert p.shares == pytest.approx({"a": 0.625, "b": 0.375, "c": 0.0})
+    assert actions(p) == [("c", "evacuate"), ("a", "rebalance"), ("b", "rebalance")]
+    assert all(d.version == 1 and d.at == 2.0 for d in p.decisions)
+
+
+def test_unchanged_inputs_keep_the_version() -> None:
+    """A plan with the same shares keeps the version and decides nothing."""
+    first = started()
+    again = plan(fleet(a=H, b=H, c=H), POLICY, first, 2.0)
+    assert (again.version, again.decisions) == (1, ())
+
+
+def test_failing_cluster_is_evacuated() -> None:
+    """An unhealthy cluster goes to 0 with an evacuate decision; the others take its share."""
+    p = plan(fleet(a=H, b=U, c=H), POLICY, started(), 2.0)
+    assert p.version == 2
+    assert p.shares == pytest.approx({"a": 50 / 70, "b": 0.0, "c": 20 / 70})
+    evacuate = next(d for d in p.decisions if d.cluster == "b")
+    assert (evacuate.action, evacuate.from_share, evacuate.to_share) == ("evacuate", 0.3, 0.0)
+    assert evacuate.reason == REASONS[U]
+    rebalance = next(d for d in p.decisions if d.cluster == "a")
+    assert (rebalance.action, rebalance.reason) == ("rebalance", "after b evacuate")
+
+
+def test_passing_cluster_is_restored() -> None:
+    """A cluster passing again gets its base-weight share back with a restore decision."""
+    evacuated = plan(fleet(a=H, b=U, c=H), POLICY, started(), 2.0)
+    p = plan(fleet(a=H, b=H, c=H), POLICY, evacuated, 3.0)
+    assert p.version == 3
+    assert p.shares == pytest.approx({"a": 0.5, "b": 0.3, "c": 0.2})
+    restore = next(d for d in p.decisions if d.cluster == "b")
+    assert (restore.action, restore.reason) == ("restore", REASONS[H])
+    assert restore.to_share == pytest.approx(0.3)
+
+
+def test_degraded_cluster_keeps_its_share_but_ranks_lower() -> None:
+    """Degraded is passing: same proportional share, ranked after healthy ones."""
+    p = plan(fleet(a=D, b=H, c=H), POLICY, started(), 2.0)
+    assert p.shares == pytest.approx({"a": 0.5, "b": 0.3, "c": 0.2})
+    assert [c.name for c in p.clusters] == ["b", "c", "a"]
+    assert [c.rank for c in p.clusters] == [1, 2, 3]
+
+
+def test_fail_static_keeps_previous_shares_and_decides_once() -> None:
+    """Below min_healthy_fraction the plan freezes at the last shares; one decision marks it."""
+    first = started()
+    frozen = plan(fleet(a=U, b=U, c=H), POLICY, first, 2.0)
+    assert (frozen.frozen, frozen.frozen_reason, frozen.version) == (True, FAIL_STATIC, 1)
+    assert frozen.shares == first.shares
+    assert actions(frozen) == [(ALL_CLUSTERS, "fail_static")]
+    assert "passing base weight 20 of 100" in frozen.decisions[0].reason
+    still = plan(fleet(a=U, b=U, c=H), POLICY, frozen, 3.0)
+    assert (still.frozen_reason, still.decisions) == (FAIL_STATIC, ())
+
+
+def test_leaving_fail_static_resumes_and_replans() -> None:
+    """Back above the fraction, a resume decision comes with the recomputed shares."""
+    frozen = plan(fleet(a=U, b=U, c=H), POLICY, started(), 2.0)
+    p = plan(fleet(a=U, b=H, c=H), POLICY, frozen, 3.0)
+    assert not p.frozen
+    assert p.version == 2
+    assert p.shares == pytest.approx({"a": 0.0, "b": 0.6, "c": 0.4})
+    assert actions(p)[0] == (ALL_CLUSTERS, "resume")
+    assert ("a", "evacuate") in actions(p)
+
+
+def test_fail_static_at_start_stays_version_zero() -> None:
+    """With everything failing at start the plan is v0 and fail_static: nothing is actuated."""
+    p = plan(fleet(a=U, b=U, c=U), POLICY, None, 1.0)
+    assert (p.version, p.frozen_reason) == (0, FAIL_STATIC)
+    assert p.shares == pytest.approx({"a": 0.5, "b": 0.3, "c": 0.2})
+    assert actions(p) == [(ALL_CLUSTERS, "fail_static")]
+    recovered = plan(fleet(a=H, b=U, c=U), POLICY, p, 2.0)
+    assert recovered.version == 1
+    assert recovered.shares == pytest.approx({"a": 1.0, "b": 0.0, "c": 0.0})
+    assert actions(recovered)[0] == (ALL_CLUSTERS, "resume")
+
+
+def test_fraction_boundary_is_inclusive() -> None:
+    """Exactly min_healthy_fraction of base weight passing is enough to plan."""
+    views = [view("a", H, 30), view("b", U, 70)]
+    p = plan(views, POLICY, plan([view("a", H, 30), view("b", H, 70)], POLICY, None, 1.0), 2.0)
+    assert not p.frozen
+    assert p.shares == pytest.approx({"a": 1.0, "b": 0.0})
+
+
+def test_unknown_cluster_keeps_its_previous_share() -> None:
+    """After start, a cluster without verdict (e.g. a check added by reload) is not moved."""
+    p = plan(fleet(a=UNK, b=H, c=U), POLICY, started(), 2.0)
+    assert not p.frozen
+    assert p.shares == pytest.approx({"a": 0.5, "b": 0.5, "c": 0.0})
+
+
+def test_missing_verdicts_after_start_freeze_without_alarm() -> None:
+    """Too little passing only because verdicts are missing: frozen awaiting, no decision."""
+    first = started()
+    p = plan(fleet(a=UNK, b=UNK, c=H), Policy(min_healthy_fraction=0.5), first, 2.0)
+    assert (p.frozen_reason, p.version, p.decisions) == (AWAITING_VERDICTS, 1, ())
+    assert p.shares == first.shares
+
+
+def test_drained_cluster_gets_nothing_and_does_not_trigger_fail_static() -> None:
+    """A drained cluster goes to 0 (drain); draining most weight is not a mass failure."""
+    p = plan(fleet(a=DR, b=DR, c=H), POLICY, started(), 2.0)
+    assert not p.frozen
+    assert p.shares == pytest.approx({"a": 0.0, "b": 0.0, "c": 1.0})
+    assert ("a", "drain") in actions(p)
+    assert [c.name for c in p.clusters] == ["c", "a", "b"]
+
+
+def test_weight_change_rebalances_with_its_cause() -> None:
+    """A base weight change moves shares; the decisions name the weight change."""
+    views = [view("a", H, 70), view("b", H, 30), view("c", H, 20)]
+    p = plan(views, POLICY, started(), 2.0)
+    assert p.version == 2
+    assert p.shares == pytest.approx({"a": 70 / 120, "b": 30 / 120, "c": 20 / 120})
+    reasons = {d.cluster: (d.action, d.reason) for d in p.decisions}
+    assert reasons["a"] == ("rebalance", "base weight 50 -> 70")
+    assert reasons["b"] == ("rebalance", "after a weight 50 -> 70")
+
+
+def test_removed_cluster_is_a_decision() -> None:
+    """A cluster gone from the views loses its share with a remove decision."""
+    p = plan(fleet(a=H, b=H), POLICY, started(), 2.0)
+    assert p.version == 2
+    assert set(p.shares) == {"a", "b"}
+    assert ("c", "remove") in actions(p)
+    assert p.shares == pytest.approx({"a": 0.625, "b": 0.375})
+
+
+def test_new_cluster_waits_at_zero_then_is_restored() -> None:
+    """A cluster added by reload stays at 0 while unknown, then gets traffic (restore)."""
+    first = started()
+    added = plan([*fleet(a=H, b=H, c=H), view("d", UNK, 100)], POLICY, first, 2.0)
+    assert (added.version, added.share("d"), added.decisions) == (1, 0.0, ())
+    ready = plan([*fleet(a=H, b=H, c=H), view("d", H, 100)], POLICY, added, 3.0)
+    assert ready.version == 2
+    assert ready.share("d") == pytest.approx(0.5)
+    assert ("d", "restore") in actions(ready)
+
+
+def test_waiting_and_recovering_views_are_accepted() -> None:
+    """Planner-owned states from later versions plan without error, at 0 for now."""
+    p = plan(fleet(a=H, b=W, c=R), POLICY, started(), 2.0)
+    assert p.shares == pytest.approx({"a": 1.0, "b": 0.0, "c": 0.0})
+    assert [c.name for c in p.clusters] == ["a", "c", "b"]
+
+
+def test_duplicate_names_are_refused() -> None:
+    """Two views with one name are a programming error."""
+    with pytest.raises(ValueError, match="duplicate"):
+        plan([view("a", H), view("a", U)], POLICY, None, 1.0)
+
+
+def test_leaving_fail_static_for_missing_verdicts_says_so() -> None:
+    """If verdicts go missing during fail static, the resume decision says the plan awaits them."""
+    frozen = plan(fleet(a=U, b=U, c=H), POLICY, started(), 2.0)
+    p = plan(fleet(a=UNK, b=U, c=H), POLICY, frozen, 3.0)
+    assert (p.frozen_reason, p.shares) == (AWAITING_VERDICTS, frozen.shares)
+    assert actions(p) == [(ALL_CLUSTERS, "resume")]
+    assert p.decisions[0].reason.endswith("awaiting verdicts")
