@@ -41,6 +41,9 @@ class Change:
     resumed: bool
 
 
+_CAUSES = {EVACUATE: "unhealthy", RESTORE: "passing", DRAIN: "operator", REMOVE: "config"}
+
+
 def _action(view: ClusterView, old: float, new: float) -> str:
     if new <= EPSILON:
         if view.state == ClusterState.UNHEALTHY:
@@ -69,25 +72,28 @@ def share_decisions(views: Sequence[ClusterView], change: Change) -> list[Decisi
     decisions = []
     for view, old, new in moved:
         action = actions[view.name]
-        reason = view.reason
+        reason, cause = view.reason, _CAUSES.get(action, "")
         if action == REBALANCE:
-            reason = _rebalance_reason(view, change, causes)
-        decisions.append(Decision(change.at, change.version, view.name, action, old, new, reason))
+            reason, cause = _rebalance_reason(view, change, causes)
+        decisions.append(
+            Decision(change.at, change.version, view.name, action, old, new, reason, cause))
     decisions += [Decision(change.at, change.version, name, REMOVE, change.old[name], 0.0,
-                           "removed from config") for name in removed]
+                           "removed from config", _CAUSES[REMOVE]) for name in removed]
     return sorted(decisions, key=lambda d: d.action == REBALANCE)
 
 
-def _rebalance_reason(view: ClusterView, change: Change, causes: list[str]) -> str:
+def _rebalance_reason(view: ClusterView, change: Change,
+                      causes: list[str]) -> tuple[str, str]:
+    """The reason and cause of a rebalance."""
     before = change.old_weights.get(view.name)
     if before is not None and before != view.base_weight:
-        return f"base weight {before:g} -> {view.base_weight:g}"
+        return f"base weight {before:g} -> {view.base_weight:g}", "weight_change"
     others = [c for c in causes if not c.startswith(f"{view.name} ")]
     if others:
-        return "after " + ", ".join(others)
+        return "after " + ", ".join(others), "cluster_change"
     if change.resumed:
-        return "resumed after fail_static"
-    return view.reason
+        return "resumed after fail_static", "resumed"
+    return view.reason, "cluster_change"
 
 
 def freeze_decision(change: Change, *, now_frozen: str | None, passing: float, unknown: float,
@@ -97,11 +103,13 @@ def freeze_decision(change: Change, *, now_frozen: str | None, passing: float, u
     total_old, total_new = math.fsum(change.old.values()), math.fsum(change.new.values())
     weights = f"passing base weight {passing:g} of {eligible:g}"
     limit = f"min_healthy_fraction {min_fraction:g}"
+    cause = "min_healthy_fraction"
     if now_frozen == FAIL_STATIC:
         action, reason = ENTER_FAIL_STATIC, f"{weights} is below {limit}: keeping shares"
     elif now_frozen is None:
         action, reason = RESUME, f"{weights} is at or above {limit}"
     else:
-        action = RESUME
+        action, cause = RESUME, "awaiting_verdicts"
         reason = f"{weights}, {unknown:g} without verdict, could reach {limit}: awaiting verdicts"
-    return Decision(change.at, change.version, ALL_CLUSTERS, action, total_old, total_new, reason)
+    return Decision(change.at, change.version, ALL_CLUSTERS, action, total_old, total_new, reason,
+                    cause)

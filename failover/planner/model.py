@@ -44,6 +44,11 @@ class Decision:
     from_share: float
     to_share: float
     reason: str
+    """For people: names the failing check, the weights, the clusters that caused a move."""
+    cause: str = ""
+    """Machine-readable and from a small fixed set (a metric label): unhealthy, passing,
+    operator, config, weight_change, cluster_change, resumed, min_healthy_fraction,
+    awaiting_verdicts."""
 
 
 @dataclass(frozen=True, slots=True)

@@ -210,3 +210,19 @@ def test_leaving_fail_static_for_missing_verdicts_says_so() -> None:
     assert (p.frozen_reason, p.shares) == (AWAITING_VERDICTS, frozen.shares)
     assert actions(p) == [(ALL_CLUSTERS, "resume")]
     assert p.decisions[0].reason.endswith("awaiting verdicts")
+
+
+def test_every_decision_has_a_cause_from_the_fixed_set() -> None:
+    """Causes are bounded (a metric label): evacuation, weight change, fail_static, resume."""
+    allowed = {"unhealthy", "passing", "operator", "config", "weight_change", "cluster_change",
+               "resumed", "min_healthy_fraction", "awaiting_verdicts"}
+    evacuated = plan(fleet(a=U, b=H, c=H), POLICY, started(), 2.0)
+    causes = {d.cluster: (d.action, d.cause) for d in evacuated.decisions}
+    assert causes["a"] == ("evacuate", "unhealthy")
+    assert causes["b"] == ("rebalance", "cluster_change")
+    weights = plan([view("a", H, 70), view("b", H, 30), view("c", H, 20)], POLICY, started(), 2.0)
+    assert {d.cluster: d.cause for d in weights.decisions}["a"] == "weight_change"
+    frozen = plan(fleet(a=U, b=U, c=H), POLICY, started(), 2.0)
+    assert [d.cause for d in frozen.decisions] == ["min_healthy_fraction"]
+    for p in (evacuated, weights, frozen):
+        assert {d.cause for d in p.decisions} <= allowed

@@ -1,0 +1,124 @@
+"""The ``failover`` command. Exit codes: 0 ok, 1 user error, 2 usage, 3 daemon unreachable."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import sys
+import urllib.error
+import urllib.request
+from pathlib import Path
+from typing import Any
+
+import failover.lab.command as lab_command
+from failover import __version__
+from failover.config import ConfigError, all_jobs, load, worst_case_rates
+
+OK, USER_ERROR, USAGE, UNREACHABLE = 0, 1, 2, 3
+
+
+def _check(args: argparse.Namespace) -> int:
+    try:
+        config = load(args.config)
+    except ConfigError as exc:
+        print(exc, file=sys.stderr)
+        return USER_ERROR
+    rates = worst_case_rates(all_jobs(config.clusters), config.probing)
+    budget = config.probing.budget
+    print(f"{args.config}: ok, {len(config.clusters)} clusters")
+    print("worst-case probe requests per second (retries included, shortest jittered interval):")
+    width = max(len(target) for target in rates.per_target)
+    for target, rate in sorted(rates.per_target.items()):
+        print(f"  {target:<{width}}  {rate:7.2f}/s  (cap {budget.per_target_per_second:g}/s)")
+    print(f"  {'total':<{width}}  {rates.total:7.2f}/s  (cap {budget.total_per_second:g}/s)")
+    if rates.in_flight > budget.max_in_flight:
+        print(f"warning: up to {rates.in_flight:.0f} probes may be in flight at once, above "
+              f"max_in_flight ({budget.max_in_flight}); some runs will be delayed",
+              file=sys.stderr)
+    return OK
+
+
+def _run(args: argparse.Namespace) -> int:
+    from failover import logs  # noqa: PLC0415 - keep `check` and `status` light
+    from failover.daemon import Daemon, UnsupportedActuator  # noqa: PLC0415 - same
+
+    logs.setup(args.log_level, args.log_format)
+    try:
+        config = load(args.config)
+    except ConfigError as exc:
+        print(exc, file=sys.stderr)
+        return USER_ERROR
+
+    async def main() -> None:
+        await Daemon(config, Path(args.config)).run()
+
+    try:
+        asyncio.run(main())
+    except UnsupportedActuator as exc:
+        print(f"{args.config}: {exc}", file=sys.stderr)
+        return USER_ERROR
+    except OSError as exc:
+        print(f"failover: cannot start: {exc}", file=sys.stderr)
+        return USER_ERROR
+    return OK
+
+
+def _get_json(url: str, timeout: float = 5.0) -> Any:
+    with urllib.request.urlopen(url, timeout=timeout) as response:  # noqa: S310 - operator's URL
+        return json.load(response)
+
+
+def _status(args: argparse.Namespace) -> int:
+    url = args.url.rstrip("/") + "/v1/status"
+    try:
+        doc = _get_json(url)
+    except (urllib.error.URLError, OSError, ValueError) as exc:
+        print(f"failover: daemon unreachable at {url}: {exc}", file=sys.stderr)
+        return UNREACHABLE
+    if args.json:
+        print(json.dumps(doc, indent=2))
+        return OK
+    frozen = f"  FROZEN ({doc.get('frozen_reason')})" if doc.get("frozen") else ""
+    print(f"plan version {doc.get('version')}{frozen}")
+    header = ("RANK", "CLUSTER", "STATE", "SCORE", "SHARE", "TARGET", "REASON")
+    rows = [header] + [
+        (str(c["rank"]), c["name"], c["state"], f"{c['score']:.2f}", f"{c['share']:.3f}",
+         f"{c['target_share']:.3f}", c["reason"])
+        for c in doc.get("clusters", [])
+    ]
+    widths = [max(len(row[i]) for row in rows) for i in range(len(header) - 1)]
+    for row in rows:
+        cells = (cell.ljust(width) for cell, width in zip(row, widths, strict=False))
+        print("  ".join(cells) + "  " + row[-1])
+    return OK
+
+
+def parser() -> argparse.ArgumentParser:
+    top = argparse.ArgumentParser(prog="failover", description=__doc__)
+    top.add_argument("--version", action="version", version=f"failover {__version__}")
+    sub = top.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    run = sub.add_parser("run", help="run the daemon")
+    run.add_argument("-c", "--config", required=True, help="YAML config file")
+    run.add_argument("--log-level", default="info", choices=["debug", "info", "warning", "error"])
+    run.add_argument("--log-format", default="text", choices=["text", "json"])
+    run.set_defaults(func=_run)
+
+    check = sub.add_parser("check", help="validate a config and print its worst-case probe rates")
+    check.add_argument("-c", "--config", required=True, help="YAML config file")
+    check.set_defaults(func=_check)
+
+    status = sub.add_parser("status", help="show clusters as the daemon sees them")
+    status.add_argument("--url", default="http://127.0.0.1:9470", help="status listener URL")
+    status.add_argument("--json", action="store_true", help="print the raw /v1/status document")
+    status.set_defaults(func=_status)
+
+    lab_command.register(sub)
+    return top
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parser().parse_args(argv)
+    code: int = args.func(args)
+    return code

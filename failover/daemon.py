@@ -1,0 +1,250 @@
+"""The supervisor: one TaskGroup of named tasks that probe, plan, actuate and serve status."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import signal
+import time
+from collections import deque
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+from prometheus_client import CollectorRegistry
+
+from failover.actuators.base import Actuator
+from failover.actuators.file import FileActuator
+from failover.actuators.runner import ActuatorRunner
+from failover.api.server import Listener
+from failover.api.status import status_app
+from failover.config import Config, ConfigError, all_jobs, load
+from failover.config.budget import Job
+from failover.config.models import FileActuator as FileActuatorConfig
+from failover.health import HealthTracker
+from failover.health.results import ProbeResult
+from failover.metrics import Metrics
+from failover.planner import plan as make_plan
+from failover.planner.model import ClusterState, Decision, Plan
+from failover.probes import PROBES
+from failover.probes.scheduler import Scheduler
+
+log = logging.getLogger(__name__)
+
+LAG_PERIOD = 0.25
+"""Seconds between two loop-lag samples."""
+STALL_AFTER = 10.0
+"""Seconds without a planner tick or lag sample before /healthz reports a stall."""
+
+
+class UnsupportedActuator(Exception):
+    pass
+
+
+def build_actuators(config: Config) -> list[Actuator]:
+    actuators: list[Actuator] = []
+    for spec in config.actuators:
+        if isinstance(spec, FileActuatorConfig):
+            actuators.append(FileActuator(spec.path))
+        else:
+            msg = f"actuator type {spec.type!r} is not available in this version"
+            raise UnsupportedActuator(msg)
+    return actuators
+
+
+def _wall(at: float, loop_now: float) -> str:
+    stamp = datetime.fromtimestamp(time.time() - (loop_now - at), UTC)
+    return stamp.isoformat(timespec="milliseconds").replace("+00:00", "Z")
+
+
+class Daemon:
+    """Owns the running state; ``run()`` serves until ``stop()`` or SIGTERM."""
+
+    def __init__(self, config: Config, config_path: Path | None = None,
+                 registry: CollectorRegistry | None = None) -> None:
+        self.config = config
+        self.config_path = config_path
+        self.metrics = Metrics(registry or CollectorRegistry())
+        self.health = HealthTracker(config)
+        self.runners = [ActuatorRunner(a, self.metrics, config.policy.tick)
+                        for a in build_actuators(config)]
+        self.plan: Plan | None = None
+        self.stopping = asyncio.Event()
+        self.reload_requested = asyncio.Event()
+        self._decisions: deque[dict[str, Any]] = deque(maxlen=1000)
+        self._last_reload: dict[str, Any] = {"result": None, "at": None, "error": None}
+        self._heartbeats: dict[str, float] = {}
+        self._scheduler: Scheduler | None = None
+        self.status = Listener("status", status_app(self, self.metrics), config.listen.status)
+
+    # -- StatusSource ------------------------------------------------------------------------
+
+    def current_plan(self) -> Plan | None:
+        return self.plan
+
+    def cluster_checks(self, cluster: str) -> list[dict[str, Any]]:
+        return self.health.checks(cluster)
+
+    def decisions(self, limit: int) -> list[dict[str, Any]]:
+        return list(self._decisions)[:limit]
+
+    def extra_status(self) -> dict[str, Any]:
+        return {
+            "actuators": [
+                {"name": r.actuator.name, "applied_version": r.applied_version,
+                 "planned_version": None if self.plan is None else self.plan.version,
+                 "last_error": r.last_error}
+                for r in self.runners
+            ],
+            "config": {"path": str(self.config_path) if self.config_path else None,
+                       "last_reload": self._last_reload},
+        }
+
+    def alive(self) -> bool:
+        now = asyncio.get_running_loop().time()
+        return all(now - beat < STALL_AFTER for beat in self._heartbeats.values())
+
+    def ready(self) -> bool:
+        return self.health.all_have_verdicts()
+
+    # -- loops -------------------------------------------------------------------------------
+
+    def stop(self) -> None:
+        self.stopping.set()
+
+    async def run(self) -> None:
+        loop = asyncio.get_running_loop()
+        for signum, handler in ((signal.SIGTERM, self.stop), (signal.SIGINT, self.stop),
+                                (signal.SIGHUP, self.reload_requested.set)):
+            with contextlib.suppress(NotImplementedError, RuntimeError):
+                loop.add_signal_handler(signum, handler)
+        self._scheduler = Scheduler(all_jobs(self.config.clusters), self.config.probing,
+                                    self.metrics, self._record, PROBES)
+        log.info("starting with %d clusters, %d probe jobs", len(self.config.clusters),
+                 len(self._scheduler.jobs))
+        try:
+            async with asyncio.TaskGroup() as tasks:
+                tasks.create_task(self.status.serve(), name="status-listener")
+                tasks.create_task(self._scheduler.run(), name="prober")
+                tasks.create_task(self._plan_loop(), name="planner")
+                tasks.create_task(self._lag_loop(), name="loop-lag")
+                tasks.create_task(self._reload_loop(), name="reload")
+                for runner in self.runners:
+                    tasks.create_task(runner.run(), name=f"actuator {runner.actuator.name}")
+                await self.stopping.wait()
+                raise _Stopping
+        except* _Stopping:
+            log.info("stopped; the data plane is left as it is")
+        finally:
+            for signum in (signal.SIGTERM, signal.SIGINT, signal.SIGHUP):
+                loop.remove_signal_handler(signum)
+
+    def _record(self, job: Job, result: ProbeResult) -> None:
+        self.health.record(job.key, result, asyncio.get_running_loop().time())
+
+    async def _plan_loop(self) -> None:
+        loop = asyncio.get_running_loop()
+        while True:
+            now = loop.time()
+            self._heartbeats["planner"] = now
+            try:
+                self._publish(make_plan(self.health.views(), self.config.policy, self.plan, now),
+                              now)
+            except Exception:
+                # A planner bug must not take the daemon down: the last plan stays applied
+                # (static stability) and the next tick tries again. /healthz shows no stall,
+                # so the counter and the log are what tell.
+                self.metrics.errors.labels("planner").inc()
+                log.exception("planning failed; keeping the last plan")
+            await asyncio.sleep(self.config.policy.tick)
+
+    def _publish(self, new: Plan, now: float) -> None:
+        previous, self.plan = self.plan, new
+        for decision in new.decisions:
+            self._log_decision(decision, now)
+        self._export(new, previous)
+        changed = previous is None or (previous.version, previous.frozen) != (
+            new.version, new.frozen)
+        # Version 0 means no verdicts yet: nothing is known that should touch the data plane.
+        if changed and new.version >= 1:
+            for runner in self.runners:
+                runner.submit(new)
+
+    def _log_decision(self, d: Decision, now: float) -> None:
+        entry = {"at": _wall(d.at, now), "version": d.version, "cluster": d.cluster,
+                 "action": d.action, "from_share": round(d.from_share, 6),
+                 "to_share": round(d.to_share, 6), "reason": d.reason, "cause": d.cause}
+        self._decisions.appendleft(entry)
+        # The free-text reason would make a series per failure detail; the cause is bounded.
+        self.metrics.decisions.labels(d.cluster, d.action, d.cause).inc()
+        log.info("decision %s %s %.3f -> %.3f: %s", d.action, d.cluster, d.from_share,
+                 d.to_share, d.reason, extra={"decision": entry})
+
+    def _export(self, new: Plan, previous: Plan | None) -> None:
+        m = self.metrics
+        names = {c.name for c in new.clusters}
+        for old in () if previous is None else previous.clusters:
+            if old.name not in names:
+                for gauge in (m.cluster_share, m.cluster_target_share, m.cluster_health_score,
+                              m.cluster_rank):
+                    gauge.remove(old.name)
+                for state in ClusterState:
+                    m.cluster_state.remove(old.name, str(state))
+        for c in new.clusters:
+            m.cluster_share.labels(c.name).set(c.share)
+            m.cluster_target_share.labels(c.name).set(c.target_share)
+            m.cluster_health_score.labels(c.name).set(c.score)
+            m.cluster_rank.labels(c.name).set(c.rank)
+            for state in ClusterState:
+                m.cluster_state.labels(c.name, str(state)).set(1 if c.state == state else 0)
+        m.plan_version.set(new.version)
+        m.recoveries_active.set(sum(c.state == ClusterState.RECOVERING for c in new.clusters))
+        m.recoveries_queued.set(sum(c.state == ClusterState.WAITING for c in new.clusters))
+        if previous is not None and previous.frozen_reason != new.frozen_reason \
+                and previous.frozen_reason is not None:
+            m.frozen.remove(previous.frozen_reason)
+        if new.frozen_reason is not None:
+            m.frozen.labels(new.frozen_reason).set(1 if new.frozen else 0)
+
+    async def _lag_loop(self) -> None:
+        loop = asyncio.get_running_loop()
+        while True:
+            start = loop.time()
+            self._heartbeats["loop-lag"] = start
+            await asyncio.sleep(LAG_PERIOD)
+            self.metrics.event_loop_lag.observe(max(0.0, loop.time() - start - LAG_PERIOD))
+
+    async def _reload_loop(self) -> None:
+        while True:
+            await self.reload_requested.wait()
+            self.reload_requested.clear()
+            self.reload()
+
+    def reload(self) -> bool:
+        """Re-read the config; a bad one keeps the running one and is reported, never applied."""
+        now = datetime.now(UTC).isoformat(timespec="seconds")
+        if self.config_path is None:
+            return False
+        try:
+            new = load(self.config_path)
+            build_actuators(new)
+        except (ConfigError, UnsupportedActuator) as exc:
+            self.metrics.config_reloads.labels("error").inc()
+            self._last_reload = {"result": "error", "at": now, "error": str(exc)}
+            log.error("config reload failed, keeping the running config:\n%s", exc)
+            return False
+        if new.actuators != self.config.actuators or new.listen != self.config.listen:
+            log.warning("listener and actuator changes take effect at the next restart")
+        self.config = new
+        self.health.update_config(new)
+        if self._scheduler is not None:
+            self._scheduler.update(all_jobs(new.clusters), new.probing)
+        self.metrics.config_reloads.labels("ok").inc()
+        self._last_reload = {"result": "ok", "at": now, "error": None}
+        log.info("config reloaded from %s", self.config_path)
+        return True
+
+
+class _Stopping(Exception):
+    """Raised inside the TaskGroup to cancel every task once a stop is requested."""

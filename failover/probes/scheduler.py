@@ -1,0 +1,145 @@
+"""Runs every probe job on its interval with jitter, within the in-flight cap and rate budget."""
+
+from __future__ import annotations
+
+import asyncio
+import heapq
+import logging
+import random
+from collections.abc import Callable, Mapping
+
+import aiohttp
+
+from failover.config import Job, ProbeKind, Probing
+from failover.health.results import ProbeResult
+from failover.metrics import Metrics
+from failover.probes.base import ProbeContext, ProbeFn, new_http_session, run_probe
+from failover.probes.limiter import Limiter
+from failover.waiting import wait_event
+
+log = logging.getLogger(__name__)
+
+ResultSink = Callable[[Job, ProbeResult], None]
+
+
+class Scheduler:
+    """One dispatcher over a heap of due times; each due job runs as its own task.
+
+    A job never overlaps itself: a run that falls due while the previous one is
+    still going is skipped and counted. A run the rate budget cannot admit right
+    now is skipped too, never queued, so a failing target cannot build a backlog.
+    """
+
+    def __init__(
+        self,
+        jobs: list[Job],
+        probing: Probing,
+        metrics: Metrics,
+        sink: ResultSink,
+        probes: Mapping[ProbeKind, ProbeFn],
+        rng: random.Random | None = None,
+    ) -> None:
+        self._metrics = metrics
+        self._sink = sink
+        self._probes = probes
+        self._rng = rng or random.Random()  # noqa: S311 - jitter, not cryptography
+        self._loop = asyncio.get_running_loop()
+        self._heap: list[tuple[float, int, str]] = []
+        self._seq = 0
+        self._jobs: dict[str, Job] = {}
+        self._running: set[str] = set()
+        self._changed = asyncio.Event()
+        self._probing = probing
+        self._limiter = self._new_limiter(probing)
+        self._in_flight = asyncio.Semaphore(probing.budget.max_in_flight)
+        self.update(jobs, probing)
+
+    def _new_limiter(self, probing: Probing) -> Limiter:
+        budget = probing.budget
+        return Limiter(budget.per_target_per_second, budget.total_per_second, self._loop.time)
+
+    @property
+    def jobs(self) -> Mapping[str, Job]:
+        return self._jobs
+
+    def update(self, jobs: list[Job], probing: Probing) -> None:
+        """Swap in a new job list (reload): kept jobs keep their schedule, new ones are spread."""
+        if probing.budget != self._probing.budget:
+            self._limiter = self._new_limiter(probing)
+            self._in_flight = asyncio.Semaphore(probing.budget.max_in_flight)
+        self._probing = probing
+        old = self._jobs
+        self._jobs = {job.key: job for job in jobs}
+        now = self._loop.time()
+        for key in self._jobs.keys() - old.keys():
+            self._push(now + self._rng.uniform(0, probing.interval), key)
+        self._limiter.forget({str(job.endpoint) for job in jobs})
+        self._changed.set()
+
+    def _push(self, due: float, key: str) -> None:
+        self._seq += 1
+        heapq.heappush(self._heap, (due, self._seq, key))
+
+    def _next_due(self, due: float, now: float) -> float:
+        interval, jitter = self._probing.interval, self._probing.jitter
+        following = due + interval * (1 + self._rng.uniform(-jitter, jitter))
+        # After a stall (suspend, overload) resume from now instead of firing a burst of catch-ups.
+        return following if following > now else now + interval * self._rng.uniform(1 - jitter, 1)
+
+    async def run(self) -> None:
+        async with new_http_session() as session, asyncio.TaskGroup() as tasks:
+            while True:
+                key = await self._wait_for_due()
+                job = self._jobs.get(key)
+                if job is None:
+                    continue  # removed by a reload
+                if key in self._running:
+                    self._metrics.probes_skipped.labels(job.cluster, job.kind, "overlap").inc()
+                    continue
+                await self._in_flight.acquire()
+                if not self._limiter.try_acquire(str(job.endpoint)):
+                    self._in_flight.release()
+                    self._metrics.probes_skipped.labels(job.cluster, job.kind, "budget").inc()
+                    log.warning("probe skipped: rate budget for %s reached", job.endpoint,
+                                extra={"job": job.label})
+                    continue
+                self._running.add(key)
+                tasks.create_task(self._probe(job, session, self._in_flight), name=f"probe {key}")
+
+    async def _wait_for_due(self) -> str:
+        while True:
+            self._changed.clear()
+            if self._heap:
+                due, _, key = self._heap[0]
+                now = self._loop.time()
+                if due <= now:
+                    heapq.heappop(self._heap)
+                    if key in self._jobs:
+                        self._push(self._next_due(due, now), key)
+                    return key
+                timeout: float | None = due - now
+            else:
+                timeout = None
+            await wait_event(self._changed, timeout)
+
+    async def _probe(self, job: Job, session: aiohttp.ClientSession,
+                     slot: asyncio.Semaphore) -> None:
+        first = True
+        target = str(job.endpoint)
+
+        async def permit() -> None:
+            nonlocal first
+            if not first:  # the first request's token was taken at dispatch
+                await self._limiter.acquire(target)
+            first = False
+            self._metrics.probe_requests.labels(job.kind).inc()
+
+        try:
+            ctx = ProbeContext(permit, self._loop.time() + self._probing.timeout, session)
+            result = await run_probe(job, ctx, self._probes[job.kind])
+            self._metrics.probes.labels(job.cluster, job.kind, result.failure_class or "ok").inc()
+            self._metrics.probe_duration.labels(job.cluster, job.kind).observe(result.latency)
+            self._sink(job, result)
+        finally:
+            self._running.discard(job.key)
+            slot.release()
