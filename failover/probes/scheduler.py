@@ -21,6 +21,9 @@ log = logging.getLogger(__name__)
 
 ResultSink = Callable[[Job, ProbeResult], None]
 
+_EARLY = 1e-3
+"""Seconds before its due time that a run may start."""
+
 
 class Scheduler:
     """One dispatcher over a heap of due times; each due job runs as its own task.
@@ -48,6 +51,8 @@ class Scheduler:
         self._seq = 0
         self._jobs: dict[str, Job] = {}
         self._running: set[str] = set()
+        self._starved: set[str] = set()
+        """Targets whose probes are being skipped for budget, warned about once."""
         self._changed = asyncio.Event()
         self._probing = probing
         self._limiter = self._new_limiter(probing)
@@ -97,12 +102,17 @@ class Scheduler:
                     self._metrics.probes_skipped.labels(job.cluster, job.kind, "overlap").inc()
                     continue
                 await self._in_flight.acquire()
-                if not self._limiter.try_acquire(str(job.endpoint)):
+                target = str(job.endpoint)
+                if not self._limiter.try_acquire(target):
                     self._in_flight.release()
                     self._metrics.probes_skipped.labels(job.cluster, job.kind, "budget").inc()
-                    log.warning("probe skipped: rate budget for %s reached", job.endpoint,
-                                extra={"job": job.label})
+                    if target not in self._starved:  # once per episode, not once per skip
+                        self._starved.add(target)
+                        log.warning("probes to %s skipped: its rate budget is spent (counted "
+                                    "in failover_probes_skipped_total)", target,
+                                    extra={"job": job.label})
                     continue
+                self._starved.discard(target)
                 self._running.add(key)
                 tasks.create_task(self._probe(job, session, self._in_flight), name=f"probe {key}")
 
@@ -112,7 +122,10 @@ class Scheduler:
             if self._heap:
                 due, _, key = self._heap[0]
                 now = self._loop.time()
-                if due <= now:
+                # Up to a millisecond early counts as due: a timer may wake a hair before
+                # its deadline (clock resolution, fake clocks in tests), and waiting again for
+                # the remainder could spin without time advancing.
+                if due <= now + _EARLY:
                     heapq.heappop(self._heap)
                     if key in self._jobs:
                         self._push(self._next_due(due, now), key)
