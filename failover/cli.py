@@ -120,5 +120,10 @@ def parser() -> argparse.ArgumentParser:
 
 def main(argv: list[str] | None = None) -> int:
     args = parser().parse_args(argv)
-    code: int = args.func(args)
+    try:
+        code: int = args.func(args)
+    except BrokenPipeError:
+        # `failover status | head`: the reader left; nothing is wrong.
+        sys.stderr.close()
+        return OK
     return code

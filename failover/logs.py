@@ -35,7 +35,8 @@ class TextFormatter(logging.Formatter):
 
     def format(self, record: logging.LogRecord) -> str:
         line = super().format(record)
-        extras = _extras(record)
+        # Nested extras (a decision) are for log pipelines; the message already tells people.
+        extras = {k: v for k, v in _extras(record).items() if isinstance(v, str | int | float)}
         if extras:
             line += " " + " ".join(f"{k}={v}" for k, v in extras.items())
         return line

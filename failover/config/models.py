@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import re
 from pathlib import Path
 from typing import Annotated, Any, Literal
@@ -37,7 +38,10 @@ class Strict(BaseModel):
 def _resolve(path: Path, info: ValidationInfo) -> Path:
     """Relative paths are relative to the config file, not to wherever the daemon was started."""
     base = info.context.get("base_dir") if isinstance(info.context, dict) else None
-    return path if path.is_absolute() or base is None else Path(base) / path
+    if path.is_absolute() or base is None:
+        return path
+    # normpath: `config/../var` reads better in logs and status as `var`.
+    return Path(os.path.normpath(Path(base) / path))
 
 
 class Listen(Strict):
