@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import asyncio
+from pathlib import Path
 
-from tests.dnsmasq import Dnsmasq
+from failover.lab import Lab, LabOptions
+from tests.dnsmasq import Dnsmasq, running_dnsmasq
 from tests.probes.conftest import Prober, dns_job
 
 
@@ -75,3 +77,21 @@ async def test_exited_server_is_a_network_error_at_once(dnsmasq: Dnsmasq, probe:
     assert (result.ok, result.failure_class) == (False, "network_error")
     assert "refused" in result.detail
     assert result.latency < 1
+
+
+async def test_upstream_failure_is_servfail(tmp_path: Path, probe: Prober) -> None:
+    """dnsmasq forwarding to a cluster DNS that fails answers SERVFAIL: servfail."""
+    async with Lab(LabOptions(clusters=1, dns_base_port=0, http_base_port=0,
+                              control=None)) as lab:
+        cluster = lab.clusters[0]
+        await lab.set_fault(cluster.name, dns="servfail")
+        upstream = cluster.dns_address.replace(":", "#")
+        with running_dnsmasq(tmp_path, f"--server=/cluster.local/{upstream}") as forwarder:
+            result = await probe(dns_job(forwarder.address, "api.svc.cluster.local"))
+            assert (result.ok, result.failure_class) == (False, "servfail")
+            assert "SERVFAIL" in result.detail
+            assert cluster.counters.dns_udp >= 1, "the query went through dnsmasq to the lab"
+            await lab.reset(cluster.name)
+            result = await probe(dns_job(forwarder.address, "api.svc.cluster.local",
+                                         expect=[cluster.answer]))
+            assert result.ok, result
