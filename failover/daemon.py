@@ -86,6 +86,14 @@ class Daemon:
     def cluster_checks(self, cluster: str) -> list[dict[str, Any]]:
         return self.health.checks(cluster)
 
+    def score_components(self, cluster: str) -> dict[str, float]:
+        try:
+            score = self.health.cluster(cluster).score
+        except KeyError:  # a cluster removed by a reload, still in the plan for a tick
+            return {}
+        return {"success_ratio": round(score.success_ratio, 4),
+                "latency_factor": round(score.latency_factor, 4)}
+
     def decisions(self, limit: int) -> list[dict[str, Any]]:
         return list(self._decisions)[:limit]
 
@@ -149,8 +157,9 @@ class Daemon:
             now = loop.time()
             self._heartbeats["planner"] = now
             try:
-                self._publish(make_plan(self.health.views(), self.config.policy, self.plan, now),
-                              now)
+                new = make_plan(self.health.views(), self.config.policy, self.plan, now,
+                                demand_rps=self.config.demand_rps)
+                self._publish(new, now)
             except Exception:
                 # A planner bug must not take the daemon down: the last plan stays applied
                 # (static stability) and the next tick tries again. /healthz shows no stall,

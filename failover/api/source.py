@@ -14,6 +14,10 @@ class StatusSource(Protocol):
         """Per-check fields: kind, target, ok, latency_ms, error, consecutive_failures."""
         ...
 
+    def score_components(self, cluster: str) -> dict[str, float]:
+        """What the cluster's score is made of: success_ratio, latency_factor."""
+        ...
+
     def decisions(self, limit: int) -> list[dict[str, Any]]:
         """Newest first, CONTRACT's decision fields."""
         ...

@@ -9,7 +9,7 @@ from prometheus_client.aiohttp import make_aiohttp_handler
 
 from failover.api.source import StatusSource
 from failover.metrics import Metrics
-from failover.planner.model import Plan
+from failover.planner.model import ClusterPlan, Plan
 
 MAX_DECISIONS = 1000
 
@@ -26,6 +26,10 @@ def status_document(source: StatusSource) -> dict[str, Any]:
             "target_share": round(c.target_share, 6),
             "base_weight": c.base_weight,
             "reason": c.reason,
+            "score_components": source.score_components(c.name),
+            "capped": c.capped,
+            "spilled": c.spilled,
+            "recovery": _recovery(c, plan.at),
             "checks": source.cluster_checks(c.name),
         }
         for c in sorted(plan.clusters, key=lambda c: c.rank)
@@ -34,9 +38,21 @@ def status_document(source: StatusSource) -> dict[str, Any]:
         "version": 0 if plan is None else plan.version,
         "frozen": False if plan is None else plan.frozen,
         "frozen_reason": None if plan is None else plan.frozen_reason,
+        "shed": 0.0 if plan is None else round(plan.shed, 6),
         "clusters": clusters,
         "recoveries": _recoveries(plan),
         **source.extra_status(),
+    }
+
+
+def _recovery(c: ClusterPlan, now: float) -> dict[str, Any]:
+    """Ramp and flap-damping bookkeeping, in seconds relative to the plan's time."""
+    return {
+        "ramp_elapsed_s": None if c.recovery_started is None
+        else round(now - c.recovery_started, 3),
+        "cooldown_remaining_s": None if c.cooldown_until is None or c.cooldown_until <= now
+        else round(c.cooldown_until - now, 3),
+        "failed_recoveries": c.failed_recoveries,
     }
 
 

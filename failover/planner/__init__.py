@@ -3,8 +3,8 @@
 No I/O, no clock reads, no asyncio; time comes in as ``now``.
 """
 
-from failover.planner.decisions import ALL_CLUSTERS
-from failover.planner.guard import AWAITING_VERDICTS, FAIL_STATIC
+from failover.planner.decisions import ALL_CLUSTERS, CAUSES
+from failover.planner.guard import AWAITING_VERDICTS, FAIL_STATIC, VANTAGE
 from failover.planner.model import ClusterPlan, ClusterState, ClusterView, Decision, Plan
 from failover.planner.plan import plan
 from failover.planner.rank import ranks
@@ -13,8 +13,10 @@ from failover.planner.shares import EPSILON
 __all__ = [
     "ALL_CLUSTERS",
     "AWAITING_VERDICTS",
+    "CAUSES",
     "EPSILON",
     "FAIL_STATIC",
+    "VANTAGE",
     "ClusterPlan",
     "ClusterState",
     "ClusterView",

@@ -1,4 +1,9 @@
-"""Decisions: one per share change, with a machine-readable action and a human reason."""
+"""Decisions: one per share change or lifecycle event, with a machine-readable cause.
+
+``action`` says what happened to the cluster; ``cause`` is the machine-readable reason, one of
+`CAUSES` (a metric label, so a small fixed set); ``reason`` is for people: it names the failing
+check, the weights, or the clusters whose own change moved this one.
+"""
 
 from __future__ import annotations
 
@@ -6,25 +11,34 @@ import math
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
-from failover.planner.guard import FAIL_STATIC
+from failover.planner.guard import FAIL_STATIC, VANTAGE
+from failover.planner.lifecycle import Life
 from failover.planner.model import ClusterState, ClusterView, Decision
 from failover.planner.shares import EPSILON
+from failover.planner.targets import Targets
 
 ALL_CLUSTERS = "*"
-"""The ``cluster`` of a decision about the whole plan (fail_static, resume)."""
+"""The ``cluster`` of a decision about the whole plan (fail_static, vantage, resume, shed)."""
 
 EVACUATE = "evacuate"
-"""A failing cluster's share went to 0."""
-RESTORE = "restore"
-"""A passing cluster got traffic back from 0."""
-DRAIN = "drain"
-"""A drained cluster's share went to 0."""
-REMOVE = "remove"
-"""A cluster left the config; its share is gone."""
+RECOVERY_START = "recovery_start"
+RAMP = "ramp"
+RECOVERY_FAILED = "recovery_failed"
+CAPACITY_CAP = "capacity_cap"
+SPILL = "spill"
+SHED = "shed"
 REBALANCE = "rebalance"
-"""Any other change: a base weight changed, or another cluster came or went."""
-ENTER_FAIL_STATIC = "fail_static"
+OPERATOR = "operator"
+CAUSES = frozenset({EVACUATE, RECOVERY_START, RAMP, RECOVERY_FAILED, CAPACITY_CAP, SPILL, SHED,
+                    FAIL_STATIC, VANTAGE, REBALANCE, OPERATOR})
+
+DRAIN = "drain"
+REMOVE = "remove"
 RESUME = "resume"
+"""Actions whose cause is another name: drain (operator), remove (rebalance), resume (the
+freeze it ends)."""
+
+S = ClusterState
 
 
 @dataclass(frozen=True, slots=True)
@@ -38,78 +52,120 @@ class Change:
     new: Mapping[str, float]
     old_weights: Mapping[str, float]
     """Base weights the previous plan used, to tell a weight change apart."""
-    resumed: bool
+    old_shed: float = 0.0
+    new_shed: float = 0.0
 
 
-_CAUSES = {EVACUATE: "unhealthy", RESTORE: "passing", DRAIN: "operator", REMOVE: "config"}
+def _classify(view: ClusterView, life: Life, targets: Targets,  # noqa: PLR0911 - a rule per line
+              old: float, new: float) -> tuple[str, str]:
+    """(action, cause) of a share move."""
+    if life.event == RECOVERY_FAILED:
+        return RECOVERY_FAILED, RECOVERY_FAILED
+    if life.state == S.DRAINED:
+        return DRAIN, OPERATOR
+    if view.name in targets.spilled:
+        return SPILL, SPILL
+    if life.state == S.UNHEALTHY and new < old:
+        return EVACUATE, EVACUATE
+    if life.state == S.RECOVERING and new > old:
+        return (RECOVERY_START, RECOVERY_START) if life.event == RECOVERY_START else (RAMP, RAMP)
+    if view.name in targets.capped:
+        return CAPACITY_CAP, CAPACITY_CAP
+    return REBALANCE, REBALANCE
 
 
-def _action(view: ClusterView, old: float, new: float) -> str:
-    if new <= EPSILON:
-        if view.state == ClusterState.UNHEALTHY:
-            return EVACUATE
-        return DRAIN if view.state == ClusterState.DRAINED else REBALANCE
-    return RESTORE if old <= EPSILON else REBALANCE
+def cluster_decisions(views: Sequence[ClusterView], lives: Mapping[str, Life], targets: Targets,
+                      change: Change) -> list[Decision]:
+    """Causes before effects: evacuations, failed recoveries, drains, removals, recovery starts
+    and ramps first, rebalances after; within each, the order of ``views`` (pass them ranked).
 
-
-def share_decisions(views: Sequence[ClusterView], change: Change) -> list[Decision]:
-    """Causes before effects: evacuations, drains, restores and removals first, rebalances
-    after; within each, the order of ``views`` (pass them ranked), removed clusters by name.
-
-    A rebalance names its cause: its own weight change, else the clusters whose own change
-    moved the rest, so an operator reading one line knows why a healthy cluster's share moved.
+    A lifecycle event (a recovery starting or failing) is a decision even on a tick where the
+    share does not move, so the log tells when a cluster took a slot or lost it.
     """
-    moved = [(v, change.old.get(v.name, 0.0), change.new[v.name]) for v in views
-             if abs(change.old.get(v.name, 0.0) - change.new[v.name]) > EPSILON]
-    actions = {v.name: _action(v, old, new) for v, old, new in moved}
+    entries: list[tuple[ClusterView, str, str, float, float]] = []
+    for view in views:
+        life = lives[view.name]
+        old, new = change.old.get(view.name, 0.0), change.new[view.name]
+        if abs(old - new) > EPSILON:
+            entries.append((view, *_classify(view, life, targets, old, new), old, new))
+        elif life.event in (RECOVERY_START, RECOVERY_FAILED):
+            entries.append((view, life.event, life.event, old, new))
     present = {v.name for v in views}
     removed = sorted(n for n, s in change.old.items() if n not in present and s > EPSILON)
-    causes = [f"{name} {action}" for name, action in actions.items() if action != REBALANCE]
+    causes = [f"{view.name} {action}" for view, action, _, _, _ in entries
+              if action not in (REBALANCE, CAPACITY_CAP)]
     causes += [f"{name} {REMOVE}" for name in removed]
     causes += [f"{v.name} weight {change.old_weights[v.name]:g} -> {v.base_weight:g}"
                for v in views
                if v.name in change.old_weights and change.old_weights[v.name] != v.base_weight]
-    decisions = []
-    for view, old, new in moved:
-        action = actions[view.name]
-        reason, cause = view.reason, _CAUSES.get(action, "")
-        if action == REBALANCE:
-            reason, cause = _rebalance_reason(view, change, causes)
-        decisions.append(
-            Decision(change.at, change.version, view.name, action, old, new, reason, cause))
+    decisions = [
+        Decision(change.at, change.version, view.name, action, old, new,
+                 _reason(view, lives[view.name], action, change, causes), cause)
+        for view, action, cause, old, new in entries
+    ]
     decisions += [Decision(change.at, change.version, name, REMOVE, change.old[name], 0.0,
-                           "removed from config", _CAUSES[REMOVE]) for name in removed]
-    return sorted(decisions, key=lambda d: d.action == REBALANCE)
+                           "removed from config", REBALANCE) for name in removed]
+    return sorted(decisions, key=lambda d: d.action in (REBALANCE, CAPACITY_CAP))
 
 
-def _rebalance_reason(view: ClusterView, change: Change,
-                      causes: list[str]) -> tuple[str, str]:
-    """The reason and cause of a rebalance."""
+_FIXED_REASONS = {
+    RAMP: "slow start",
+    CAPACITY_CAP: "held at headroom x capacity",
+    SPILL: "demand beyond the passing clusters' capacity spills here",
+}
+
+
+def _reason(view: ClusterView, life: Life, action: str,  # noqa: PLR0911 - a case per action
+            change: Change, causes: list[str]) -> str:
+    if action in _FIXED_REASONS:
+        return _FIXED_REASONS[action]
+    if action == RECOVERY_START:
+        return f"passing again; took a recovery slot: {view.reason}"
+    if action == RECOVERY_FAILED:
+        return (f"failed while recovering ({life.failed_recoveries} in a row), cooling down: "
+                f"{view.reason}")
+    if action != REBALANCE:
+        return view.reason
     before = change.old_weights.get(view.name)
     if before is not None and before != view.base_weight:
-        return f"base weight {before:g} -> {view.base_weight:g}", "weight_change"
+        return f"base weight {before:g} -> {view.base_weight:g}"
     others = [c for c in causes if not c.startswith(f"{view.name} ")]
     if others:
-        return "after " + ", ".join(others), "cluster_change"
-    if change.resumed:
-        return "resumed after fail_static", "resumed"
-    return view.reason, "cluster_change"
+        return "after " + ", ".join(others)
+    return view.reason
 
 
-def freeze_decision(change: Change, *, now_frozen: str | None, passing: float, unknown: float,
-                    eligible: float, min_fraction: float) -> Decision:
-    """The plan-wide decision for entering fail_static, or for leaving it (``now_frozen`` is
-    then None, or awaiting_verdicts when missing verdicts keep the plan still)."""
+def shed_decision(change: Change) -> Decision | None:
+    """A plan-wide decision when the shed fraction moves."""
+    if abs(change.new_shed - change.old_shed) <= EPSILON:
+        return None
+    return Decision(change.at, change.version, ALL_CLUSTERS, SHED, 1 - change.old_shed,
+                    1 - change.new_shed,
+                    f"shedding {change.new_shed:.1%} of demand: beyond the serving clusters' "
+                    f"capacity", SHED)
+
+
+def freeze_decision(change: Change, *, was: str | None, now_frozen: str | None, passing: float,
+                    unknown: float, eligible: float, min_fraction: float) -> Decision:
+    """The plan-wide decision for entering a freeze (fail_static, vantage) or leaving one
+    (``now_frozen`` None, or awaiting_verdicts when missing verdicts keep the plan still)."""
     total_old, total_new = math.fsum(change.old.values()), math.fsum(change.new.values())
     weights = f"passing base weight {passing:g} of {eligible:g}"
     limit = f"min_healthy_fraction {min_fraction:g}"
-    cause = "min_healthy_fraction"
     if now_frozen == FAIL_STATIC:
-        action, reason = ENTER_FAIL_STATIC, f"{weights} is below {limit}: keeping shares"
-    elif now_frozen is None:
-        action, reason = RESUME, f"{weights} is at or above {limit}"
+        action = cause = FAIL_STATIC
+        reason = f"{weights} is below {limit}: keeping shares"
+    elif now_frozen == VANTAGE:
+        action = cause = VANTAGE
+        reason = "vantage checks fail: our own view cannot be trusted, keeping shares"
     else:
-        action, cause = RESUME, "awaiting_verdicts"
-        reason = f"{weights}, {unknown:g} without verdict, could reach {limit}: awaiting verdicts"
+        action, cause = RESUME, was or FAIL_STATIC
+        if was == VANTAGE:
+            reason = "vantage checks pass again"
+        elif now_frozen is None:
+            reason = f"{weights} is at or above {limit}"
+        else:
+            reason = (f"{weights}, {unknown:g} without verdict, could reach {limit}: "
+                      f"awaiting verdicts")
     return Decision(change.at, change.version, ALL_CLUSTERS, action, total_old, total_new, reason,
                     cause)

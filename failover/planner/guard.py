@@ -12,6 +12,9 @@ from failover.planner.shares import below
 
 AWAITING_VERDICTS: Final = "awaiting_verdicts"
 FAIL_STATIC: Final = "fail_static"
+VANTAGE: Final = "vantage"
+FREEZES = (FAIL_STATIC, VANTAGE)
+"""Freezes that are alarms, with a decision when they start and end (awaiting is not)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -34,9 +37,12 @@ class Tally:
         )
 
 
-def freeze_reason(tally: Tally, min_fraction: float, *, started: bool) -> str | None:
+def freeze_reason(tally: Tally, min_fraction: float, *, started: bool,
+                  vantage_ok: bool = True) -> str | None:
     """None to plan normally, else why the shares stay as they are.
 
+    - ``vantage`` when the vantage checks fail: the orchestrator's own network view is
+      broken, so what it sees of the clusters proves nothing.
     - Before the first actuated plan (``started`` False), wait until every cluster has a
       verdict: the data plane's state is unknown to us, and acting on half the verdicts would
       evacuate clusters merely slower to answer. Health bounds the wait (a check without a
@@ -47,6 +53,8 @@ def freeze_reason(tally: Tally, min_fraction: float, *, started: bool) -> str | 
     - ``awaiting_verdicts`` when the passing weight is too low only because verdicts are still
       missing (e.g. after a reload added checks): no evidence of failure, so no alarm, no change.
     """
+    if not vantage_ok:
+        return VANTAGE
     if not started and tally.unknown_clusters:
         return AWAITING_VERDICTS
     possible = tally.passing + tally.unknown

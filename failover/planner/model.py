@@ -40,15 +40,14 @@ class Decision:
     version: int
     cluster: str
     action: str
-    """Machine-readable: evacuate, restore, rebalance, fail_static, ..."""
+    """What happened: evacuate, recovery_start, ramp, recovery_failed, capacity_cap, spill,
+    drain, remove, rebalance, fail_static, vantage, resume, shed."""
     from_share: float
     to_share: float
     reason: str
     """For people: names the failing check, the weights, the clusters that caused a move."""
     cause: str = ""
-    """Machine-readable and from a small fixed set (a metric label): unhealthy, passing,
-    operator, config, weight_change, cluster_change, resumed, min_healthy_fraction,
-    awaiting_verdicts."""
+    """Machine-readable, from `failover.planner.decisions.CAUSES` (a metric label)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -61,6 +60,17 @@ class ClusterPlan:
     score: float
     base_weight: float
     reason: str
+    recovery_started: float | None = None
+    """Planner clock when the current ramp began (recovering only)."""
+    cooldown_until: float | None = None
+    """Planner clock before which a new recovery may not start."""
+    failed_recoveries: int = 0
+    """Consecutive failed recoveries; the cooldown doubles with each."""
+    capped: bool = False
+    """Held at headroom x capacity."""
+    spilled: bool = False
+    """Given traffic beyond what its state or capacity allows, because nobody else could take
+    it (overflow ``spill``)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -73,6 +83,8 @@ class Plan:
     frozen_reason: str | None = None
     decisions: tuple[Decision, ...] = field(default=())
     """The decisions that produced this plan from the previous one."""
+    shed: float = 0.0
+    """Fraction of demand no cluster is planned for (overflow ``shed``); shares sum to 1 - shed."""
 
     def share(self, name: str) -> float:
         return next((c.share for c in self.clusters if c.name == name), 0.0)

@@ -29,6 +29,9 @@ class FakeSource:
         return [{"kind": "dns", "target": f"{cluster}:53", "ok": True, "latency_ms": 1.5,
                  "error": None, "consecutive_failures": 0}]
 
+    def score_components(self, cluster: str) -> dict[str, float]:
+        return {"success_ratio": 1.0, "latency_factor": 1.0}
+
     def decisions(self, limit: int) -> list[dict[str, Any]]:
         return [{"version": v} for v in range(5, 0, -1)][:limit]
 
@@ -73,7 +76,12 @@ async def test_status_document_shape(served: tuple[FakeSource, str]) -> None:
     assert [c["name"] for c in doc["clusters"]] == ["a", "b"]
     first = doc["clusters"][0]
     assert set(first) == {"name", "rank", "state", "score", "share", "target_share",
-                          "base_weight", "reason", "checks"}
+                          "base_weight", "reason", "checks", "score_components", "capped",
+                          "spilled", "recovery"}
+    assert first["score_components"] == {"success_ratio": 1.0, "latency_factor": 1.0}
+    assert first["recovery"] == {"ramp_elapsed_s": None, "cooldown_remaining_s": None,
+                                 "failed_recoveries": 0}
+    assert doc["shed"] == 0
     assert first["share"] == 0.6
     assert first["checks"][0]["target"] == "a:53"
     assert doc["recoveries"] == {"active": [], "queued": []}

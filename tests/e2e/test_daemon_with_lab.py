@@ -25,8 +25,12 @@ SLACK = 1.0
 DETECTION_BOUND = FALL * INTERVAL + TIMEOUT + TICK + FALL * INTERVAL * JITTER + SLACK
 """fall x interval + timeout + one tick, plus jitter (each gap may be longer by
 ``jitter``) and the slack above: 3.3 s with the values here."""
-RESTORE_BOUND = RISE * INTERVAL * (1 + JITTER) + INTERVAL * (1 + JITTER) + TICK + SLACK
-"""rise passes, plus up to one interval until the first probe after the fix, one tick, slack."""
+SLOW_START = 1.0
+RESTORE_BOUND = RISE * INTERVAL * (1 + JITTER) + INTERVAL * (1 + JITTER) + 2 * TICK + SLACK
+"""rise passes, plus up to one interval until the first probe after the fix, a tick to take
+the recovery slot and one to get a first slice of traffic, slack."""
+RAMP_BOUND = SLOW_START + TICK + SLACK
+"""From the first slice to the full share: the slow start and a tick."""
 
 
 def free_port() -> int:
@@ -57,7 +61,11 @@ def write_config(folder: Path, lab: Lab, status_port: int) -> Path:
           rise: {RISE}
           fall: {FALL}
           budget: {{per_target_per_second: 10, total_per_second: 200, max_in_flight: 32}}
-        policy: {{tick: {TICK}, min_healthy_fraction: 0.3}}
+        policy:
+          tick: {TICK}
+          min_healthy_fraction: 0.3
+          max_shift_per_tick: 1
+          recovery: {{slow_start: {SLOW_START}}}
         actuators:
           - {{type: file, path: state/weights.json}}
         clusters:
@@ -164,7 +172,14 @@ async def test_dns_outage_moves_traffic_away_and_back(lab: Lab, daemon: Daemon) 
     async def restored() -> bool:
         return daemon.file_shares().get("lab-1", 0) > 0
 
-    await wait_until(restored, RESTORE_BOUND, "restore in weights.json")
+    await wait_until(restored, RESTORE_BOUND, "recovery in weights.json")
+    ramp_start = daemon.file_shares()["lab-1"]
+    assert 0 < ramp_start < 0.5, "it ramps up (slow start) instead of snapping back"
+
+    async def ramped() -> bool:
+        return daemon.file_shares().get("lab-1", 0) == pytest.approx(0.5)
+
+    await wait_until(ramped, RAMP_BOUND, "full share after the slow start")
     assert daemon.file_shares() == pytest.approx({"lab-1": 0.5, "lab-2": 0.3, "lab-3": 0.2})
     lab1 = next(c for c in (await daemon.status())["clusters"] if c["name"] == "lab-1")
     # Passing again; degraded while its recent failures still weigh on its score.

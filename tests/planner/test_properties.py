@@ -1,79 +1,195 @@
-"""Planner invariants over random fleets and random sequences of ticks."""
+"""Planner invariants over random fleets, policies and timelines of health and time steps."""
 
 from __future__ import annotations
 
 import math
 import random
+from dataclasses import dataclass
 
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from failover.config import Policy
-from failover.planner import EPSILON, Plan, plan
+from failover.config.models import Recovery
+from failover.planner import CAUSES, EPSILON, Plan, plan
 from failover.planner.model import ClusterState, ClusterView
 
-NAMES = ["a", "b", "c", "d", "e"]
+S = ClusterState
+NAMES = ["a", "b", "c", "d", "e", "f"]
+HEALTH = [S.HEALTHY, S.HEALTHY, S.HEALTHY, S.DEGRADED, S.UNHEALTHY, S.UNHEALTHY, S.UNKNOWN,
+          S.DRAINED]
+"""Health's verdicts, weighted toward passing so recoveries happen often."""
+TOL = 1e-9
+
+
+@dataclass(frozen=True)
+class Member:
+    name: str
+    weight: float
+    capacity: float | None
+
+
+@dataclass(frozen=True)
+class Timeline:
+    members: list[Member]
+    policy: Policy
+    demand: float | None
+    steps: list[tuple[float, dict[str, ClusterState]]]
+    """(seconds since the previous tick, health verdict per cluster)."""
 
 
 @st.composite
-def fleets(draw: st.DrawFn) -> list[ClusterView]:
-    names = draw(st.lists(st.sampled_from(NAMES), min_size=1, max_size=5, unique=True))
-    return [ClusterView(name, draw(st.sampled_from(list(ClusterState))),
-                        draw(st.floats(0, 1)), draw(st.sampled_from([0, 1, 10, 33.3, 50])),
-                        "reason") for name in names]
+def timelines(draw: st.DrawFn) -> Timeline:
+    names = draw(st.lists(st.sampled_from(NAMES), min_size=1, max_size=6, unique=True))
+    members = [Member(n, draw(st.sampled_from([1.0, 10.0, 50.0])),
+                      draw(st.sampled_from([None, 500.0, 1000.0, 3000.0]))) for n in names]
+    policy = Policy(
+        min_healthy_fraction=draw(st.sampled_from([0.0, 0.3])),
+        headroom=draw(st.sampled_from([0.5, 0.8, 1.0])),
+        overflow=draw(st.sampled_from(["spill", "shed"])),
+        max_shift_per_tick=draw(st.sampled_from([0.1, 0.25, 1.0])),
+        recovery=Recovery(max_concurrent=draw(st.integers(1, 3)),
+                          slow_start=draw(st.sampled_from([0.0, 10.0, 60.0])),
+                          cooldown=draw(st.sampled_from([5.0, 30.0])), max_cooldown=120.0),
+    )
+    demand = draw(st.sampled_from([None, 1000.0, 3000.0]))
+    steps = draw(st.lists(
+        st.tuples(st.sampled_from([0.5, 1.0, 5.0, 30.0]),
+                  st.fixed_dictionaries({n: st.sampled_from(HEALTH) for n in names})),
+        min_size=1, max_size=15))
+    return Timeline(members, policy, demand, steps)
 
 
-policies = st.builds(Policy, min_healthy_fraction=st.sampled_from([0.0, 0.3, 0.5, 1.0]))
+def views_at(timeline: Timeline, states: dict[str, ClusterState]) -> list[ClusterView]:
+    return [ClusterView(m.name, states[m.name], 1.0, m.weight, "r", m.capacity)
+            for m in timeline.members]
 
 
-def check_invariants(new: Plan, previous: Plan | None) -> None:
-    shares = new.shares
-    assert all(0.0 <= s <= 1.0 + EPSILON for s in shares.values())
-    assert sorted(c.rank for c in new.clusters) == list(range(1, len(new.clusters) + 1))
-    if not new.frozen:
-        assert math.isclose(math.fsum(shares.values()), 1.0, abs_tol=1e-9)
-        for c in new.clusters:
-            if not c.state.passing and c.state != ClusterState.UNKNOWN:
-                assert c.share == 0.0
-    if previous is None or previous.version == 0:
-        assert new.version == (0 if new.frozen else 1)
-        return
-    moved = any(abs(previous.share(n) - new.share(n)) > EPSILON
-                for n in {*previous.shares, *shares})
-    assert new.version == previous.version + moved
-    if new.frozen:
-        assert all(s == previous.share(n) for n, s in shares.items())
-    if not new.frozen:
-        for c in new.clusters:
-            if c.state == ClusterState.UNKNOWN:
-                assert c.share == previous.share(c.name)
-    decided = {d.cluster for d in new.decisions if d.cluster != "*"}
-    changed = {n for n in {*previous.shares, *shares}
-               if abs(previous.share(n) - new.share(n)) > EPSILON}
-    assert decided == changed
-
-
-@settings(max_examples=300)
-@given(st.lists(fleets(), min_size=1, max_size=6), policies)
-def test_invariants_hold_over_ticks(ticks: list[list[ClusterView]], policy: Policy) -> None:
-    """Shares stay in [0, 1] and sum to 1 unless frozen; failing clusters get 0; unknown keep
-    their share; versions grow by one exactly when a share moves; every move is a decision."""
+def run(timeline: Timeline) -> list[tuple[Plan | None, Plan]]:
+    """Each (previous, new) pair along the timeline."""
+    pairs: list[tuple[Plan | None, Plan]] = []
     previous: Plan | None = None
-    for now, views in enumerate(ticks):
-        new = plan(views, policy, previous, float(now))
-        check_invariants(new, previous)
+    now = 0.0
+    for dt, states in timeline.steps:
+        now += dt
+        new = plan(views_at(timeline, states), timeline.policy, previous, now,
+                   demand_rps=timeline.demand)
+        pairs.append((previous, new))
         previous = new
+    return pairs
 
 
-@given(st.lists(fleets(), min_size=1, max_size=4), policies, st.randoms())
-def test_same_inputs_same_plan(ticks: list[list[ClusterView]], policy: Policy,
-                               rng: random.Random) -> None:
-    """The plan depends on the inputs alone, not on the order of the views."""
+@settings(max_examples=150, deadline=None)
+@given(timelines())
+def test_shares_are_fractions_summing_to_one_or_one_minus_shed(timeline: Timeline) -> None:
+    """Shares lie in [0, 1] and sum to 1 - shed (shed only under overflow ``shed``); a frozen
+    plan keeps the previous shares."""
+    for previous, new in run(timeline):
+        assert all(-TOL <= c.share <= 1 + TOL for c in new.clusters)
+        assert 0 <= new.shed <= 1
+        if timeline.policy.overflow == "spill":
+            assert new.shed == 0
+        if not new.frozen:
+            assert math.isclose(math.fsum(new.shares.values()) + new.shed, 1.0, abs_tol=1e-9)
+        elif previous is not None and previous.version >= 1:
+            assert new.shares == {n: previous.share(n) for n in new.shares}
+
+
+@settings(max_examples=150, deadline=None)
+@given(timelines())
+def test_drained_and_unhealthy_get_nothing_except_by_spill(timeline: Timeline) -> None:
+    """Unless the plan is frozen, drained and unhealthy clusters get 0, bar spilled traffic."""
+    for _, new in run(timeline):
+        if new.frozen:
+            continue
+        for c in new.clusters:
+            if c.state == S.DRAINED or (c.state == S.UNHEALTHY and not c.spilled):
+                assert c.share == 0, c
+
+
+@settings(max_examples=150, deadline=None)
+@given(timelines())
+def test_never_more_recovering_than_slots(timeline: Timeline) -> None:
+    """At most ``max_concurrent`` clusters recover at once."""
+    for _, new in run(timeline):
+        recovering = sum(c.state == S.RECOVERING for c in new.clusters)
+        assert recovering <= timeline.policy.recovery.max_concurrent
+
+
+@settings(max_examples=150, deadline=None)
+@given(timelines())
+def test_ramps_are_bounded_and_monotone(timeline: Timeline) -> None:
+    """While others can carry the traffic (no capacity limit, some steady cluster serving), a
+    recovering cluster gains at most max_shift_per_tick a tick, stays within its slow-start
+    fraction of its target, and never loses traffic while the serving fleet stays the same.
+    (Under capacity pressure a ramp may run ahead: better than traffic nobody serves.)"""
+    policy = timeline.policy
+    if timeline.demand is not None:
+        return
+    for previous, new in run(timeline):
+        if previous is None or new.frozen:
+            continue
+        before = {c.name: c for c in previous.clusters}
+        serving = {c.name for c in new.clusters
+                   if c.state in (S.HEALTHY, S.DEGRADED, S.RECOVERING)}
+        served_before = {c.name for c in previous.clusters
+                         if c.state in (S.HEALTHY, S.DEGRADED, S.RECOVERING)}
+        steady = any(c.state in (S.HEALTHY, S.DEGRADED) and c.base_weight > 0
+                     for c in new.clusters)
+        for c in new.clusters:
+            if c.state != S.RECOVERING or c.recovery_started is None or not steady:
+                continue
+            old = before[c.name].share if c.name in before else 0.0
+            assert c.share - old <= policy.max_shift_per_tick + TOL
+            if policy.recovery.slow_start > 0:
+                fraction = min(1.0, (new.at - c.recovery_started) / policy.recovery.slow_start)
+                assert c.share <= fraction * c.target_share + TOL
+            if serving == served_before and before[c.name].state == S.RECOVERING:
+                assert c.share >= old - TOL
+
+
+@settings(max_examples=150, deadline=None)
+@given(timelines())
+def test_no_cluster_above_headroom_except_by_spill(timeline: Timeline) -> None:
+    """With a demand, no cluster is planned above headroom x capacity unless spilled."""
+    if timeline.demand is None:
+        return
+    capacity = {m.name: m.capacity for m in timeline.members}
+    for _, new in run(timeline):
+        if new.frozen:
+            continue
+        for c in new.clusters:
+            cap = capacity[c.name]
+            if cap is not None and not c.spilled:
+                assert c.share <= timeline.policy.headroom * cap / timeline.demand + TOL, c
+
+
+@settings(max_examples=300, deadline=None)
+@given(timelines())
+def test_versions_and_decisions_follow_the_shares(timeline: Timeline) -> None:
+    """A version grows by one exactly when a share moves; every move is a decision with a
+    machine-readable cause."""
+    for previous, new in run(timeline):
+        assert {d.cause for d in new.decisions} <= CAUSES
+        if previous is None or previous.version == 0:
+            continue
+        names = {*previous.shares, *new.shares}
+        changed = {n for n in names if abs(previous.share(n) - new.share(n)) > EPSILON}
+        assert new.version == previous.version + bool(changed)
+        assert changed <= {d.cluster for d in new.decisions}
+
+
+@settings(max_examples=150, deadline=None)
+@given(timelines(), st.randoms())
+def test_same_inputs_same_plan(timeline: Timeline, rng: random.Random) -> None:
+    """The plan depends on the inputs alone, not on the order the views come in."""
     previous: Plan | None = None
-    for now, views in enumerate(ticks):
+    now = 0.0
+    for dt, states in timeline.steps:
+        now += dt
+        views = views_at(timeline, states)
         shuffled = list(views)
         rng.shuffle(shuffled)
-        new = plan(views, policy, previous, float(now))
-        assert plan(shuffled, policy, previous, float(now)) == new
-        assert plan(views, policy, previous, float(now)) == new
+        new = plan(views, timeline.policy, previous, now, demand_rps=timeline.demand)
+        assert plan(shuffled, timeline.policy, previous, now, demand_rps=timeline.demand) == new
         previous = new

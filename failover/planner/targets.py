@@ -1,0 +1,90 @@
+"""Where traffic should go this tick, before the per-tick shift limit: capacity, ramps, overflow.
+
+Serving clusters (passing, or recovering) split the traffic by base weight. With a demand
+and capacities, none is planned above ``headroom x capacity``; a recovering one is further
+held to its slow-start fraction of its target. Traffic nobody can take follows ``overflow``:
+first it goes to recovering clusters beyond their ramp (their capacity still holds), then
+``spill`` spreads it over failing clusters by base weight (Envoy's panic mode: some answers
+beat none), or ``shed`` leaves the shares summing below 1.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+
+from failover.config.models import Policy
+from failover.planner.fill import fill
+from failover.planner.lifecycle import Life, ramp_fraction
+from failover.planner.model import ClusterState, ClusterView
+from failover.planner.shares import EPSILON
+
+S = ClusterState
+SERVING = (S.HEALTHY, S.DEGRADED, S.RECOVERING)
+SPILL_TO = (S.UNHEALTHY, S.WAITING)
+"""Failing clusters that may take spilled traffic; drained and unknown ones never do."""
+
+
+@dataclass(frozen=True, slots=True)
+class Targets:
+    shares: dict[str, float]
+    """Desired shares this tick (ramps applied)."""
+    full: dict[str, float]
+    """Each cluster's target once every ramp is done: the status' ``target_share``."""
+    shed: float = 0.0
+    capped: frozenset[str] = field(default_factory=frozenset)
+    """Clusters held at headroom x capacity."""
+    spilled: frozenset[str] = field(default_factory=frozenset)
+    """Failing clusters given traffic by spill, and serving ones pushed beyond capacity."""
+    ceilings: dict[str, float] = field(default_factory=dict)
+    """Shares no cluster may hold even for a tick: its headroom x capacity, unless spilled."""
+
+
+def capacity_bounds(views: Sequence[ClusterView], policy: Policy,
+                    demand_rps: float | None) -> dict[str, float]:
+    """Each cluster's largest share under ``headroom``; unbounded without demand or capacity."""
+    if demand_rps is None or demand_rps <= 0:
+        return {v.name: math.inf for v in views}
+    return {v.name: (math.inf if v.capacity_rps is None
+                     else policy.headroom * v.capacity_rps / demand_rps) for v in views}
+
+
+def targets(views: Sequence[ClusterView], lives: Mapping[str, Life], held: Mapping[str, float],
+            policy: Policy, now: float, demand_rps: float | None) -> Targets:
+    """``held``: shares kept as they are (clusters without a verdict), within capacity."""
+    caps = capacity_bounds(views, policy, demand_rps)
+    held = {name: min(share, caps[name]) for name, share in held.items()}
+    rest = max(0.0, 1.0 - math.fsum(held.values()))
+    serving = {v.name: v.base_weight for v in views if lives[v.name].state in SERVING}
+    full, _ = fill(serving, caps, rest)
+    ramps = {name: caps[name] if lives[name].state != S.RECOVERING else
+             min(caps[name], ramp_fraction(lives[name], policy.recovery, now) * full[name])
+             for name in serving}
+    shares, unplaced = fill(serving, ramps, rest)
+    if unplaced > EPSILON:
+        # Better a recovering cluster ahead of its ramp than traffic nobody serves.
+        room = {name: caps[name] - shares[name] for name in serving}
+        extra, unplaced = fill(serving, room, unplaced)
+        shares = {name: shares[name] + extra[name] for name in serving}
+    capped = frozenset(name for name in serving
+                       if caps[name] < math.inf and shares[name] >= caps[name] - EPSILON)
+    spilled: set[str] = set()
+    shed = 0.0
+    if unplaced > EPSILON:
+        if policy.overflow == "spill":
+            failing = {v.name: v.base_weight for v in views if lives[v.name].state in SPILL_TO}
+            receivers = failing if math.fsum(failing.values()) > 0 else serving
+            extra, _ = fill(receivers, {}, unplaced)
+            for name, part in extra.items():
+                if part > 0:
+                    shares[name] = shares.get(name, 0.0) + part
+                    spilled.add(name)
+        else:
+            shed = unplaced
+    out = {v.name: held.get(v.name, shares.get(v.name, 0.0)) for v in views}
+    full_out = {v.name: held.get(v.name, full.get(v.name, 0.0)) for v in views}
+    for name in spilled:
+        full_out[name] = out[name]
+    ceilings = {v.name: math.inf if v.name in spilled else caps[v.name] for v in views}
+    return Targets(out, full_out, shed, capped, frozenset(spilled), ceilings)
