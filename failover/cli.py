@@ -24,7 +24,7 @@ def _check(args: argparse.Namespace) -> int:
     except ConfigError as exc:
         print(exc, file=sys.stderr)
         return USER_ERROR
-    rates = worst_case_rates(all_jobs(config.clusters), config.probing)
+    rates = worst_case_rates(all_jobs(config.clusters, config.vantage), config.probing)
     budget = config.probing.budget
     print(f"{args.config}: ok, {len(config.clusters)} clusters")
     print("worst-case probe requests per second (retries included, shortest jittered interval):")

@@ -127,7 +127,8 @@ class Daemon:
                                 (signal.SIGHUP, self.reload_requested.set)):
             with contextlib.suppress(NotImplementedError, RuntimeError):
                 loop.add_signal_handler(signum, handler)
-        self._scheduler = Scheduler(all_jobs(self.config.clusters), self.config.probing,
+        self._scheduler = Scheduler(all_jobs(self.config.clusters, self.config.vantage),
+                                    self.config.probing,
                                     self.metrics, self._record, PROBES)
         log.info("starting with %d clusters, %d probe jobs", len(self.config.clusters),
                  len(self._scheduler.jobs))
@@ -158,7 +159,8 @@ class Daemon:
             self._heartbeats["planner"] = now
             try:
                 new = make_plan(self.health.views(), self.config.policy, self.plan, now,
-                                demand_rps=self.config.demand_rps)
+                                demand_rps=self.config.demand_rps,
+                                vantage_ok=self.health.vantage_ok())
                 self._publish(new, now)
             except Exception:
                 # A planner bug must not take the daemon down: the last plan stays applied
@@ -248,7 +250,7 @@ class Daemon:
         self.config = new
         self.health.update_config(new)
         if self._scheduler is not None:
-            self._scheduler.update(all_jobs(new.clusters), new.probing)
+            self._scheduler.update(all_jobs(new.clusters, new.vantage), new.probing)
         self.metrics.config_reloads.labels("ok").inc()
         self._last_reload = {"result": "ok", "at": now, "error": None}
         log.info("config reloaded from %s", self.config_path)

@@ -18,7 +18,7 @@ def test_check_prints_rates_per_target_and_total(capsys: pytest.CaptureFixture[s
     out = capsys.readouterr().out
     assert "127.0.0.1:5301     1.25/s  (cap 2/s)" in out
     assert "127.0.0.1:8101     1.25/s  (cap 2/s)" in out  # http and tcp to one address add up
-    assert "total              5.00/s  (cap 500/s)" in out
+    assert "total              6.88/s  (cap 500/s)" in out  # vantage probes included
 
 
 def test_check_bad_config_exits_1_with_location(

@@ -3,6 +3,7 @@
 from failover.config.addresses import Endpoint, split_hostport, url_endpoint
 from failover.config.budget import (
     ATTEMPTS_PER_PROBE,
+    VANTAGE,
     Job,
     ProbeKind,
     Rates,
@@ -22,10 +23,12 @@ from failover.config.models import (
     Policy,
     Probing,
     TcpCheck,
+    Vantage,
 )
 
 __all__ = [
     "ATTEMPTS_PER_PROBE",
+    "VANTAGE",
     "Budget",
     "Check",
     "Cluster",
@@ -42,6 +45,7 @@ __all__ = [
     "Problem",
     "Rates",
     "TcpCheck",
+    "Vantage",
     "all_jobs",
     "load",
     "parse",

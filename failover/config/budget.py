@@ -3,13 +3,22 @@
 from __future__ import annotations
 
 from collections import defaultdict
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Literal
 
 from failover.config.addresses import Endpoint, split_hostport, url_endpoint
 
 if TYPE_CHECKING:
-    from failover.config.models import Cluster, DnsCheck, HttpCheck, Probing, TcpCheck
+    from failover.config.models import (
+        Check,
+        Cluster,
+        DnsCheck,
+        HttpCheck,
+        Probing,
+        TcpCheck,
+        Vantage,
+    )
 
 ProbeKind = Literal["dns", "http", "tcp"]
 
@@ -38,28 +47,41 @@ class Job:
         return f"{self.cluster}/{self.kind}/{self.label}"
 
 
-def cluster_jobs(cluster: Cluster, index: int) -> list[Job]:
+VANTAGE = "@vantage"
+"""The owner of the vantage checks' jobs: no cluster can be named so (names start with a
+letter or digit)."""
+
+
+def probe_jobs(owner: str, dns: DnsCheck | None, checks: Sequence[Check],
+               where: tuple[str | int, ...]) -> list[Job]:
+    """The jobs of one cluster's (or the vantage point's) ``dns`` and ``checks``."""
     jobs: list[Job] = []
-    if cluster.dns is not None:
-        endpoint = split_hostport(cluster.dns.server)
-        jobs.extend(
-            Job(cluster.name, "dns", endpoint, f"dns {endpoint} {name}", cluster.dns, name,
-                ("clusters", index, "dns"))
-            for name in cluster.dns.names
-        )
-    for position, check in enumerate(cluster.checks):
-        path: tuple[str | int, ...] = ("clusters", index, "checks", position)
+    if dns is not None:
+        endpoint = split_hostport(dns.server)
+        jobs.extend(Job(owner, "dns", endpoint, f"dns {endpoint} {name}", dns, name,
+                        (*where, "dns"))
+                    for name in dns.names)
+    for position, check in enumerate(checks):
+        path: tuple[str | int, ...] = (*where, "checks", position)
         if hasattr(check, "http"):
-            jobs.append(Job(cluster.name, "http", url_endpoint(check.http), f"http {check.http}",
+            jobs.append(Job(owner, "http", url_endpoint(check.http), f"http {check.http}",
                             check, None, path))
         else:
             endpoint = split_hostport(check.tcp)
-            jobs.append(Job(cluster.name, "tcp", endpoint, f"tcp {endpoint}", check, None, path))
+            jobs.append(Job(owner, "tcp", endpoint, f"tcp {endpoint}", check, None, path))
     return jobs
 
 
-def all_jobs(clusters: list[Cluster]) -> list[Job]:
-    return [job for index, cluster in enumerate(clusters) for job in cluster_jobs(cluster, index)]
+def cluster_jobs(cluster: Cluster, index: int) -> list[Job]:
+    return probe_jobs(cluster.name, cluster.dns, cluster.checks, ("clusters", index))
+
+
+def all_jobs(clusters: list[Cluster], vantage: Vantage | None = None) -> list[Job]:
+    """Every job of every cluster, then the vantage point's (owner `VANTAGE`)."""
+    jobs = [job for index, cluster in enumerate(clusters) for job in cluster_jobs(cluster, index)]
+    if vantage is not None:
+        jobs += probe_jobs(VANTAGE, vantage.dns, vantage.checks, ("vantage",))
+    return jobs
 
 
 @dataclass(frozen=True)

@@ -201,6 +201,21 @@ class Cluster(Strict):
         return self
 
 
+class Vantage(Strict):
+    """Targets that must pass for the orchestrator's own view to be trusted (a local
+    resolver, a known-good endpoint). While they fail, the plan is frozen: reason ``vantage``."""
+
+    dns: DnsCheck | None = None
+    checks: list[Check] = []
+
+    @model_validator(mode="after")
+    def _has_checks(self) -> Vantage:
+        if self.dns is None and not self.checks:
+            msg = "vantage has nothing to probe: give it 'dns' or 'checks', or leave it out"
+            raise ValueError(msg)
+        return self
+
+
 class FileActuator(Strict):
     type: Literal["file"]
     path: Path
@@ -273,6 +288,7 @@ class Config(Strict):
     demand_rps: float | None = Field(None, gt=0)
     """Optional total demand; with clusters' capacity_rps it enables capacity-aware planning."""
     clusters: list[Cluster] = Field(min_length=1)
+    vantage: Vantage | None = None
     actuators: list[Actuator] = []
 
     @field_validator("state_dir")
@@ -306,7 +322,7 @@ class Config(Strict):
 
     def _within_budget(self) -> None:
         """Do no harm: refuse a config whose probes could exceed the budget, retries included."""
-        jobs = all_jobs(self.clusters)
+        jobs = all_jobs(self.clusters, self.vantage)
         rates = worst_case_rates(jobs, self.probing)
         budget = self.probing.budget
         for job in jobs:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from failover.config.budget import Job, all_jobs
+from failover.config.budget import VANTAGE, Job, all_jobs
 from failover.config.models import Cluster, Config, Probing
 from failover.health.check import CheckRecord, CheckStatus
 from failover.health.cluster import ClusterHealth, assess
@@ -32,13 +32,14 @@ class HealthTracker:
         Changed rise/fall apply from the next result on: a verdict moves only on evidence, never
         because a number in the config did.
         """
-        jobs: list[Job] = all_jobs(config.clusters)
+        jobs: list[Job] = all_jobs(config.clusters, config.vantage)
         old = self._records
         self._records = {job.key: old.get(job.key) or CheckRecord(job) for job in jobs}
         for job in jobs:
             self._records[job.key].job = job  # same key, maybe another spec (expect, status)
         self._clusters = list(config.clusters)
         self._by_cluster = {cluster.name: [] for cluster in config.clusters}
+        self._by_cluster[VANTAGE] = []
         for record in self._records.values():
             self._by_cluster[record.job.cluster].append(record)
         self._probing = config.probing
@@ -59,6 +60,15 @@ class HealthTracker:
         """State, score components and reason of one configured cluster; KeyError otherwise."""
         checks = self._by_cluster[name]
         return assess(name, checks, self._probing.rise, self._probing.timeout)
+
+    def vantage_ok(self) -> bool:
+        """False only while the vantage checks fail; without them, or before a verdict, True
+        (no evidence that our own view is broken)."""
+        checks = self._by_cluster[VANTAGE]
+        if not checks:
+            return True
+        health = assess(VANTAGE, checks, self._probing.rise, self._probing.timeout)
+        return health.state != ClusterState.UNHEALTHY
 
     def clusters(self) -> list[ClusterHealth]:
         return [self.cluster(cluster.name) for cluster in self._clusters]

@@ -161,3 +161,25 @@ def test_missing_file(tmp_path: Path) -> None:
     """A config path that does not exist is reported with the path."""
     with pytest.raises(ConfigError, match="cannot read config"):
         load(tmp_path / "nope.yaml")
+
+
+def test_vantage_probes_count_against_the_budget(tmp_path: Path) -> None:
+    """Vantage checks are probes too: their target's rate is refused like a cluster's."""
+    path = tmp_path / "c.yaml"
+    path.write_text(
+        "probing: {interval: 1s, jitter: 0, budget: {per_target_per_second: 1.5}}\n"
+        "clusters: [{name: a, weight: 1, checks: [{tcp: '127.0.0.1:1'}]}]\n"
+        "vantage: {dns: {server: '127.0.0.1:53', names: [example.com]}}\n")
+    with pytest.raises(ConfigError) as info:
+        load(path)
+    assert f"{path}:3: vantage.dns: worst case 2.00 requests/s to 127.0.0.1:53" in str(info.value)
+
+
+def test_empty_vantage_is_an_error(tmp_path: Path) -> None:
+    """A vantage section with nothing to probe is refused with its location."""
+    path = tmp_path / "c.yaml"
+    path.write_text("clusters: [{name: a, weight: 1, checks: [{tcp: '127.0.0.1:1'}]}]\n"
+                    "vantage: {checks: []}\n")
+    with pytest.raises(ConfigError) as info:
+        load(path)
+    assert f"{path}:2: vantage: vantage has nothing to probe" in str(info.value)

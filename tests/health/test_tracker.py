@@ -215,3 +215,20 @@ def test_reload_applies_new_rise_from_next_result(tracker: HealthTracker, feed: 
     assert state(tracker, "b") == ClusterState.UNHEALTHY, "two passes no longer rise"
     feed(HTTP, PASS)
     assert state(tracker, "b").passing
+
+
+def test_vantage_checks_decide_whether_our_view_is_trusted() -> None:
+    """Without vantage checks the view is trusted; with them, only until they fail."""
+    assert HealthTracker(config()).vantage_ok()
+    text = BASE + "vantage:\n  checks: [{tcp: '127.0.0.1:9999'}]\n"
+    tracker = HealthTracker(config(text))
+    vantage = next(j for j in all_jobs(config(text).clusters, config(text).vantage)
+                   if j.cluster == "@vantage")
+    assert tracker.vantage_ok()  # no verdict yet: no evidence against it
+    for now in range(3):
+        tracker.record(vantage.key, TIMEOUT, float(now))
+    assert not tracker.vantage_ok()
+    assert [v.name for v in tracker.views()] == ["a", "b"]  # never planned as a cluster
+    for now in range(3, 5):
+        tracker.record(vantage.key, PASS, float(now))
+    assert tracker.vantage_ok()
