@@ -123,15 +123,15 @@ class Daemon:
 
     async def run(self) -> None:
         loop = asyncio.get_running_loop()
-        for signum, handler in ((signal.SIGTERM, self.stop), (signal.SIGINT, self.stop),
-                                (signal.SIGHUP, self.reload_requested.set)):
-            with contextlib.suppress(NotImplementedError, RuntimeError):
-                loop.add_signal_handler(signum, handler)
         self._scheduler = Scheduler(all_jobs(self.config.clusters, self.config.vantage),
                                     self.config.probing,
                                     self.metrics, self._record, PROBES)
         log.info("starting with %d clusters, %d probe jobs", len(self.config.clusters),
                  len(self._scheduler.jobs))
+        for signum, handler in ((signal.SIGTERM, self.stop), (signal.SIGINT, self.stop),
+                                (signal.SIGHUP, self.reload_requested.set)):
+            with contextlib.suppress(NotImplementedError, RuntimeError):
+                loop.add_signal_handler(signum, handler)
         try:
             async with asyncio.TaskGroup() as tasks:
                 tasks.create_task(self.status.serve(), name="status-listener")
@@ -230,7 +230,13 @@ class Daemon:
         while True:
             await self.reload_requested.wait()
             self.reload_requested.clear()
-            self.reload()
+            try:
+                self.reload()
+            except Exception:
+                # Anything reload() did not foresee keeps the running config, like a bad file.
+                self.metrics.errors.labels("reload").inc()
+                self.metrics.config_reloads.labels("error").inc()
+                log.exception("config reload failed unexpectedly; keeping the running config")
 
     def reload(self) -> bool:
         """Re-read the config; a bad one keeps the running one and is reported, never applied."""

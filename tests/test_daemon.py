@@ -1,0 +1,555 @@
+"""The daemon in process, against a lab: reloads, planner errors, readiness, actuation and stop."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import os
+import signal
+import textwrap
+import time
+from collections.abc import AsyncIterator, Callable, Mapping
+from pathlib import Path
+from typing import Any
+
+import aiohttp
+import pytest
+from prometheus_client import CollectorRegistry
+
+from failover.actuators.base import Applied
+from failover.config import all_jobs, load, parse
+from failover.config.models import FileActuator as FileActuatorConfig
+from failover.daemon import Daemon, UnsupportedActuator, build_actuators
+from failover.health.results import ProbeResult
+from failover.lab import Lab, LabOptions
+from failover.planner import plan as make_plan
+from failover.planner.model import Plan
+
+INTERVAL, TIMEOUT, JITTER, TICK, RISE, FALL = 0.2, 0.15, 0.1, 0.1, 1, 2
+WITHIN = 5.0
+"""Seconds any single wait may take before the test fails; the happy path needs well under 1."""
+WEIGHTS = {"lab-1": 50, "lab-2": 30, "lab-3": 20}
+CONFIG_DIR = Path(__file__).resolve().parents[1] / "config"
+
+
+# -- config ------------------------------------------------------------------------------------
+
+def config_text(lab: Lab, weights: Mapping[str, object],
+                extra: Mapping[str, str] | None = None) -> str:
+    """A config probing the lab's clusters named in ``weights`` (DNS and HTTP), file actuator.
+
+    ``weights`` values are written as given, so a test can put a bad one in; ``extra`` maps a
+    cluster name to one more line for that cluster.
+    """
+    extra = extra or {}
+    clusters = "".join(textwrap.dedent(f"""\
+          - name: {name}
+            weight: {weight}
+            dns: {{server: "{c.dns_address}", names: [api.default.svc.cluster.local],
+                  expect: ["{c.answer}"]}}
+            checks:
+              - http: {c.http_url}/healthz
+        """) + (f"  {extra[name]}\n" if name in extra else "")
+        for name, weight in weights.items() for c in [lab.cluster(name)])
+    return textwrap.dedent(f"""\
+        listen: {{status: "127.0.0.1:0", admin: "127.0.0.1:0"}}
+        probing:
+          interval: {INTERVAL}
+          timeout: {TIMEOUT}
+          jitter: {JITTER}
+          rise: {RISE}
+          fall: {FALL}
+          budget: {{per_target_per_second: 20, total_per_second: 200, max_in_flight: 32}}
+        policy: {{tick: {TICK}, min_healthy_fraction: 0.3}}
+        actuators:
+          - {{type: file, path: state/weights.json}}
+        clusters:
+        """) + clusters
+
+
+TINY = """\
+clusters:
+  - {name: a, weight: 1, checks: [{tcp: '127.0.0.1:1'}]}
+actuators:
+  - {type: file, path: ./weights.json}
+"""
+"""A config for tests that never run the daemon, so nothing is probed."""
+
+
+def line_of(text: str, fragment: str) -> int:
+    """1-based number of the only line of ``text`` containing ``fragment``."""
+    found = [n for n, line in enumerate(text.splitlines(), 1) if fragment in line]
+    assert len(found) == 1, f"{fragment!r} is on lines {found}"
+    return found[0]
+
+
+# -- spies and waits ---------------------------------------------------------------------------
+
+class PlanSpy:
+    """Stands in for ``make_plan``: keeps each plan made, wakes waiters on every planner tick.
+
+    ``failures`` first calls raise, as a planner bug would.
+    """
+
+    def __init__(self, real: Callable[..., Plan], failures: int = 0) -> None:
+        self.real = real
+        self.failures = failures
+        self.calls = 0
+        self.made: list[Plan] = []
+        self._tick = asyncio.Event()
+
+    def __call__(self, *args: Any, **kwargs: Any) -> Plan:
+        self.calls += 1
+        self._tick.set()  # the daemon publishes before any waiter runs again
+        if self.failures:
+            self.failures -= 1
+            raise RuntimeError("injected planner bug")
+        plan = self.real(*args, **kwargs)
+        self.made.append(plan)
+        return plan
+
+    async def until(self, condition: Callable[[], bool], what: str,
+                    within: float = WITHIN) -> None:
+        """Re-check ``condition`` after every planner tick; fail unless it holds ``within``."""
+        try:
+            async with asyncio.timeout(within):
+                while not condition():
+                    self._tick.clear()
+                    await self._tick.wait()
+        except TimeoutError:
+            pytest.fail(f"{what}: not within {within:g}s")
+
+
+class ApplySpy:
+    """Wraps the file actuator's ``apply``: records every plan version the daemon tries."""
+
+    def __init__(self, daemon: Daemon, monkeypatch: pytest.MonkeyPatch) -> None:
+        actuator = daemon.runners[0].actuator
+        self._real = actuator.apply
+        self.versions: list[int] = []
+        monkeypatch.setattr(actuator, "apply", self.apply)
+
+    async def apply(self, applied: Applied) -> None:
+        self.versions.append(applied.plan.version)
+        await self._real(applied)
+
+
+class Gate:
+    """Holds probe results back from health until opened, as if no probe had answered yet."""
+
+    def __init__(self, daemon: Daemon, monkeypatch: pytest.MonkeyPatch) -> None:
+        self._record = daemon.health.record
+        config = daemon.config
+        self._expected = {job.key for job in all_jobs(config.clusters, config.vantage)}
+        self.held: set[str] = set()
+        self.every_job_held = asyncio.Event()
+        """Set once each probe job has had a result held back."""
+        self.opened = False
+        monkeypatch.setattr(daemon.health, "record", self.record)
+
+    def record(self, job_key: str, result: ProbeResult, now: float) -> bool:
+        if self.opened:
+            return self._record(job_key, result, now)
+        self.held.add(job_key)
+        if self.held >= self._expected:
+            self.every_job_held.set()
+        return True
+
+
+@pytest.fixture
+def plans(monkeypatch: pytest.MonkeyPatch) -> PlanSpy:
+    spy = PlanSpy(make_plan)
+    monkeypatch.setattr("failover.daemon.make_plan", spy)
+    return spy
+
+
+@pytest.fixture
+async def lab() -> AsyncIterator[Lab]:
+    async with Lab(LabOptions(clusters=3, dns_base_port=0, http_base_port=0,
+                              control=None)) as running:
+        yield running
+
+
+@pytest.fixture
+def config_path(lab: Lab, tmp_path: Path) -> Path:
+    path = tmp_path / "failover.yaml"
+    path.write_text(config_text(lab, WEIGHTS))
+    return path
+
+
+@pytest.fixture
+def daemon(config_path: Path) -> Daemon:
+    return Daemon(load(config_path), config_path, registry=CollectorRegistry())
+
+
+@contextlib.asynccontextmanager
+async def serving(daemon: Daemon) -> AsyncIterator[asyncio.Task[None]]:
+    """Run the daemon until the block ends; yields its task once the status listener is bound."""
+    task = asyncio.create_task(daemon.run(), name="daemon")
+    bound = asyncio.create_task(daemon.status.ready.wait(), name="status bound")
+    try:
+        await asyncio.wait({task, bound}, timeout=WITHIN, return_when=asyncio.FIRST_COMPLETED)
+        if task.done():
+            task.result()  # raises what run() raised
+            pytest.fail("run() returned before the status listener was bound")
+        assert bound.done(), f"status listener not bound within {WITHIN:g}s"
+        yield task
+    finally:
+        bound.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await bound
+        await stop(daemon, task)
+
+
+async def stop(daemon: Daemon, task: asyncio.Task[None]) -> float:
+    """``daemon.stop()``, then wait for ``run()`` to end; return the seconds that took."""
+    started = time.monotonic()
+    daemon.stop()
+    # asyncio.wait, not a timeout around ``await task``: a cancel would go into the task.
+    await asyncio.wait({task}, timeout=WITHIN)
+    if not task.done():
+        pytest.fail(f"run() did not end within {WITHIN:g}s of stop()")
+    await task
+    return time.monotonic() - started
+
+
+def sample(daemon: Daemon, name: str, **labels: str) -> float | None:
+    return daemon.metrics.registry.get_sample_value(name, labels)
+
+
+def reloads(daemon: Daemon) -> tuple[float | None, float | None]:
+    """``failover_config_reloads_total`` as (ok, error)."""
+    return (sample(daemon, "failover_config_reloads_total", result="ok"),
+            sample(daemon, "failover_config_reloads_total", result="error"))
+
+
+async def get(daemon: Daemon, path: str) -> tuple[int, str]:
+    url = f"http://{daemon.status.bound[0]}{path}"
+    async with aiohttp.ClientSession() as session, session.get(url) as response:
+        return response.status, await response.text()
+
+
+def weights_file(daemon: Daemon) -> Path:
+    actuator = daemon.config.actuators[0]
+    assert isinstance(actuator, FileActuatorConfig)
+    return actuator.path
+
+
+def file_shares(daemon: Daemon) -> dict[str, float]:
+    doc = json.loads(weights_file(daemon).read_text())
+    return {name: c["share"] for name, c in doc["clusters"].items()}
+
+
+async def all_serving(daemon: Daemon, plans: PlanSpy) -> Plan:
+    """Wait until a plan with every cluster at its base-weight share is on disk; return it."""
+    def done() -> bool:
+        plan = daemon.plan
+        return (plan is not None and plan.version >= 1 and not plan.frozen
+                and all(s > 0 for s in plan.shares.values())
+                and daemon.runners[0].applied_version == plan.version)
+
+    await plans.until(done, "every cluster serving, written to weights.json")
+    assert daemon.plan is not None
+    return daemon.plan
+
+
+# -- reload ------------------------------------------------------------------------------------
+
+async def test_good_reload_applies_new_weights_and_drops_removed_cluster(
+        daemon: Daemon, plans: PlanSpy, lab: Lab, config_path: Path) -> None:
+    """A good reload returns True, counts ok; the next plan, gauges, file and probes follow it."""
+    async with serving(daemon):
+        first = await all_serving(daemon, plans)
+        assert first.shares == pytest.approx({"lab-1": 0.5, "lab-2": 0.3, "lab-3": 0.2})
+        assert sample(daemon, "failover_cluster_share", cluster="lab-3") == pytest.approx(0.2)
+
+        config_path.write_text(config_text(lab, {"lab-1": 50, "lab-2": 50}))
+        made = len(plans.made)
+        assert daemon.reload() is True
+
+        assert reloads(daemon) == (1.0, 0.0)
+        last = daemon.extra_status()["config"]["last_reload"]
+        assert (last["result"], last["error"]) == ("ok", None)
+        assert daemon.config.cluster("lab-3") is None
+        await plans.until(lambda: len(plans.made) > made, "a plan after the reload")
+        after = plans.made[made]
+        assert {c.name: c.base_weight for c in after.clusters} == {"lab-1": 50, "lab-2": 50}
+        # Moves may be phased over ticks (max_shift_per_tick); wait for the target.
+        await plans.until(lambda: daemon.plan is not None and daemon.plan.shares
+                          == pytest.approx({"lab-1": 0.5, "lab-2": 0.5}), "shares 0.5 / 0.5")
+        plan = daemon.plan
+        assert plan is not None
+        assert plan.version > first.version
+        assert sample(daemon, "failover_cluster_share", cluster="lab-2") == pytest.approx(0.5)
+        for gauge in ("failover_cluster_share", "failover_cluster_target_share",
+                      "failover_cluster_health_score", "failover_cluster_rank"):
+            assert sample(daemon, gauge, cluster="lab-3") is None, gauge
+        assert sample(daemon, "failover_cluster_state", cluster="lab-3", state="healthy") is None
+
+        await plans.until(lambda: daemon.runners[0].applied_version == plan.version,
+                          "the new plan in weights.json")
+        assert file_shares(daemon) == pytest.approx({"lab-1": 0.5, "lab-2": 0.5})
+        status, body = await get(daemon, "/v1/status")
+        assert status == 200
+        assert [c["name"] for c in json.loads(body)["clusters"]] == ["lab-1", "lab-2"]
+
+        # lab-3 is no longer probed. Three more DNS probes of lab-1 take at least
+        # 2 x interval x (1 - jitter) = 0.36 s > timeout, so a lab-3 probe sent before the
+        # reload has reached lab-3 by then; after that lab-3 must see nothing.
+        lab1, lab3 = lab.cluster("lab-1").counters, lab.cluster("lab-3").counters
+        start = lab1.dns_udp
+        await plans.until(lambda: lab1.dns_udp >= start + 3, "three more lab-1 DNS probes")
+        seen = (lab3.dns_udp, lab3.http)
+        start = lab1.dns_udp
+        await plans.until(lambda: lab1.dns_udp >= start + 2, "two more lab-1 DNS probes")
+        assert (lab3.dns_udp, lab3.http) == seen
+
+
+@pytest.mark.parametrize(("mistake", "expected"), [
+    pytest.param({"weights": {"lab-1": 50, "lab-2": -5, "lab-3": 20}},
+                 ("weight: -5", "clusters[1].weight: Input should be greater than or equal to 0"),
+                 id="negative-weight"),
+    pytest.param({"weights": WEIGHTS, "extra": {"lab-2": "colour: blue"}},
+                 ("colour: blue", "clusters[1].colour: unknown key"),
+                 id="unknown-key"),
+])
+async def test_bad_reload_keeps_running_config_and_reports_where(
+        daemon: Daemon, plans: PlanSpy, lab: Lab, config_path: Path,
+        mistake: dict[str, Any], expected: tuple[str, str]) -> None:
+    """A bad reload returns False, counts error, keeps config and plan, and says file:line: key."""
+    async with serving(daemon):
+        first = await all_serving(daemon, plans)
+        running = daemon.config
+
+        text = config_text(lab, mistake["weights"], mistake.get("extra"))
+        config_path.write_text(text)
+        assert daemon.reload() is False
+
+        assert reloads(daemon) == (0.0, 1.0)
+        assert daemon.config is running
+        last = daemon.extra_status()["config"]["last_reload"]
+        assert last["result"] == "error"
+        fragment, message = expected
+        location = f"{config_path}:{line_of(text, fragment)}: {message}"
+        assert last["error"].splitlines() == [location]
+        status, body = await get(daemon, "/v1/status")
+        assert status == 200
+        assert json.loads(body)["config"]["last_reload"] == last
+
+        ticks = plans.calls
+        await plans.until(lambda: plans.calls >= ticks + 2, "two more planner ticks")
+        plan = daemon.plan
+        assert plan is not None
+        assert plan.version == first.version
+        assert {c.name: c.base_weight for c in plan.clusters} == WEIGHTS
+
+        # Fixing the file and reloading again works and clears the error.
+        config_path.write_text(config_text(lab, WEIGHTS))
+        assert daemon.reload() is True
+        assert reloads(daemon) == (1.0, 1.0)
+        assert daemon.extra_status()["config"]["last_reload"]["error"] is None
+        assert daemon.config is not running
+        made = len(plans.made)
+        await plans.until(lambda: len(plans.made) > made, "a plan after the good reload")
+        assert plans.made[made].version == first.version  # same weights: nothing moves
+
+
+async def test_reload_requested_event_reloads_while_running(
+        daemon: Daemon, plans: PlanSpy, lab: Lab, config_path: Path) -> None:
+    """Setting reload_requested (what SIGHUP does) reloads the file and the plan follows."""
+    async with serving(daemon):
+        first = await all_serving(daemon, plans)
+        config_path.write_text(config_text(lab, {"lab-1": 40, "lab-2": 30, "lab-3": 30}))
+        daemon.reload_requested.set()
+        await plans.until(lambda: reloads(daemon) == (1.0, 0.0), "a counted reload")
+        assert not daemon.reload_requested.is_set()
+        assert [c.weight for c in daemon.config.clusters] == [40, 30, 30]
+        target = {"lab-1": 0.4, "lab-2": 0.3, "lab-3": 0.3}
+        await plans.until(lambda: daemon.plan is not None
+                          and daemon.plan.shares == pytest.approx(target), "the new shares")
+        assert daemon.plan is not None
+        assert daemon.plan.version > first.version
+
+
+async def test_sighup_reloads_while_running(
+        daemon: Daemon, plans: PlanSpy, lab: Lab, config_path: Path) -> None:
+    """A real SIGHUP to the process reloads the config, and run() restores the handler after."""
+    before = signal.getsignal(signal.SIGHUP)
+    async with serving(daemon):
+        await all_serving(daemon, plans)
+        # Without the daemon's handler SIGHUP would end the test run itself.
+        assert signal.getsignal(signal.SIGHUP) not in (signal.SIG_DFL, signal.SIG_IGN)
+        config_path.write_text(config_text(lab, {"lab-1": 50, "lab-2": 50, "lab-3": 0}))
+        os.kill(os.getpid(), signal.SIGHUP)
+        await plans.until(lambda: reloads(daemon) == (1.0, 0.0), "a reload after SIGHUP")
+        await plans.until(lambda: daemon.plan is not None
+                          and daemon.plan.shares.get("lab-3") == 0, "lab-3 at weight 0")
+    assert signal.getsignal(signal.SIGHUP) == before
+
+
+def test_reload_without_a_config_path_does_nothing(tmp_path: Path) -> None:
+    """A daemon built from a Config alone refuses to reload and counts nothing."""
+    daemon = Daemon(parse(TINY, "<test>", tmp_path), None, registry=CollectorRegistry())
+    assert daemon.reload() is False
+    assert reloads(daemon) == (0.0, 0.0)
+    assert daemon.extra_status()["config"] == {
+        "path": None, "last_reload": {"result": None, "at": None, "error": None}}
+
+
+# -- actuators ---------------------------------------------------------------------------------
+
+HAPROXY = """\
+  - type: haproxy
+    socket: ./haproxy.sock
+    backend: app
+    servers: {a: a1}
+"""
+DNS = """\
+  - type: dns
+    server: 127.0.0.1:5353
+    zone: gslb.example.
+    name: app.gslb.example.
+    tsig: {name: failover-key, secret_file: ./example-tsig.key}
+    addresses: {a: [192.0.2.10]}
+"""
+
+
+@pytest.mark.parametrize(("kind", "actuator"), [("haproxy", HAPROXY), ("dns", DNS)])
+def test_build_actuators_rejects_types_not_available(kind: str, actuator: str) -> None:
+    """A haproxy or dns actuator raises UnsupportedActuator naming the type, also from Daemon()."""
+    config = parse(TINY + actuator, "<test>", CONFIG_DIR)  # the TSIG key file is there
+    with pytest.raises(UnsupportedActuator, match=f"actuator type '{kind}' is not available"):
+        build_actuators(config)
+    with pytest.raises(UnsupportedActuator, match=f"'{kind}'"):
+        Daemon(config, registry=CollectorRegistry())
+
+
+def test_build_actuators_on_the_example_config_names_haproxy() -> None:
+    """The example config (file, haproxy, dns) is refused at its first unavailable actuator."""
+    with pytest.raises(UnsupportedActuator, match="actuator type 'haproxy'"):
+        build_actuators(load(CONFIG_DIR / "example.yaml"))
+
+
+def test_build_actuators_builds_the_file_actuator(tmp_path: Path) -> None:
+    """A file actuator config becomes one actuator writing to the configured path."""
+    [actuator] = build_actuators(parse(TINY, "<test>", tmp_path))
+    assert actuator.name == f"file:{tmp_path / 'weights.json'}"
+
+
+def test_reload_to_an_unavailable_actuator_is_refused(tmp_path: Path) -> None:
+    """A reload to a config with a haproxy actuator fails, is counted, and keeps the config."""
+    path = tmp_path / "failover.yaml"
+    path.write_text(TINY)
+    daemon = Daemon(load(path), path, registry=CollectorRegistry())
+    running = daemon.config
+    path.write_text(TINY + HAPROXY)
+    assert daemon.reload() is False
+    assert daemon.config is running
+    assert reloads(daemon) == (0.0, 1.0)
+    assert "actuator type 'haproxy'" in daemon.extra_status()["config"]["last_reload"]["error"]
+
+
+# -- planner errors ----------------------------------------------------------------------------
+
+async def test_planner_exception_is_counted_and_planning_goes_on(
+        daemon: Daemon, lab: Lab, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A planner that raises once is counted once; the daemon keeps planning and serving."""
+    plans = PlanSpy(make_plan, failures=1)
+    monkeypatch.setattr("failover.daemon.make_plan", plans)
+    async with serving(daemon) as task:
+        await all_serving(daemon, plans)
+        assert plans.calls == len(plans.made) + 1  # the first call raised, no other did
+        assert sample(daemon, "failover_errors_total", where="planner") == 1.0
+        assert not task.done()
+        assert daemon.plan is not None
+        assert daemon.plan.version >= 1
+        assert await get(daemon, "/healthz") == (200, "ok\n")
+
+
+# -- readiness and first actuation -------------------------------------------------------------
+
+async def test_readyz_and_first_write_wait_for_every_verdict(
+        daemon: Daemon, plans: PlanSpy, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Until every cluster has a verdict /readyz is 503 and nothing is written; then version 1."""
+    gate = Gate(daemon, monkeypatch)
+    applies = ApplySpy(daemon, monkeypatch)
+    async with serving(daemon) as task:
+        async with asyncio.timeout(WITHIN):
+            await gate.every_job_held.wait()
+        ticks = plans.calls
+        await plans.until(lambda: plans.calls >= ticks + 2, "two planner ticks")
+
+        assert await get(daemon, "/readyz") == (503, "waiting for a verdict on every cluster\n")
+        assert await get(daemon, "/healthz") == (200, "ok\n")
+        plan = daemon.plan
+        assert plan is not None
+        assert (plan.version, plan.frozen, plan.frozen_reason) == (0, True, "awaiting_verdicts")
+        assert all(p.version == 0 for p in plans.made)
+        assert sample(daemon, "failover_plan_version") == 0
+        assert sample(daemon, "failover_frozen", reason="awaiting_verdicts") == 1
+        assert applies.versions == []
+        assert not weights_file(daemon).exists()
+        assert daemon.extra_status()["actuators"][0]["applied_version"] is None
+
+        gate.opened = True
+        await plans.until(lambda: daemon.runners[0].applied_version is not None,
+                          "a plan written to weights.json")
+        assert await get(daemon, "/readyz") == (200, "ready\n")
+        assert await get(daemon, "/healthz") == (200, "ok\n")
+        assert applies.versions[0] == 1
+        assert 0 not in applies.versions
+        doc = json.loads(weights_file(daemon).read_text())
+        assert (doc["version"], doc["frozen"]) == (daemon.runners[0].applied_version, False)
+        assert file_shares(daemon) == pytest.approx({"lab-1": 0.5, "lab-2": 0.3, "lab-3": 0.2})
+        assert sample(daemon, "failover_frozen", reason="awaiting_verdicts") is None
+        assert not task.done()
+
+
+# -- stop --------------------------------------------------------------------------------------
+
+async def test_stop_ends_run_promptly_and_leaves_weights_untouched(
+        daemon: Daemon, plans: PlanSpy, lab: Lab) -> None:
+    """stop() ends run() within a second, weights.json stays byte for byte, the listener closes."""
+    async with serving(daemon) as task:
+        await all_serving(daemon, plans)
+        before = weights_file(daemon).read_bytes()
+        address = daemon.status.bound[0]
+        # lab-2 drops DNS queries: once one has reached it, a probe is (most likely) still
+        # waiting for its answer when the daemon stops.
+        await lab.set_fault("lab-2", dns="timeout", http="500")
+        lab2 = lab.cluster("lab-2").counters
+        queries = lab2.dns_udp
+        await plans.until(lambda: lab2.dns_udp > queries, "a DNS query dropped by lab-2")
+        took = await stop(daemon, task)
+    assert took < 1.0, f"run() took {took:.2f}s to stop"
+    assert task.exception() is None
+    assert weights_file(daemon).read_bytes() == before
+    assert sorted(p.name for p in weights_file(daemon).parent.iterdir()) == ["weights.json"]
+    with pytest.raises(aiohttp.ClientConnectionError):
+        async with aiohttp.ClientSession() as session, \
+                session.get(f"http://{address}/healthz") as response:
+            await response.read()
+
+
+async def test_stop_right_after_a_reload_ends_run(daemon: Daemon, plans: PlanSpy) -> None:
+    """stop() in the same tick as a reload still ends run() promptly."""
+    # Regression: with asyncio.wait_for in wait_event (Python 3.11) the prober swallowed the
+    # TaskGroup's cancel when the reload had just set its event, and run() never returned.
+    task = asyncio.create_task(daemon.run(), name="daemon")
+    try:
+        await all_serving(daemon, plans)
+        assert daemon.reload() is True
+        daemon.stop()
+        await asyncio.wait({task}, timeout=1.0)
+        assert task.done(), "run() still running 1 s after stop()"
+    finally:
+        if not task.done():
+            # A prober that swallowed the TaskGroup's one cancel ends on a second one.
+            for stuck in asyncio.all_tasks():
+                if stuck.get_name() == "prober":
+                    stuck.cancel()
+        daemon.stop()
+        await asyncio.wait({task}, timeout=WITHIN)
+        assert task.done()
+        await task
