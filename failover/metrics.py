@@ -64,6 +64,14 @@ class Metrics:
             "failover_actuator_last_success_timestamp_seconds",
             "Unix time of the actuator's last successful apply.", ["actuator"],
             registry=registry)
+        self.actuator_drift = Counter(
+            "failover_actuator_drift",
+            "Differences found between the data plane and the applied plan (a weight changed "
+            "by hand, a record removed), each re-applied.", ["actuator"], registry=registry)
+        self.actuator_applied_version = Gauge(
+            "failover_actuator_applied_plan_version",
+            "Version of the last plan the actuator applied; behind failover_plan_version while "
+            "it lags.", ["actuator"], registry=registry)
         self.config_reloads = Counter(
             "failover_config_reloads", "Config reloads by result.", ["result"],
             registry=registry)

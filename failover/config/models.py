@@ -219,6 +219,8 @@ class Vantage(Strict):
 class FileActuator(Strict):
     type: Literal["file"]
     path: Path
+    timeout: Duration = 5.0
+    """Seconds one apply may take before it counts as failed (and is retried)."""
 
     @field_validator("path")
     @classmethod
@@ -233,6 +235,8 @@ class HaproxyActuator(Strict):
     backend: str
     servers: dict[str, str] = Field(min_length=1)
     """Cluster name -> HAProxy server name in ``backend``."""
+    timeout: Duration = 5.0
+    """Seconds one apply (all runtime API commands and the read-back) may take."""
 
     @field_validator("socket")
     @classmethod
@@ -274,6 +278,8 @@ class DnsActuator(Strict):
     tsig: Tsig | None = None
     addresses: dict[str, list[IpAddress]] = Field(min_length=1)
     """Cluster name -> addresses published while the cluster's share is above 0."""
+    timeout: Duration = 5.0
+    """Seconds one apply (the update and the verifying query) may take."""
 
 
 Actuator = Annotated[FileActuator | HaproxyActuator | DnsActuator, Field(discriminator="type")]
