@@ -11,7 +11,7 @@ import math
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
-from failover.planner.guard import FAIL_STATIC, VANTAGE
+from failover.planner.guard import FAIL_STATIC, OPERATOR_FREEZE, VANTAGE
 from failover.planner.lifecycle import Life
 from failover.planner.model import ClusterState, ClusterView, Decision
 from failover.planner.shares import EPSILON
@@ -33,10 +33,11 @@ CAUSES = frozenset({EVACUATE, RECOVERY_START, RAMP, RECOVERY_FAILED, CAPACITY_CA
                     FAIL_STATIC, VANTAGE, REBALANCE, OPERATOR})
 
 DRAIN = "drain"
+FREEZE = "freeze"
 REMOVE = "remove"
 RESUME = "resume"
-"""Actions whose cause is another name: drain (operator), remove (rebalance), resume (the
-freeze it ends)."""
+"""Actions whose cause is another name: drain and freeze (operator), remove (rebalance),
+resume (the freeze it ends)."""
 
 S = ClusterState
 
@@ -146,7 +147,8 @@ def shed_decision(change: Change) -> Decision | None:
 
 
 def freeze_decision(change: Change, *, was: str | None, now_frozen: str | None, passing: float,
-                    unknown: float, eligible: float, min_fraction: float) -> Decision:
+                    unknown: float, eligible: float, min_fraction: float,
+                    operator_reason: str | None = None) -> Decision:
     """The plan-wide decision for entering a freeze (fail_static, vantage) or leaving one
     (``now_frozen`` None, or awaiting_verdicts when missing verdicts keep the plan still)."""
     total_old, total_new = math.fsum(change.old.values()), math.fsum(change.new.values())
@@ -158,9 +160,14 @@ def freeze_decision(change: Change, *, was: str | None, now_frozen: str | None, 
     elif now_frozen == VANTAGE:
         action = cause = VANTAGE
         reason = "vantage checks fail: our own view cannot be trusted, keeping shares"
+    elif now_frozen == OPERATOR_FREEZE:
+        action, cause = FREEZE, OPERATOR
+        reason = f"frozen by an operator: {operator_reason or 'no reason given'}"
     else:
         action, cause = RESUME, was or FAIL_STATIC
-        if was == VANTAGE:
+        if was == OPERATOR_FREEZE:
+            cause, reason = OPERATOR, "unfrozen by an operator"
+        elif was == VANTAGE:
             reason = "vantage checks pass again"
         elif now_frozen is None:
             reason = f"{weights} is at or above {limit}"

@@ -13,7 +13,8 @@ from failover.planner.shares import below
 AWAITING_VERDICTS: Final = "awaiting_verdicts"
 FAIL_STATIC: Final = "fail_static"
 VANTAGE: Final = "vantage"
-FREEZES = (FAIL_STATIC, VANTAGE)
+OPERATOR_FREEZE: Final = "operator"
+FREEZES = (FAIL_STATIC, VANTAGE, OPERATOR_FREEZE)
 """Freezes that are alarms, with a decision when they start and end (awaiting is not)."""
 
 
@@ -38,9 +39,10 @@ class Tally:
 
 
 def freeze_reason(tally: Tally, min_fraction: float, *, started: bool,
-                  vantage_ok: bool = True) -> str | None:
+                  vantage_ok: bool = True, operator: bool = False) -> str | None:
     """None to plan normally, else why the shares stay as they are.
 
+    - ``operator`` when an operator froze automation: their word comes first.
     - ``vantage`` when the vantage checks fail: the orchestrator's own network view is
       broken, so what it sees of the clusters proves nothing.
     - Before the first actuated plan (``started`` False), wait until every cluster has a
@@ -53,6 +55,8 @@ def freeze_reason(tally: Tally, min_fraction: float, *, started: bool,
     - ``awaiting_verdicts`` when the passing weight is too low only because verdicts are still
       missing (e.g. after a reload added checks): no evidence of failure, so no alarm, no change.
     """
+    if operator:
+        return OPERATOR_FREEZE
     if not vantage_ok:
         return VANTAGE
     if not started and tally.unknown_clusters:

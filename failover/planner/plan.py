@@ -60,13 +60,16 @@ def _reason(view: ClusterView, life: Life, policy: Policy, now: float) -> str:
 
 
 def plan(views: Sequence[ClusterView], policy: Policy, previous: Plan | None, now: float, *,
-         demand_rps: float | None = None, vantage_ok: bool = True) -> Plan:
+         demand_rps: float | None = None, vantage_ok: bool = True,
+         frozen_by: str | None = None) -> Plan:
     """The plan for this tick; deterministic, whatever the order of ``views``.
 
     Until a plan has been actuated (version >= 1) the plan waits for every verdict, frozen at
     version 0 with placeholder shares the daemon does not actuate; the first actuated plan is
     the base weights of the passing clusters, with no ramp. ``demand_rps`` enables capacity
-    planning; ``vantage_ok`` False freezes the plan (our own view is broken).
+    planning; ``vantage_ok`` False freezes the plan (our own view is broken); ``frozen_by``
+    (an operator's reason) freezes it too, before the first actuated plan as well. Drained clusters
+    come as views in state ``drained``.
     """
     ordered = sorted(views, key=lambda v: v.name)
     if len({v.name for v in ordered}) != len(ordered):
@@ -77,7 +80,7 @@ def plan(views: Sequence[ClusterView], policy: Policy, previous: Plan | None, no
     before = {c.name: c for c in actuated.clusters} if actuated is not None else {}
     tally = Tally.of(ordered)
     frozen = freeze_reason(tally, policy.min_healthy_fraction, started=started,
-                           vantage_ok=vantage_ok)
+                           vantage_ok=vantage_ok, operator=frozen_by is not None)
     lives = {v.name: advance(v, before.get(v.name), policy.recovery, now, started=started)
              for v in ordered}
     wanted: Targets | None = None
@@ -118,7 +121,8 @@ def plan(views: Sequence[ClusterView], policy: Policy, previous: Plan | None, no
         decisions.append(freeze_decision(
             change, was=was if was in FREEZES else None,
             now_frozen=frozen, passing=tally.passing, unknown=tally.unknown,
-            eligible=tally.eligible, min_fraction=policy.min_healthy_fraction))
+            eligible=tally.eligible, min_fraction=policy.min_healthy_fraction,
+            operator_reason=frozen_by))
     if version >= 1:
         decisions += cluster_decisions(ranked, lives, wanted or Targets(dict(shares), {}),
                                        change)

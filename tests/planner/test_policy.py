@@ -151,3 +151,15 @@ def test_failing_vantage_freezes_the_plan() -> None:
 def test_view_builder_covers_waiting_state() -> None:
     """The shared view builder knows the gate states (used by other planner tests)."""
     assert view("x", W).state == W
+
+
+def test_operator_freeze_holds_shares_until_unfrozen() -> None:
+    """An operator freeze keeps every share, even through an evacuation, and says who froze."""
+    first = plan(fleet("HHHH"), POLICY, None, 0)
+    frozen = plan(fleet("UHHH"), POLICY, first, 1, frozen_by="incident 42")
+    assert (frozen.frozen_reason, frozen.shares) == ("operator", first.shares)
+    assert [(d.action, d.cause) for d in frozen.decisions] == [("freeze", "operator")]
+    assert "incident 42" in frozen.decisions[0].reason
+    thawed = plan(fleet("UHHH"), POLICY, frozen, 2)
+    assert [(d.action, d.cause) for d in thawed.decisions][0] == ("resume", "operator")
+    assert thawed.share("a") == 0
