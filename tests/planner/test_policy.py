@@ -161,5 +161,5 @@ def test_operator_freeze_holds_shares_until_unfrozen() -> None:
     assert [(d.action, d.cause) for d in frozen.decisions] == [("freeze", "operator")]
     assert "incident 42" in frozen.decisions[0].reason
     thawed = plan(fleet("UHHH"), POLICY, frozen, 2)
-    assert [(d.action, d.cause) for d in thawed.decisions][0] == ("resume", "operator")
+    assert next((d.action, d.cause) for d in thawed.decisions) == ("resume", "operator")
     assert thawed.share("a") == 0
