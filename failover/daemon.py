@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import os
 import signal
 import time
 from collections import deque
@@ -17,6 +18,8 @@ from prometheus_client import CollectorRegistry
 from failover.actuators.base import Actuator
 from failover.actuators.file import FileActuator
 from failover.actuators.runner import ActuatorRunner
+from failover.api.admin import admin_app
+from failover.api.audit import AuditLog
 from failover.api.server import Listener
 from failover.api.status import status_app
 from failover.config import Config, ConfigError, all_jobs, load
@@ -25,6 +28,7 @@ from failover.config.models import FileActuator as FileActuatorConfig
 from failover.health import HealthTracker
 from failover.health.results import ProbeResult
 from failover.metrics import Metrics
+from failover.overrides import Drain, Freeze, Overrides
 from failover.planner import plan as make_plan
 from failover.planner.model import ClusterState, Decision, Plan
 from failover.probes import PROBES
@@ -40,6 +44,28 @@ STALL_AFTER = 10.0
 
 class UnsupportedActuator(Exception):
     pass
+
+
+TOKEN_ENV = "FAILOVER_ADMIN_TOKEN"  # noqa: S105 - the variable's name, not a secret
+
+
+def admin_token(config: Config) -> str | None:
+    """The admin bearer token: the environment first, else the token file; None for neither.
+
+    Raises OSError when the configured file cannot be read, ValueError when it is empty: a
+    daemon whose operators believe they have a break-glass API must not start without one.
+    """
+    token = os.environ.get(TOKEN_ENV, "").strip()
+    if token:
+        return token
+    path = config.listen.admin_token_file
+    if path is None:
+        return None
+    token = path.read_text(encoding="utf-8").strip()
+    if not token:
+        msg = f"admin token file {path} is empty"
+        raise ValueError(msg)
+    return token
 
 
 def build_actuators(config: Config) -> list[Actuator]:
@@ -77,6 +103,16 @@ class Daemon:
         self._heartbeats: dict[str, float] = {}
         self._scheduler: Scheduler | None = None
         self.status = Listener("status", status_app(self, self.metrics), config.listen.status)
+        self.overrides = Overrides()
+        self.audit = AuditLog(config.state_dir / "audit.jsonl")
+        token = admin_token(config)
+        self.admin: Listener | None = None
+        if token is None:
+            log.warning("admin API disabled: no token (set listen.admin_token_file or %s)",
+                        TOKEN_ENV)
+        else:
+            self.admin = Listener("admin", admin_app(self, token, self.audit),
+                                  config.listen.admin)
 
     # -- StatusSource ------------------------------------------------------------------------
 
@@ -107,6 +143,7 @@ class Daemon:
             ],
             "config": {"path": str(self.config_path) if self.config_path else None,
                        "last_reload": self._last_reload},
+            "overrides": self.overrides.as_dict(),
         }
 
     def alive(self) -> bool:
@@ -115,6 +152,32 @@ class Daemon:
 
     def ready(self) -> bool:
         return self.health.all_have_verdicts()
+
+    # -- AdminTarget -------------------------------------------------------------------------
+
+    def has_cluster(self, name: str) -> bool:
+        return any(c.name == name for c in self.config.clusters)
+
+    def drain(self, name: str, reason: str, expires_in: float | None) -> dict[str, Any]:
+        now = time.time()
+        drain = Drain(reason, now, None if expires_in is None else now + expires_in)
+        self.overrides.drains[name] = drain
+        return {"reason": drain.reason, "until": drain.until}
+
+    def undrain(self, name: str) -> bool:
+        return self.overrides.drains.pop(name, None) is not None
+
+    def freeze(self, reason: str) -> dict[str, Any]:
+        self.overrides.freeze = Freeze(reason, time.time())
+        return {"reason": reason}
+
+    def unfreeze(self) -> bool:
+        was, self.overrides.freeze = self.overrides.freeze, None
+        return was is not None
+
+    def reload_error(self) -> str | None:
+        error: str | None = self._last_reload.get("error")
+        return error
 
     # -- loops -------------------------------------------------------------------------------
 
@@ -135,6 +198,8 @@ class Daemon:
         try:
             async with asyncio.TaskGroup() as tasks:
                 tasks.create_task(self.status.serve(), name="status-listener")
+                if self.admin is not None:
+                    tasks.create_task(self.admin.serve(), name="admin-listener")
                 tasks.create_task(self._scheduler.run(), name="prober")
                 tasks.create_task(self._plan_loop(), name="planner")
                 tasks.create_task(self._lag_loop(), name="loop-lag")
@@ -158,9 +223,13 @@ class Daemon:
             now = loop.time()
             self._heartbeats["planner"] = now
             try:
-                new = make_plan(self.health.views(), self.config.policy, self.plan, now,
-                                demand_rps=self.config.demand_rps,
-                                vantage_ok=self.health.vantage_ok())
+                for name in self.overrides.expire(time.time()):
+                    log.warning("drain of %s expired", name)
+                freeze = self.overrides.freeze
+                new = make_plan(self.overrides.apply(self.health.views()), self.config.policy,
+                                self.plan, now, demand_rps=self.config.demand_rps,
+                                vantage_ok=self.health.vantage_ok(),
+                                frozen_by=None if freeze is None else freeze.reason)
                 self._publish(new, now)
             except Exception:
                 # A planner bug must not take the daemon down: the last plan stays applied
@@ -255,6 +324,7 @@ class Daemon:
             log.warning("listener and actuator changes take effect at the next restart")
         self.config = new
         self.health.update_config(new)
+        self.overrides.forget({c.name for c in new.clusters})
         if self._scheduler is not None:
             self._scheduler.update(all_jobs(new.clusters, new.vantage), new.probing)
         self.metrics.config_reloads.labels("ok").inc()

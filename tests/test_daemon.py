@@ -553,3 +553,67 @@ async def test_stop_right_after_a_reload_ends_run(daemon: Daemon, plans: PlanSpy
         await asyncio.wait({task}, timeout=WITHIN)
         assert task.done()
         await task
+
+
+# -- operator overrides --------------------------------------------------------------------------
+
+TOKEN = "operator-token"  # noqa: S105 - a test token
+
+
+@pytest.fixture
+def operated(config_path: Path, monkeypatch: pytest.MonkeyPatch) -> Daemon:
+    """A daemon with its admin API on (token from the environment)."""
+    monkeypatch.setenv("FAILOVER_ADMIN_TOKEN", TOKEN)
+    return Daemon(load(config_path), config_path, registry=CollectorRegistry())
+
+
+async def admin(daemon: Daemon, path: str, body: dict[str, Any] | None = None) -> int:
+    assert daemon.admin is not None
+    await daemon.admin.ready.wait()
+    url = f"http://{daemon.admin.bound[0]}{path}"
+    async with aiohttp.ClientSession() as session, session.post(
+            url, json=body or {}, headers={"Authorization": f"Bearer {TOKEN}"}) as response:
+        return response.status
+
+
+def test_no_token_means_no_admin_listener(daemon: Daemon) -> None:
+    """Without a token the admin API is not served at all (never open without auth)."""
+    assert daemon.admin is None
+
+
+async def test_drain_and_freeze_through_the_admin_api(
+        operated: Daemon, plans: PlanSpy, lab: Lab) -> None:
+    """A drain takes a cluster's share to 0 at once; a freeze holds shares through a fault;
+    undrain and unfreeze hand back to automation; every call is in the audit log."""
+    async with serving(operated):
+        await all_serving(operated, plans)
+        assert await admin(operated, "/v1/clusters/lab-2/drain", {"reason": "bad deploy"}) == 200
+        await plans.until(lambda: operated.plan is not None
+                          and operated.plan.share("lab-2") == 0, "lab-2 drained")
+        assert operated.plan is not None
+        lab2 = next(c for c in operated.plan.clusters if c.name == "lab-2")
+        assert (lab2.state, lab2.reason) == ("drained", "drained: bad deploy")
+        assert any(d["action"] == "drain" and d["cause"] == "operator"
+                   for d in operated.decisions(10))
+
+        assert await admin(operated, "/v1/freeze", {"reason": "incident 7"}) == 200
+        await plans.until(lambda: operated.plan is not None and operated.plan.frozen,
+                          "frozen by the operator")
+        held = operated.plan.shares if operated.plan else {}
+        await lab.set_fault("lab-3", dns="timeout")
+        await plans.until(lambda: operated.health.cluster("lab-3").state == "unhealthy",
+                          "lab-3 failing")
+        assert operated.plan is not None
+        assert (operated.plan.frozen_reason, operated.plan.shares) == ("operator", held)
+
+        assert await admin(operated, "/v1/unfreeze") == 200
+        await plans.until(lambda: operated.plan is not None
+                          and operated.plan.share("lab-3") == 0, "lab-3 evacuated")
+        assert await admin(operated, "/v1/clusters/lab-2/undrain") == 200
+        await plans.until(lambda: operated.plan is not None and any(
+            c.name == "lab-2" and c.state in ("waiting", "recovering")
+            for c in operated.plan.clusters), "lab-2 back through the recovery gate")
+    lines = [json.loads(x) for x in (operated.config.state_dir / "audit.jsonl").read_text()
+             .splitlines()]
+    assert [x["action"] for x in lines] == ["drain", "freeze", "unfreeze", "undrain"]
+    assert all(x["result"] == "ok" for x in lines)

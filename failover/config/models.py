@@ -287,8 +287,9 @@ Actuator = Annotated[FileActuator | HaproxyActuator | DnsActuator, Field(discrim
 
 class Config(Strict):
     listen: Listen = Listen()
-    state_dir: Path = Path("./var")
-    """Persisted plan and states, and the audit log; relative to the config file."""
+    state_dir: Path = Field(Path("./var"), validate_default=True)
+    """Persisted plan and states, and the audit log; relative to the config file (the default
+    too, so the daemon's working directory never matters)."""
     probing: Probing = Probing()
     policy: Policy = Policy()
     demand_rps: float | None = Field(None, gt=0)

@@ -1,0 +1,121 @@
+"""``failover drain|undrain|freeze|unfreeze|reload``: the admin API from the command line.
+
+It needs only the daemon: the URL and token come from flags, the environment, or the config
+file the daemon runs with (``-c``).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+import urllib.error
+import urllib.request
+from pathlib import Path
+from typing import Any
+
+from failover.config import ConfigError, load
+
+OK, USER_ERROR, USAGE, UNREACHABLE = 0, 1, 2, 3
+TOKEN_ENV = "FAILOVER_ADMIN_TOKEN"  # noqa: S105 - the variable's name, not a secret
+DEFAULT_URL = "http://127.0.0.1:9471"
+
+
+class Usage(Exception):
+    pass
+
+
+def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    def common(parser: argparse.ArgumentParser) -> None:
+        parser.add_argument("-c", "--config", help="take the admin URL and token file from it")
+        parser.add_argument("--url", help=f"admin listener URL (default {DEFAULT_URL})")
+        parser.add_argument("--token-file", help=f"bearer token file (or env {TOKEN_ENV})")
+
+    drain = sub.add_parser("drain", help="take a cluster out of traffic (operator override)")
+    drain.add_argument("name")
+    drain.add_argument("--reason", required=True)
+    drain.add_argument("--expires", metavar="DURATION", help="lift by itself after, e.g. 30m")
+    undrain = sub.add_parser("undrain", help="give a drained cluster back to automation")
+    undrain.add_argument("name")
+    freeze = sub.add_parser("freeze", help="stop automatic weight changes")
+    freeze.add_argument("--reason", required=True)
+    unfreeze = sub.add_parser("unfreeze", help="resume automatic weight changes")
+    reload = sub.add_parser("reload", help="re-read the daemon's config now")
+    for parser, func in ((drain, _drain), (undrain, _undrain), (freeze, _freeze),
+                         (unfreeze, _unfreeze), (reload, _reload)):
+        common(parser)
+        parser.set_defaults(func=func)
+
+
+def _target(args: argparse.Namespace) -> tuple[str, str]:
+    """(admin URL, token) from flags, then the environment, then the config."""
+    url, token_file = args.url, args.token_file
+    token = os.environ.get(TOKEN_ENV, "").strip()
+    if args.config:
+        try:
+            config = load(args.config)
+        except ConfigError as exc:
+            raise Usage(str(exc)) from exc
+        url = url or f"http://{config.listen.admin}"
+        if token_file is None and config.listen.admin_token_file is not None:
+            token_file = str(config.listen.admin_token_file)
+    if token_file and not os.environ.get(TOKEN_ENV):
+        try:
+            token = Path(token_file).read_text(encoding="utf-8").strip()
+        except OSError as exc:
+            msg = f"cannot read the token file: {exc}"
+            raise Usage(msg) from exc
+    if not token:
+        msg = f"no admin token: give --token-file, -c CONFIG or set {TOKEN_ENV}"
+        raise Usage(msg)
+    return (url or DEFAULT_URL).rstrip("/"), token
+
+
+def _post(args: argparse.Namespace, path: str, body: dict[str, Any]) -> int:
+    try:
+        url, token = _target(args)
+    except Usage as exc:
+        print(f"failover: {exc}", file=sys.stderr)
+        return USER_ERROR
+    request = urllib.request.Request(  # noqa: S310 - the operator's own admin URL
+        url + path, data=json.dumps(body).encode(), method="POST",
+        headers={"Content-Type": "application/json", "Authorization": f"Bearer {token}"})
+    try:
+        with urllib.request.urlopen(request, timeout=5) as response:  # noqa: S310 - same
+            doc = json.load(response)
+    except urllib.error.HTTPError as exc:
+        try:
+            message = json.load(exc)["error"]
+        except (ValueError, KeyError, TypeError):
+            message = f"HTTP {exc.code} {exc.reason}"
+        print(f"failover: {message}", file=sys.stderr)
+        return USER_ERROR
+    except (urllib.error.URLError, OSError, ValueError) as exc:
+        print(f"failover: daemon unreachable at {url}: {exc}", file=sys.stderr)
+        return UNREACHABLE
+    print(json.dumps(doc))
+    return OK
+
+
+def _drain(args: argparse.Namespace) -> int:
+    body: dict[str, Any] = {"reason": args.reason}
+    if args.expires:
+        body["expires_in"] = args.expires
+    return _post(args, f"/v1/clusters/{args.name}/drain", body)
+
+
+def _undrain(args: argparse.Namespace) -> int:
+    return _post(args, f"/v1/clusters/{args.name}/undrain", {})
+
+
+def _freeze(args: argparse.Namespace) -> int:
+    return _post(args, "/v1/freeze", {"reason": args.reason})
+
+
+def _unfreeze(args: argparse.Namespace) -> int:
+    return _post(args, "/v1/unfreeze", {})
+
+
+def _reload(args: argparse.Namespace) -> int:
+    return _post(args, "/v1/reload", {})
