@@ -15,8 +15,9 @@ from typing import Any
 
 from prometheus_client import CollectorRegistry
 
+from failover import persist
 from failover.actuators.base import Actuator
-from failover.actuators.file import FileActuator
+from failover.actuators.file import FileActuator, write_atomically
 from failover.actuators.runner import ActuatorRunner
 from failover.api.admin import admin_app
 from failover.api.audit import AuditLog
@@ -105,6 +106,8 @@ class Daemon:
         self.status = Listener("status", status_app(self, self.metrics), config.listen.status)
         self.overrides = Overrides()
         self.audit = AuditLog(config.state_dir / "audit.jsonl")
+        self.state_path = config.state_dir / "state.json"
+        self._saved: dict[str, Any] | None = None
         token = admin_token(config)
         self.admin: Listener | None = None
         if token is None:
@@ -191,12 +194,16 @@ class Daemon:
                                     self.metrics, self._record, PROBES)
         log.info("starting with %d clusters, %d probe jobs", len(self.config.clusters),
                  len(self._scheduler.jobs))
+        self._restore(loop.time())
         for signum, handler in ((signal.SIGTERM, self.stop), (signal.SIGINT, self.stop),
                                 (signal.SIGHUP, self.reload_requested.set)):
             with contextlib.suppress(NotImplementedError, RuntimeError):
                 loop.add_signal_handler(signum, handler)
         try:
             async with asyncio.TaskGroup() as tasks:
+                # Actuators first: a restored plan is re-applied before the first probe.
+                for runner in self.runners:
+                    tasks.create_task(runner.run(), name=f"actuator {runner.actuator.name}")
                 tasks.create_task(self.status.serve(), name="status-listener")
                 if self.admin is not None:
                     tasks.create_task(self.admin.serve(), name="admin-listener")
@@ -204,8 +211,6 @@ class Daemon:
                 tasks.create_task(self._plan_loop(), name="planner")
                 tasks.create_task(self._lag_loop(), name="loop-lag")
                 tasks.create_task(self._reload_loop(), name="reload")
-                for runner in self.runners:
-                    tasks.create_task(runner.run(), name=f"actuator {runner.actuator.name}")
                 await self.stopping.wait()
                 raise _Stopping
         except* _Stopping:
@@ -213,6 +218,34 @@ class Daemon:
         finally:
             for signum in (signal.SIGTERM, signal.SIGINT, signal.SIGHUP):
                 loop.remove_signal_handler(signum)
+
+    def _restore(self, loop_now: float) -> None:
+        """Take up the plan and overrides the last run left, and re-apply that plan at once:
+        after a crash the data plane may lag what was decided. Nothing moves until verdicts
+        come in (unknown clusters keep their shares)."""
+        saved = persist.load(self.state_path, persist.Clocks(loop_now, time.time()))
+        self.overrides = saved.overrides
+        self.overrides.forget({c.name for c in self.config.clusters})
+        if saved.plan is None:
+            return
+        self.plan = saved.plan
+        log.info("restored plan %d from %s; re-applying it", saved.plan.version, self.state_path)
+        for runner in self.runners:
+            runner.submit(saved.plan)
+
+    async def _persist(self) -> None:
+        loop = asyncio.get_running_loop()
+        doc = persist.document(self.plan, self.overrides, persist.Clocks(loop.time(), time.time()))
+        if doc == self._saved:
+            return
+        try:
+            await asyncio.to_thread(write_atomically, self.state_path, persist.encode(doc))
+        except OSError as exc:
+            # The plan still holds in memory; only a restart would lose it. Say so loudly.
+            self.metrics.errors.labels("persist").inc()
+            log.error("cannot save state to %s: %s", self.state_path, exc)
+            return
+        self._saved = doc
 
     def _record(self, job: Job, result: ProbeResult) -> None:
         self.health.record(job.key, result, asyncio.get_running_loop().time())
@@ -231,6 +264,7 @@ class Daemon:
                                 vantage_ok=self.health.vantage_ok(),
                                 frozen_by=None if freeze is None else freeze.reason)
                 self._publish(new, now)
+                await self._persist()
             except Exception:
                 # A planner bug must not take the daemon down: the last plan stays applied
                 # (static stability) and the next tick tries again. /healthz shows no stall,

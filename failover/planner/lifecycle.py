@@ -29,7 +29,8 @@ class Life:
     cooldown_until: float | None = None
     failed_recoveries: int = 0
     event: str | None = None
-    """``recovery_start``, ``recovery_failed`` or ``recovered`` when that happened this tick."""
+    """``recovery_start``, ``recovery_failed``, ``recovered`` or ``resumed`` (a ramp taken up
+    again after its verdict lapsed, e.g. across a restart) when that happened this tick."""
 
 
 def cooldown(recovery: Recovery, failed: int) -> float:
@@ -77,14 +78,19 @@ def advance(  # noqa: PLR0911 - one return per transition reads best
                         "recovery_failed")
         return Life(S.UNHEALTHY, None, until, failed)
     if view.state == S.UNKNOWN:
-        return Life(S.UNKNOWN, None, until, failed)
+        # Keep a ramp's start: after a restart the cluster resumes its recovery where the
+        # clock says it is, instead of starting over or snapping to its full share.
+        started_at = before.recovery_started if before else None
+        return Life(S.UNKNOWN, started_at, until, failed)
     passing = _passing_state(view)
     if not started:
         return Life(passing, None, until, failed)
     if was in (S.HEALTHY, S.DEGRADED):
         return Life(passing, None, until, failed)
-    if was == S.RECOVERING and before is not None and before.recovery_started is not None:
-        life = Life(S.RECOVERING, before.recovery_started, until, failed)
+    if was in (S.RECOVERING, S.UNKNOWN) and before is not None \
+            and before.recovery_started is not None:
+        life = Life(S.RECOVERING, before.recovery_started, until, failed,
+                    "resumed" if was == S.UNKNOWN else None)
         if ramp_fraction(life, recovery, now) >= 1.0:
             return Life(passing, None, None, 0, "recovered")
         return life
@@ -101,7 +107,18 @@ def admit(views: Sequence[ClusterView], lives: dict[str, Life], recovery: Recove
     """Give free recovery slots to waiting clusters past their cooldown, best ranked first."""
     busy = sum(life.state == S.RECOVERING for life in lives.values())
     free = recovery.max_concurrent - busy
-    if free <= 0:
+    if free < 0:
+        # Ramps resumed after a lapse of verdicts may find their slots taken meanwhile:
+        # the latest resumed go back to waiting, so the cap always holds.
+        resumed = sorted((v for v in views if lives[v.name].event == "resumed"),
+                         key=rank_key, reverse=True)[:-free]
+        demoted = dict(lives)
+        for view in resumed:
+            life = lives[view.name]
+            demoted[view.name] = Life(S.WAITING, None, life.cooldown_until,
+                                      life.failed_recoveries)
+        return demoted
+    if free == 0:
         return lives
     ready = [v for v in views if lives[v.name].state == S.WAITING
              and not cooling(lives[v.name], now)]

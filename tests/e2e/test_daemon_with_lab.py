@@ -40,7 +40,8 @@ def free_port() -> int:
         return port
 
 
-def write_config(folder: Path, lab: Lab, status_port: int) -> Path:
+def write_config(folder: Path, lab: Lab, status_port: int,
+                 slow_start: float = SLOW_START) -> Path:
     clusters = "".join(textwrap.dedent(f"""\
           - name: {c.name}
             weight: {weight}
@@ -65,7 +66,7 @@ def write_config(folder: Path, lab: Lab, status_port: int) -> Path:
           tick: {TICK}
           min_healthy_fraction: 0.3
           max_shift_per_tick: 1
-          recovery: {{slow_start: {SLOW_START}}}
+          recovery: {{slow_start: {slow_start}}}
         actuators:
           - {{type: file, path: state/weights.json}}
         clusters:

@@ -1,0 +1,128 @@
+"""The daemon's memory across restarts: the applied plan, per-cluster states and timers, and
+operator overrides, in ``state_dir/state.json``, written atomically on every change.
+
+Planner times are loop-clock seconds, which mean nothing to the next process; they are stored
+as wall-clock (unix) times and turned back into the new loop's clock on load.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from failover.overrides import Overrides
+from failover.planner.model import ClusterPlan, ClusterState, Plan
+
+log = logging.getLogger(__name__)
+
+FORMAT = 1
+
+
+@dataclass(frozen=True)
+class Saved:
+    plan: Plan | None
+    overrides: Overrides
+
+
+class Clocks:
+    """Converts between the loop clock and the wall clock, both read once by the caller."""
+
+    def __init__(self, loop_now: float, wall_now: float) -> None:
+        self.loop_now = loop_now
+        self.offset = wall_now - loop_now
+
+    def to_wall(self, at: float | None) -> float | None:
+        return None if at is None else at + self.offset
+
+    def to_loop(self, at: float | None) -> float | None:
+        return None if at is None else at - self.offset
+
+
+def document(plan: Plan | None, overrides: Overrides, clocks: Clocks) -> dict[str, Any]:
+    """What is persisted; scores, ranks and reasons are left out: they are re-learned, and
+    leaving them out keeps the file from changing every tick."""
+    body: dict[str, Any] = {"format": FORMAT, "overrides": overrides.as_dict(), "plan": None}
+    if plan is not None and plan.version >= 1:
+        body["plan"] = {
+            "version": plan.version, "frozen": plan.frozen,
+            "frozen_reason": plan.frozen_reason, "shed": plan.shed,
+            "clusters": [
+                {"name": c.name, "share": c.share, "target_share": c.target_share,
+                 "state": str(c.state), "base_weight": c.base_weight,
+                 "recovery_started": _rounded(clocks.to_wall(c.recovery_started)),
+                 "cooldown_until": _rounded(clocks.to_wall(c.cooldown_until)),
+                 "failed_recoveries": c.failed_recoveries}
+                for c in sorted(plan.clusters, key=lambda c: c.name)],
+        }
+    return body
+
+
+def _rounded(at: float | None) -> float | None:
+    # The two clocks drift apart by microseconds: unrounded, timers would differ every tick
+    # and the file would be rewritten for nothing.
+    return None if at is None else round(at, 1)
+
+
+def encode(doc: dict[str, Any]) -> bytes:
+    return (json.dumps(doc, indent=1, sort_keys=True) + "\n").encode()
+
+
+def decode(data: bytes, clocks: Clocks) -> Saved:
+    """Raises ValueError (with what was wrong) on anything but a document `document` made."""
+    try:
+        doc = json.loads(data)
+        if doc.get("format") != FORMAT:
+            msg = f"unknown format {doc.get('format')!r}, expected {FORMAT}"
+            raise ValueError(msg)
+        overrides = Overrides.from_dict(doc.get("overrides") or {})
+        saved = doc.get("plan")
+        if saved is None:
+            return Saved(None, overrides)
+        clusters = tuple(
+            ClusterPlan(
+                str(c["name"]), float(c["share"]), float(c["target_share"]),
+                ClusterState(c["state"]), rank, 0.0, float(c["base_weight"]),
+                "restored from state.json, awaiting a verdict",
+                clocks.to_loop(_number(c.get("recovery_started"))),
+                clocks.to_loop(_number(c.get("cooldown_until"))),
+                int(c.get("failed_recoveries", 0)))
+            for rank, c in enumerate(saved["clusters"], start=1))
+        plan = Plan(int(saved["version"]), clocks.loop_now, clusters,
+                    bool(saved["frozen"]), saved.get("frozen_reason"), (),
+                    float(saved.get("shed", 0.0)))
+    except (KeyError, TypeError, AttributeError) as exc:
+        msg = f"missing or malformed field: {type(exc).__name__}: {exc}"
+        raise ValueError(msg) from exc
+    if plan.version < 1 or any(not 0 <= c.share <= 1 for c in plan.clusters):
+        msg = "plan version below 1 or a share outside [0, 1]"
+        raise ValueError(msg)
+    return Saved(plan, overrides)
+
+
+def _number(value: object) -> float | None:
+    if value is None:
+        return None
+    if isinstance(value, int | float) and not isinstance(value, bool):
+        return float(value)
+    msg = f"expected a number or null, got {value!r}"
+    raise ValueError(msg)
+
+
+def load(path: Path, clocks: Clocks) -> Saved:
+    """The saved state, or an empty one (with a warning) when missing or unusable."""
+    try:
+        data = path.read_bytes()
+    except FileNotFoundError:
+        log.info("no saved state at %s: starting from the config", path)
+        return Saved(None, Overrides())
+    except OSError as exc:
+        log.warning("cannot read saved state %s (%s): starting from the config", path, exc)
+        return Saved(None, Overrides())
+    try:
+        return decode(data, clocks)
+    except ValueError as exc:
+        log.warning("saved state %s is unusable (%s): starting from the config", path, exc)
+        return Saved(None, Overrides())
