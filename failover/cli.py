@@ -12,7 +12,8 @@ from pathlib import Path
 from typing import Any
 
 import failover.lab.command as lab_command
-from failover import __version__
+import failover.simulate.command as simulate_command
+from failover import __version__, admin_client
 from failover.config import ConfigError, all_jobs, load, worst_case_rates
 
 OK, USER_ERROR, USAGE, UNREACHABLE = 0, 1, 2, 3
@@ -55,7 +56,7 @@ def _run(args: argparse.Namespace) -> int:
 
     try:
         asyncio.run(main())
-    except UnsupportedActuator as exc:
+    except (UnsupportedActuator, ValueError) as exc:
         print(f"{args.config}: {exc}", file=sys.stderr)
         return USER_ERROR
     except OSError as exc:
@@ -115,6 +116,8 @@ def parser() -> argparse.ArgumentParser:
     status.set_defaults(func=_status)
 
     lab_command.register(sub)
+    admin_client.register(sub)
+    simulate_command.register(sub)
     return top
 
 

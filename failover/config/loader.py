@@ -4,12 +4,14 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import yaml
-from pydantic import ValidationError
+from pydantic import BaseModel, ValidationError
 
 from failover.config.models import Config
+
+M = TypeVar("M", bound=BaseModel)
 
 PathKey = tuple[str | int, ...]
 
@@ -75,7 +77,7 @@ def _data_path(data: Any, loc: PathKey) -> PathKey:
     return best
 
 
-def _message(error: Any) -> str:
+def error_message(error: Any) -> str:
     kind, message = error["type"], str(error["msg"])
     if kind == "extra_forbidden":
         return "unknown key"
@@ -91,7 +93,10 @@ def _line_for(path: PathKey, lines: dict[PathKey, int]) -> int:
     return 1
 
 
-def parse(text: str, source: str = "<config>", base_dir: Path | None = None) -> Config:
+def parse_model(model: type[M], text: str, source: str,
+                context: dict[str, Any] | None = None) -> M:
+    """YAML ``text`` validated as ``model``; every problem reported as ``file:line: path:
+    message`` in one ConfigError. Shared by the config and the simulator's scenarios."""
     try:
         loader = yaml.SafeLoader(text)
         try:
@@ -110,7 +115,7 @@ def parse(text: str, source: str = "<config>", base_dir: Path | None = None) -> 
     lines: dict[PathKey, int] = {}
     _walk(node, (), lines, source)
     try:
-        return Config.model_validate(data, context={"base_dir": base_dir})
+        return model.model_validate(data, context=context)
     except ValidationError as exc:
         problems = []
         for error in exc.errors():
@@ -118,8 +123,12 @@ def parse(text: str, source: str = "<config>", base_dir: Path | None = None) -> 
             path = _data_path(data, loc)
             if error["type"] in ("extra_forbidden", "missing") and loc and loc[-1] not in path:
                 path = (*path, loc[-1])
-            problems.append(Problem(_line_for(path, lines), _dotted(path), _message(error)))
+            problems.append(Problem(_line_for(path, lines), _dotted(path), error_message(error)))
         raise ConfigError(source, problems) from exc
+
+
+def parse(text: str, source: str = "<config>", base_dir: Path | None = None) -> Config:
+    return parse_model(Config, text, source, {"base_dir": base_dir})
 
 
 def load(path: Path | str) -> Config:

@@ -1,0 +1,177 @@
+"""A scenario: demand over time, a load model, and timed faults and new clusters, from YAML.
+
+Strict like the config (unknown keys are errors, durations as ``30s``/``5m``/``1h``), checked
+against the config it runs with (named clusters exist, added ones make a valid config), and
+reported with the config loader's ``file:line: key.path: message`` location mapping.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated, Any, Literal
+
+from pydantic import (
+    Discriminator,
+    Field,
+    Tag,
+    ValidationError,
+    ValidationInfo,
+    field_validator,
+    model_validator,
+)
+
+from failover.config.durations import Duration, format_duration
+from failover.config.loader import ConfigError, Problem, error_message, parse_model
+from failover.config.models import Cluster, Config, Strict, located
+
+DnsFault = Literal["ok", "timeout", "servfail", "nxdomain", "refused", "no_answer",
+                   "unexpected_answer", "dns_error"]
+"""What the cluster's own resolver does: answer (``ok``) or fail its probes with that class."""
+
+HttpFault = Literal["ok", "down", "timeout", "refused", "network_error", "bad_status"]
+"""What the cluster's service does. ``down``: the whole cluster is gone, DNS included;
+``bad_status``: answers 500s but still accepts connections, so only HTTP checks fail."""
+
+
+class DemandPoint(Strict):
+    at: Duration
+    rps: float = Field(ge=0)
+    """Total requests per second at ``at``; linear in between points, flat beyond the ends."""
+
+
+class LoadParams(Strict):
+    cold_factor: float = Field(0.3, gt=0, le=1)
+    """Fraction of its capacity a cold cluster serves (empty caches, scaled-in replicas)."""
+    warmup: Duration = 300.0
+    """Seconds of taking traffic for a cold cluster to get back to full capacity, linearly."""
+    cold_after: Duration = 30.0
+    """Seconds without serving (share 0, or down) after which a cluster is cold."""
+
+
+class FaultEvent(Strict):
+    at: Duration
+    cluster: str
+    dns: DnsFault | None = None
+    """Omitted: the DNS fault stays as it was."""
+    http: HttpFault | None = None
+    """Omitted: the service fault stays as it was."""
+
+    @model_validator(mode="after")
+    def _changes_something(self) -> FaultEvent:
+        if self.dns is None and self.http is None:
+            msg = "give 'dns', 'http' or both (use 'ok' to lift a fault)"
+            raise ValueError(msg)
+        return self
+
+    def label(self) -> str:
+        """``dns timeout``, ``http ok``, or both: what changed, for summaries and plots."""
+        return " + ".join(f"{kind} {fault}" for kind, fault in
+                          (("dns", self.dns), ("http", self.http)) if fault is not None)
+
+
+class AddEvent(Strict):
+    at: Duration
+    add: Cluster
+    """A new cluster, the same shape as one in the config's ``clusters``."""
+
+
+def _event_kind(value: Any) -> str | None:
+    if isinstance(value, dict):
+        kinds = [kind for kind in ("cluster", "add") if kind in value]
+        return ("fault" if kinds[0] == "cluster" else "add") if len(kinds) == 1 else None
+    if isinstance(value, FaultEvent | AddEvent):
+        return "fault" if isinstance(value, FaultEvent) else "add"
+    return None
+
+
+Event = Annotated[
+    Annotated[FaultEvent, Tag("fault")] | Annotated[AddEvent, Tag("add")],
+    Discriminator(
+        _event_kind,
+        custom_error_type="event_kind",
+        custom_error_message="an event needs exactly one of 'cluster' (a fault) or 'add'",
+    ),
+]
+
+
+def with_cluster(config: Config, cluster: Cluster) -> Config:
+    """The config with ``cluster`` appended, validated again as a reload would be (budget
+    included); pydantic's ValidationError when the result is not a valid config."""
+    fields = {name: getattr(config, name) for name in type(config).model_fields}
+    return Config.model_validate({**fields, "clusters": [*config.clusters, cluster]})
+
+
+class Scenario(Strict):
+    name: str = Field(min_length=1)
+    duration: Duration
+    demand: list[DemandPoint] = Field(default_factory=list)
+    """Empty: the config's ``demand_rps``, constant."""
+    load: LoadParams = LoadParams()
+    events: list[Event] = Field(default_factory=list)
+
+    @field_validator("duration")
+    @classmethod
+    def _positive(cls, value: float) -> float:
+        if value <= 0:
+            msg = "duration must be greater than 0"
+            raise ValueError(msg)
+        return value
+
+    @field_validator("demand")
+    @classmethod
+    def _increasing(cls, points: list[DemandPoint]) -> list[DemandPoint]:
+        for index in range(1, len(points)):
+            if points[index].at <= points[index - 1].at:
+                raise located((index, "at"), "demand points must be in increasing 'at' order")
+        return points
+
+    @model_validator(mode="after")
+    def _fits_config(self, info: ValidationInfo) -> Scenario:
+        """Cross-checks against the config this scenario runs with (validation context)."""
+        config = info.context.get("config") if isinstance(info.context, dict) else None
+        if not isinstance(config, Config):
+            msg = "a scenario is validated against a config: pass context={'config': config}"
+            raise TypeError(msg)
+        if not self.demand and config.demand_rps is None:
+            raise located(("demand",), "no demand: give 'demand' here or 'demand_rps' in the "
+                                       "config")
+        for index in self.order():
+            event = self.events[index]
+            if event.at >= self.duration:
+                raise located(("events", index, "at"), (
+                    f"event at {format_duration(event.at)} is not before the end of the "
+                    f"scenario ({format_duration(self.duration)})"))
+            if isinstance(event, FaultEvent):
+                if config.cluster(event.cluster) is None:
+                    raise located(("events", index, "cluster"),
+                                  f"unknown cluster {event.cluster!r}")
+                continue
+            if config.cluster(event.add.name) is not None:
+                raise located(("events", index, "add", "name"),
+                              f"cluster {event.add.name!r} already exists at that time")
+            try:
+                config = with_cluster(config, event.add)
+            except ValidationError as exc:
+                first = exc.errors()[0]
+                raise located(("events", index, "add"),
+                              f"the config with this cluster is invalid: {error_message(first)}"
+                              ) from exc
+        return self
+
+    def order(self) -> list[int]:
+        """Indices of ``events`` by time; simultaneous events keep their order in the file."""
+        return sorted(range(len(self.events)), key=lambda index: self.events[index].at)
+
+
+def parse_scenario(text: str, config: Config, source: str = "<scenario>") -> Scenario:
+    """Validate ``text`` against ``config``; ConfigError listing every problem with its line."""
+    return parse_model(Scenario, text, source, {"config": config})
+
+
+def load_scenario(path: Path | str, config: Config) -> Scenario:
+    path = Path(path)
+    try:
+        text = path.read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError) as exc:
+        raise ConfigError(str(path), [Problem(1, "", f"cannot read scenario: {exc}")]) from exc
+    return parse_scenario(text, config, str(path))
