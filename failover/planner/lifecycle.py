@@ -94,9 +94,10 @@ def advance(  # noqa: PLR0911 - one return per transition reads best
         if ramp_fraction(life, recovery, now) >= 1.0:
             return Life(passing, None, None, 0, "recovered")
         return life
-    if before is not None and before.share > SERVING_SHARE:
-        # It never stopped taking traffic (a freeze held its share, spill gave it some, or its
-        # verdict lapsed): it is not cold, so there is nothing to ramp.
+    if was == S.UNKNOWN and before is not None and before.share > SERVING_SHARE:
+        # Served until its verdict lapsed (a restart, a reload that changed its checks): it
+        # is not cold, so there is nothing to ramp. Traffic a freeze or a spill left on a
+        # failing cluster does not count: it failed there, so the cluster is cold all the same.
         return Life(passing, None, until, failed)
     # Unhealthy, waiting, drained, new or unknown without traffic: through the gate.
     return Life(S.WAITING, None, until, failed)

@@ -92,7 +92,10 @@ def plan(views: Sequence[ClusterView], policy: Policy, previous: Plan | None, no
         if actuated is None:
             shares = wanted.shares
         else:
-            gone = {n for n, life in lives.items() if life.state in (S.UNHEALTHY, S.DRAINED)}
+            # Cold or failing clusters shed what they hold above their target at once: a
+            # freeze or a spill may have left traffic on them that only errors there.
+            gone = {n for n, life in lives.items()
+                    if life.state in (S.UNHEALTHY, S.DRAINED, S.WAITING, S.RECOVERING)}
             ramping = {n for n, life in lives.items() if life.state == S.RECOVERING}
             shares = phase(actuated.shares, wanted.shares, gone, policy.max_shift_per_tick,
                            wanted.ceilings, ramping)

@@ -40,16 +40,24 @@ def phase(old: Mapping[str, float], desired: Mapping[str, float], evacuated: Col
             start[name] = floor
     steady = [n for n in names if n not in ramping]
     freed = _give(start, {n: desired[n] - start[n] for n in steady}, freed)
-    # Beyond their targets, within capacity: the phased move below takes it back.
-    room = {n: ceilings[n] - start[n] for n in steady}
-    extra, freed = fill({n: desired[n] for n in steady}, room, freed)
+    # What ramping clusters are owed goes, for now, to steady ones beyond their targets
+    # (within capacity); the phased move below hands it over gently.
+    ramp_gap = math.fsum(max(0.0, desired[n] - start[n]) for n in names if n in ramping)
+    room = {n: max(0.0, ceilings[n] - start[n]) for n in steady}
+    extra, _ = fill({n: desired[n] for n in steady}, room, min(freed, ramp_gap))
     for name, part in extra.items():
         start[name] += part
+        freed -= part
     freed = _give(start, {n: desired[n] - start[n] for n in names if n in ramping}, freed)
-    # Still more than the plan places anywhere: overshoot, unless the plan sheds it.
+    # Still less placed than the plan serves: within capacity if possible, else anywhere.
+    # Beyond that, freed traffic is what the plan sheds.
     owed = min(freed, math.fsum(desired.values()) - math.fsum(start.values()))
     if owed > EPSILON:
-        extra, _ = fill(dict(desired), {}, owed)
+        bounds = {n: max(0.0, ceilings[n] - start[n]) for n in names}
+        extra, owed = fill(dict(desired), bounds, owed)
+        if owed > EPSILON:
+            more, _ = fill(dict(desired), {}, owed)
+            extra = {n: extra[n] + more[n] for n in extra}
         for name, part in extra.items():
             start[name] += part
     shift = moved(start, desired)

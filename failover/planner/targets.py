@@ -3,9 +3,11 @@
 Serving clusters (passing, or recovering) split the traffic by base weight. With a demand
 and capacities, none is planned above ``headroom x capacity``; a recovering one is further
 held to its slow-start fraction of its target. Traffic nobody can take follows ``overflow``:
-first it goes to recovering clusters beyond their ramp (their capacity still holds), then
-``spill`` spreads it over failing clusters by base weight (Envoy's panic mode: some answers
-beat none), or ``shed`` leaves the shares summing below 1.
+under ``spill`` it goes first to recovering clusters beyond their ramp, then to serving
+clusters beyond headroom up to full capacity, then over failing clusters by base weight
+(Envoy's panic mode: some answers beat none); under ``shed`` it fills serving clusters up to
+full capacity (ramps hold: a cold cluster is not pushed) and the rest is shed, the shares
+summing below 1.
 """
 
 from __future__ import annotations
@@ -62,14 +64,28 @@ def targets(views: Sequence[ClusterView], lives: Mapping[str, Life], held: Mappi
              min(caps[name], ramp_fraction(lives[name], policy.recovery, now) * full[name])
              for name in serving}
     shares, unplaced = fill(serving, ramps, rest)
-    if unplaced > EPSILON:
-        # Better a recovering cluster ahead of its ramp than traffic nobody serves.
+    if unplaced > EPSILON and (policy.overflow == "spill" or not any(
+            lives[name].state != S.RECOVERING and serving[name] > 0 for name in serving)):
+        # Better a recovering cluster ahead of its ramp than spilled traffic, or than no
+        # traffic served at all. Under ``shed`` otherwise: its ramp protects it while cold.
         room = {name: caps[name] - shares[name] for name in serving}
         extra, unplaced = fill(serving, room, unplaced)
         shares = {name: shares[name] + extra[name] for name in serving}
     capped = frozenset(name for name in serving
                        if caps[name] < math.inf and shares[name] >= caps[name] - EPSILON)
     spilled: set[str] = set()
+    if unplaced > EPSILON and policy.headroom < 1:
+        # Headroom is a margin, not a wall: serving clusters up to their full capacity beat
+        # failing ones, where every request errors.
+        full_caps = capacity_bounds(views, policy.model_copy(update={"headroom": 1.0}),
+                                    demand_rps)
+        room = {name: 0.0 if lives[name].state == S.RECOVERING  # ramping: likely cold
+                else max(0.0, full_caps[name] - shares[name]) for name in serving}
+        extra, unplaced = fill(serving, room, unplaced)
+        for name, part in extra.items():
+            if part > EPSILON:
+                shares[name] += part
+                spilled.add(name)
     shed = 0.0
     if unplaced > EPSILON:
         if policy.overflow == "spill":

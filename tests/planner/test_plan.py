@@ -110,14 +110,16 @@ def test_fail_static_keeps_previous_shares_and_decides_once() -> None:
 
 def test_leaving_fail_static_resumes_and_replans() -> None:
     """Back above the fraction, a resume decision comes with the recomputed shares; a cluster
-    that kept its traffic through the freeze is not cold, so it needs no ramp."""
+    that failed during the freeze is cold (its share only errored), so it sheds that share at
+    once and recovers through the gate."""
     frozen = plan(fleet(a=U, b=U, c=H), POLICY, started(), 2.0)
     p = plan(fleet(a=U, b=H, c=H), POLICY, frozen, 3.0)
     assert not p.frozen
     assert p.version == 2
-    assert p.shares == pytest.approx({"a": 0.0, "b": 0.6, "c": 0.4})
+    assert p.shares == pytest.approx({"a": 0.0, "b": 0.0, "c": 1.0})
     assert actions(p)[0] == (ALL_CLUSTERS, "resume")
     assert ("a", "evacuate") in actions(p)
+    assert next(c.state for c in p.clusters if c.name == "b") == R
 
 
 def test_fail_static_at_start_stays_version_zero() -> None:

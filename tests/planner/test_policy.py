@@ -120,18 +120,26 @@ def test_capacity_caps_shares_at_headroom() -> None:
 ])
 def test_demand_beyond_capacity_spills_or_sheds(overflow: str, expected: dict[str, float],
                                                shed: float) -> None:
-    """Demand beyond the passing clusters' capacity goes to the failing one (spill) or is
-    dropped and reported (shed)."""
+    """Beyond headroom, serving clusters fill up to their full capacity first; what is left
+    goes to the failing one (spill) or is dropped and reported (shed)."""
     policy = POLICY.model_copy(update={"overflow": overflow})
-    views = fleet("HHU", (1, 1, 1), (500, 500, 500))
-    first = plan(fleet("HHH", (1, 1, 1), (500, 500, 500)), policy, None, 0, demand_rps=1000)
-    p = plan(views, policy, first, 1, demand_rps=1000)
+    caps = (400, 400, 400)
+    first = plan(fleet("HHH", (1, 1, 1), caps), policy, None, 0, demand_rps=1000)
+    p = plan(fleet("HHU", (1, 1, 1), caps), policy, first, 1, demand_rps=1000)
     assert p.shares == pytest.approx(expected)
     assert p.shed == pytest.approx(shed)
+    assert cluster(p, "a").spilled  # above headroom: pushed there by overflow
     if overflow == "spill":
         assert cluster(p, "c").spilled
     else:
         assert ("*", "shed") in [(d.cluster, d.action) for d in p.decisions]
+
+
+def test_headroom_is_kept_while_capacity_allows() -> None:
+    """With room at headroom for all demand, nobody is pushed beyond it."""
+    p = plan(fleet("HH", (1, 1), (800, 800)), POLICY, None, 0, demand_rps=1000)
+    assert p.shares == pytest.approx({"a": 0.5, "b": 0.5})
+    assert not any(c.spilled for c in p.clusters)
 
 
 def test_failing_vantage_freezes_the_plan() -> None:
