@@ -4,11 +4,13 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import hashlib
 import logging
 import os
 import signal
 import time
 from collections import deque
+from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -43,8 +45,22 @@ STALL_AFTER = 10.0
 """Seconds without a planner tick or lag sample before /healthz reports a stall."""
 
 
+RESTART_BACKOFF = (0.5, 30.0)
+"""Seconds before restarting a crashed task: first delay, and the cap it doubles up to."""
+WATCH_EVERY = 2.0
+"""Seconds between two looks at the config file's content."""
+
+
 class UnsupportedActuator(Exception):
     pass
+
+
+def _digest(path: Path) -> bytes | None:
+    """The file's content hash; None while it cannot be read (mid-rename, deleted)."""
+    try:
+        return hashlib.sha256(path.read_bytes()).digest()
+    except OSError:
+        return None
 
 
 TOKEN_ENV = "FAILOVER_ADMIN_TOKEN"  # noqa: S105 - the variable's name, not a secret
@@ -203,14 +219,19 @@ class Daemon:
             async with asyncio.TaskGroup() as tasks:
                 # Actuators first: a restored plan is re-applied before the first probe.
                 for runner in self.runners:
-                    tasks.create_task(runner.run(), name=f"actuator {runner.actuator.name}")
+                    name = f"actuator {runner.actuator.name}"
+                    tasks.create_task(self._supervised(name, runner.run), name=name)
+                # Listeners are not restarted: a port that cannot be bound is a fatal error.
                 tasks.create_task(self.status.serve(), name="status-listener")
                 if self.admin is not None:
                     tasks.create_task(self.admin.serve(), name="admin-listener")
-                tasks.create_task(self._scheduler.run(), name="prober")
-                tasks.create_task(self._plan_loop(), name="planner")
-                tasks.create_task(self._lag_loop(), name="loop-lag")
-                tasks.create_task(self._reload_loop(), name="reload")
+                scheduler = self._scheduler
+                tasks.create_task(self._supervised("prober", scheduler.run), name="prober")
+                tasks.create_task(self._supervised("planner", self._plan_loop), name="planner")
+                tasks.create_task(self._supervised("loop-lag", self._lag_loop), name="loop-lag")
+                tasks.create_task(self._supervised("reload", self._reload_loop), name="reload")
+                tasks.create_task(self._supervised("config-watch", self._watch_loop),
+                                  name="config-watch")
                 await self.stopping.wait()
                 raise _Stopping
         except* _Stopping:
@@ -328,6 +349,40 @@ class Daemon:
             self._heartbeats["loop-lag"] = start
             await asyncio.sleep(LAG_PERIOD)
             self.metrics.event_loop_lag.observe(max(0.0, loop.time() - start - LAG_PERIOD))
+
+    async def _supervised(self, name: str, loop_fn: Callable[[], Awaitable[None]]) -> None:
+        """Run a loop that should never end; if it crashes, log, count and restart it with
+        backoff, so one bug does not take the daemon (and the data plane's care) down."""
+        delay = RESTART_BACKOFF[0]
+        while True:
+            started = asyncio.get_running_loop().time()
+            try:
+                await loop_fn()
+            except Exception:
+                self.metrics.errors.labels(f"task:{name}").inc()
+                log.exception("task %s crashed; restarting it in %.1fs", name, delay)
+            else:
+                self.metrics.errors.labels(f"task:{name}").inc()
+                log.error("task %s returned; restarting it in %.1fs", name, delay)
+            if asyncio.get_running_loop().time() - started > RESTART_BACKOFF[1]:
+                delay = RESTART_BACKOFF[0]  # it ran well for a while: a fresh failure
+            await asyncio.sleep(delay)
+            delay = min(delay * 2, RESTART_BACKOFF[1])
+
+    async def _watch_loop(self) -> None:
+        """Reload when the config file's content changes. The path is read anew each time,
+        so an editor's write-to-temp-then-rename is seen like an in-place write."""
+        if self.config_path is None:
+            await asyncio.Event().wait()  # nothing to watch; park until cancelled
+            return
+        last = _digest(self.config_path)
+        while True:
+            await asyncio.sleep(WATCH_EVERY)
+            current = _digest(self.config_path)
+            if current is not None and current != last:
+                last = current
+                log.info("config file %s changed; reloading", self.config_path)
+                self.reload_requested.set()
 
     async def _reload_loop(self) -> None:
         while True:

@@ -617,3 +617,41 @@ async def test_drain_and_freeze_through_the_admin_api(
              .splitlines()]
     assert [x["action"] for x in lines] == ["drain", "freeze", "unfreeze", "undrain"]
     assert all(x["result"] == "ok" for x in lines)
+
+
+# -- self-healing and the config watch -----------------------------------------------------------
+
+async def test_crashed_task_is_restarted_and_counted(
+        daemon: Daemon, plans: PlanSpy, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A loop that crashes is logged, counted and restarted; the daemon keeps planning."""
+    monkeypatch.setattr("failover.daemon.RESTART_BACKOFF", (0.01, 0.05))
+    crashes = 0
+    real = Daemon._lag_loop
+
+    async def flaky(self: Daemon) -> None:
+        nonlocal crashes
+        if crashes < 2:
+            crashes += 1
+            raise RuntimeError("injected crash")
+        await real(self)
+
+    monkeypatch.setattr(Daemon, "_lag_loop", flaky)
+    async with serving(daemon) as task:
+        await plans.until(lambda: sample(daemon, "failover_errors_total",
+                                         where="task:loop-lag") == 2, "two restarts counted")
+        await all_serving(daemon, plans)
+        assert not task.done()
+
+
+async def test_config_file_change_is_picked_up(
+        daemon: Daemon, plans: PlanSpy, lab: Lab, config_path: Path,
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    """Writing a new config by rename (as editors do) reloads it without a signal."""
+    monkeypatch.setattr("failover.daemon.WATCH_EVERY", 0.05)
+    async with serving(daemon):
+        await all_serving(daemon, plans)
+        temp = config_path.with_suffix(".tmp")
+        temp.write_text(config_text(lab, {"lab-1": 50, "lab-2": 50, "lab-3": 20}))
+        temp.replace(config_path)
+        await plans.until(lambda: reloads(daemon)[0] == 1, "reload after the file changed")
+        assert next(c.weight for c in daemon.config.clusters if c.name == "lab-2") == 50
