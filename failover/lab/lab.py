@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import ipaddress
 import logging
 from dataclasses import asdict, dataclass
@@ -99,9 +100,9 @@ class Lab:
                                  options.http_base_port + offset if options.http_base_port else 0)
 
     async def close(self) -> None:
-        for cluster in self.clusters:
-            await cluster.dns.close()
-            await cluster.http.close()
+        # All at once: each HTTP service may wait out its held requests' shutdown grace.
+        await asyncio.gather(*(c.dns.close() for c in self.clusters),
+                             *(c.http.close() for c in self.clusters))
 
     def cluster(self, name: str) -> LabCluster:
         for cluster in self.clusters:
