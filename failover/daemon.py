@@ -18,8 +18,10 @@ from typing import Any
 from prometheus_client import CollectorRegistry
 
 from failover import persist
-from failover.actuators.base import Actuator
+from failover.actuators.base import Actuator, ActuatorError
+from failover.actuators.dns import DnsUpdateActuator
 from failover.actuators.file import FileActuator, write_atomically
+from failover.actuators.haproxy import HaproxyActuator
 from failover.actuators.runner import ActuatorRunner
 from failover.api.admin import admin_app
 from failover.api.audit import AuditLog
@@ -28,6 +30,7 @@ from failover.api.status import status_app
 from failover.config import Config, ConfigError, all_jobs, load
 from failover.config.budget import Job
 from failover.config.models import FileActuator as FileActuatorConfig
+from failover.config.models import HaproxyActuator as HaproxyActuatorConfig
 from failover.health import HealthTracker
 from failover.health.results import ProbeResult
 from failover.metrics import Metrics
@@ -86,13 +89,20 @@ def admin_token(config: Config) -> str | None:
 
 
 def build_actuators(config: Config) -> list[Actuator]:
+    """One actuator per config entry, in order; UnsupportedActuator names one that cannot be
+    built (a TSIG secret that is not base64, a record name outside its zone)."""
     actuators: list[Actuator] = []
-    for spec in config.actuators:
-        if isinstance(spec, FileActuatorConfig):
-            actuators.append(FileActuator(spec.path))
-        else:
-            msg = f"actuator type {spec.type!r} is not available in this version"
-            raise UnsupportedActuator(msg)
+    for index, spec in enumerate(config.actuators):
+        try:
+            if isinstance(spec, FileActuatorConfig):
+                actuators.append(FileActuator(spec.path))
+            elif isinstance(spec, HaproxyActuatorConfig):
+                actuators.append(HaproxyActuator.from_config(spec))
+            else:
+                actuators.append(DnsUpdateActuator.from_config(spec))
+        except ActuatorError as exc:
+            msg = f"actuators[{index}] ({spec.type}): {exc}"
+            raise UnsupportedActuator(msg) from exc
     return actuators
 
 
@@ -110,8 +120,10 @@ class Daemon:
         self.config_path = config_path
         self.metrics = Metrics(registry or CollectorRegistry())
         self.health = HealthTracker(config)
-        self.runners = [ActuatorRunner(a, self.metrics, config.policy.tick)
-                        for a in build_actuators(config)]
+        self.runners = [
+            # The runner's limit a little beyond the actuator's own: its message is clearer.
+            ActuatorRunner(actuator, self.metrics, config.policy.tick, timeout=spec.timeout + 1)
+            for actuator, spec in zip(build_actuators(config), config.actuators, strict=True)]
         self.plan: Plan | None = None
         self.stopping = asyncio.Event()
         self.reload_requested = asyncio.Event()
@@ -157,7 +169,8 @@ class Daemon:
             "actuators": [
                 {"name": r.actuator.name, "applied_version": r.applied_version,
                  "planned_version": None if self.plan is None else self.plan.version,
-                 "last_error": r.last_error}
+                 "last_error": r.last_error, "last_drift": r.last_drift,
+                 "last_drift_at": r.last_drift_at}
                 for r in self.runners
             ],
             "config": {"path": str(self.config_path) if self.config_path else None,

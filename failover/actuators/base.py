@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Protocol
+from typing import Protocol, runtime_checkable
 
 from failover.planner.model import Plan
 
@@ -26,6 +26,8 @@ class Applied:
 
 
 class Actuator(Protocol):
+    """Every actuator: ``name`` and ``apply``. ``drift`` is optional, see `DriftAware`."""
+
     @property
     def name(self) -> str:
         """Label for metrics and logs, e.g. ``file:/var/lib/failover/weights.json``."""
@@ -33,4 +35,20 @@ class Actuator(Protocol):
 
     async def apply(self, applied: Applied) -> None:
         """Make the data plane match ``applied.plan``; raise ActuatorError on failure."""
+        ...
+
+
+@runtime_checkable
+class DriftAware(Actuator, Protocol):
+    """An actuator that can also read its data plane back and say how it differs from a plan.
+
+    Optional: the runner checks ``isinstance(actuator, DriftAware)`` and, for those that are,
+    calls ``drift`` every tick after a successful apply and re-applies on any difference, so a
+    weight changed by hand or a lost record does not stay wrong until the next plan.
+    """
+
+    async def drift(self, applied: Applied) -> list[str]:
+        """Differences between the data plane and ``applied.plan``, each a short text like
+        ``server app/use1 weight 12, want 128``; empty when in sync. Raise ActuatorError if the
+        data plane cannot be read."""
         ...

@@ -5,14 +5,22 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
+from collections.abc import Awaitable, Callable
+from functools import partial
+from typing import TypeVar
 
-from failover.actuators.base import Actuator, ActuatorError, Applied
+from failover.actuators.base import Actuator, ActuatorError, Applied, DriftAware
 from failover.actuators.retry import retrying
 from failover.metrics import Metrics
 from failover.planner.model import Plan
 from failover.waiting import wait_event
 
 log = logging.getLogger(__name__)
+
+T = TypeVar("T")
+
+DEFAULT_TIMEOUT = 5.0
+"""Seconds one apply or drift check may take before it counts as a transient failure."""
 
 
 def _identity(plan: Plan) -> tuple[int, bool]:
@@ -21,18 +29,32 @@ def _identity(plan: Plan) -> tuple[int, bool]:
 
 
 class ActuatorRunner:
-    """Applies the newest plan to one actuator; a failed apply is retried, then again next tick."""
+    """Applies the newest plan to one actuator; a failed apply is retried, then again next tick.
 
-    def __init__(self, actuator: Actuator, metrics: Metrics, retry_every: float) -> None:
+    For a `DriftAware` actuator it also reads the data plane back every ``retry_every`` once
+    the plan is applied, and applies it again when someone or something changed it.
+    """
+
+    def __init__(self, actuator: Actuator, metrics: Metrics, retry_every: float,
+                 timeout: float = DEFAULT_TIMEOUT) -> None:
         self.actuator = actuator
         self._metrics = metrics
         self._retry_every = retry_every
+        self._timeout = timeout
+        self._drift = actuator if isinstance(actuator, DriftAware) else None
         self._wanted: Applied | None = None
         self._changed = asyncio.Event()
         self._applied: tuple[int, bool] | None = None
         self.last_error: str | None = None
+        self.last_drift: list[str] = []
+        """Differences found by the latest drift check that found any (then re-applied);
+        kept after the fix so status can show what happened, with ``last_drift_at``."""
+        self.last_drift_at: float | None = None
+        """Unix seconds of that check."""
         for result in ("ok", "error", "retry"):
             metrics.actuator_applies.labels(actuator.name, result)
+        if self._drift is not None:
+            metrics.actuator_drift.labels(actuator.name)
 
     @property
     def applied_version(self) -> int | None:
@@ -44,16 +66,64 @@ class ActuatorRunner:
         self._changed.set()
 
     async def run(self) -> None:
-        name = self.actuator.name
         while True:
             self._changed.clear()
             wanted = self._wanted
-            if wanted is not None and (
-                    self._applied != _identity(wanted.plan) or self.last_error is not None):
-                await self._apply(wanted, name)
-            await wait_event(self._changed, self._retry_every if self.last_error else None)
+            if wanted is not None:
+                if self._applied != _identity(wanted.plan) or self.last_error is not None:
+                    await self._apply(wanted)
+                elif self._drift is not None:
+                    await self._reconcile(self._drift, wanted)
+            await wait_event(self._changed, self._next_wake())
 
-    async def _apply(self, wanted: Applied, name: str) -> None:
+    def _next_wake(self) -> float | None:
+        """Seconds until the next look at the data plane; None: only when a plan comes."""
+        if self.last_error is not None:
+            return self._retry_every
+        if self._drift is not None and self._applied is not None:
+            return self._retry_every
+        return None
+
+    async def _bounded(self, what: str, work: Callable[[], Awaitable[T]]) -> T:
+        """Run ``work`` under the per-actuator timeout; expiry is a transient ActuatorError."""
+        scope = asyncio.timeout(self._timeout)
+        try:
+            async with scope:
+                return await work()
+        except TimeoutError as exc:
+            if not scope.expired():
+                raise  # not ours: an actuator let a library timeout escape, a bug to see
+            msg = f"{what} timed out after {self._timeout:g}s"
+            raise ActuatorError(msg) from exc
+
+    async def _reconcile(self, drifting: DriftAware, wanted: Applied) -> None:
+        name = self.actuator.name
+        version = wanted.plan.version
+        try:
+            found = await self._bounded(f"drift check of {name}",
+                                        partial(drifting.drift, wanted))
+        except ActuatorError as exc:
+            # Not knowing the data plane's state is no reason to leave it: apply again, which
+            # writes the plan and verifies it, and reports through the apply path if it fails.
+            self._metrics.errors.labels("actuator_drift").inc()
+            log.warning("drift check of %s failed, applying plan %d again: %s", name, version,
+                        exc, extra={"actuator": name, "version": version})
+            await self._apply(wanted)
+            return
+        if not found:
+            return
+        self._metrics.actuator_drift.labels(name).inc(len(found))
+        self.last_drift = list(found)
+        self.last_drift_at = time.time()
+        log.warning("%s drifted from plan %d, applying it again: %s", name, version,
+                    "; ".join(found),
+                    extra={"actuator": name, "version": version, "drift": list(found)})
+        await self._apply(wanted)
+
+    async def _apply(self, wanted: Applied) -> None:
+        name = self.actuator.name
+        current = wanted
+
         def count_retry() -> None:
             self._metrics.actuator_applies.labels(name, "retry").inc()
 
@@ -61,16 +131,21 @@ class ActuatorRunner:
             async for attempt in retrying(f"apply to {name}", count_retry,
                                           within=max(self._retry_every * 5, 5.0)):
                 with attempt:
-                    await self.actuator.apply(wanted)
+                    # A plan that arrived during the backoff replaces the one that failed:
+                    # retrying a stale plan would hold back an evacuation for no gain.
+                    current = self._wanted or wanted
+                    await self._bounded(f"apply to {name}",
+                                        partial(self.actuator.apply, current))
         except ActuatorError as exc:
             self.last_error = str(exc)
             self._metrics.actuator_applies.labels(name, "error").inc()
-            log.error("apply of plan %d to %s failed: %s", wanted.plan.version, name, exc,
-                      extra={"actuator": name, "version": wanted.plan.version})
+            log.error("apply of plan %d to %s failed: %s", current.plan.version, name, exc,
+                      extra={"actuator": name, "version": current.plan.version})
             return
         self.last_error = None
-        self._applied = _identity(wanted.plan)
+        self._applied = _identity(current.plan)
         self._metrics.actuator_applies.labels(name, "ok").inc()
         self._metrics.actuator_last_success.labels(name).set(time.time())
-        log.info("applied plan %d to %s", wanted.plan.version, name,
-                 extra={"actuator": name, "version": wanted.plan.version})
+        self._metrics.actuator_applied_version.labels(name).set(current.plan.version)
+        log.info("applied plan %d to %s", current.plan.version, name,
+                 extra={"actuator": name, "version": current.plan.version})

@@ -17,8 +17,10 @@ from failover.planner.shares import EPSILON
 
 
 def moved(old: Mapping[str, float], new: Mapping[str, float]) -> float:
-    """Traffic that changes cluster: half the total absolute change."""
-    return math.fsum(abs(new.get(n, 0.0) - old.get(n, 0.0)) for n in {*old, *new}) / 2
+    """Traffic that changes cluster: what some clusters gain or others lose, whichever is
+    more (they differ when the shed fraction changes too)."""
+    deltas = [new.get(n, 0.0) - old.get(n, 0.0) for n in {*old, *new}]
+    return max(math.fsum(d for d in deltas if d > 0), -math.fsum(d for d in deltas if d < 0))
 
 
 def phase(old: Mapping[str, float], desired: Mapping[str, float], evacuated: Collection[str],

@@ -52,6 +52,14 @@ def capacity_bounds(views: Sequence[ClusterView], policy: Policy,
                      else policy.headroom * v.capacity_rps / demand_rps) for v in views}
 
 
+def _add(shares: dict[str, float], extra: Mapping[str, float], spilled: set[str]) -> None:
+    """Add overflow ``extra`` to ``shares``, marking who took some."""
+    for name, part in extra.items():
+        if part > EPSILON:
+            shares[name] = shares.get(name, 0.0) + part
+            spilled.add(name)
+
+
 def targets(views: Sequence[ClusterView], lives: Mapping[str, Life], held: Mapping[str, float],
             policy: Policy, now: float, demand_rps: float | None) -> Targets:
     """``held``: shares kept as they are (clusters without a verdict), within capacity."""
@@ -60,14 +68,15 @@ def targets(views: Sequence[ClusterView], lives: Mapping[str, Life], held: Mappi
     rest = max(0.0, 1.0 - math.fsum(held.values()))
     serving = {v.name: v.base_weight for v in views if lives[v.name].state in SERVING}
     full, _ = fill(serving, caps, rest)
-    ramps = {name: caps[name] if lives[name].state != S.RECOVERING else
-             min(caps[name], ramp_fraction(lives[name], policy.recovery, now) * full[name])
-             for name in serving}
+    ramping = {name for name in serving if lives[name].state == S.RECOVERING}
+    ramps = {name: min(caps[name], ramp_fraction(lives[name], policy.recovery, now) * full[name])
+             if name in ramping else caps[name] for name in serving}
     shares, unplaced = fill(serving, ramps, rest)
-    if unplaced > EPSILON and (policy.overflow == "spill" or not any(
-            lives[name].state != S.RECOVERING and serving[name] > 0 for name in serving)):
-        # Better a recovering cluster ahead of its ramp than spilled traffic, or than no
-        # traffic served at all. Under ``shed`` otherwise: its ramp protects it while cold.
+    # Under ``shed`` a ramp protects a cold cluster, unless nothing else serves at all.
+    last_resort = policy.overflow == "spill" or not any(
+        name not in ramping and weight > 0 for name, weight in serving.items())
+    if unplaced > EPSILON and last_resort:
+        # A recovering cluster ahead of its ramp beats traffic spilled or unserved.
         room = {name: caps[name] - shares[name] for name in serving}
         extra, unplaced = fill(serving, room, unplaced)
         shares = {name: shares[name] + extra[name] for name in serving}
@@ -76,28 +85,25 @@ def targets(views: Sequence[ClusterView], lives: Mapping[str, Life], held: Mappi
     spilled: set[str] = set()
     if unplaced > EPSILON and policy.headroom < 1:
         # Headroom is a margin, not a wall: serving clusters up to their full capacity beat
-        # failing ones, where every request errors.
+        # failing ones, where every request errors. Ramping ones are likely cold: not them.
         full_caps = capacity_bounds(views, policy.model_copy(update={"headroom": 1.0}),
                                     demand_rps)
-        room = {name: 0.0 if lives[name].state == S.RECOVERING  # ramping: likely cold
-                else max(0.0, full_caps[name] - shares[name]) for name in serving}
+        room = {name: 0.0 if name in ramping else max(0.0, full_caps[name] - shares[name])
+                for name in serving}
         extra, unplaced = fill(serving, room, unplaced)
-        for name, part in extra.items():
-            if part > EPSILON:
-                shares[name] += part
-                spilled.add(name)
+        _add(shares, extra, spilled)
+    if unplaced > EPSILON and last_resort:
+        # Passing clusters held at the gate beat failing ones, and beat shedding everything.
+        waiting = {v.name: v.base_weight for v in views if lives[v.name].state == S.WAITING}
+        extra, unplaced = fill(waiting, {name: caps[name] for name in waiting}, unplaced)
+        _add(shares, extra, spilled)
     shed = 0.0
-    if unplaced > EPSILON:
-        if policy.overflow == "spill":
-            failing = {v.name: v.base_weight for v in views if lives[v.name].state in SPILL_TO}
-            receivers = failing if math.fsum(failing.values()) > 0 else serving
-            extra, _ = fill(receivers, {}, unplaced)
-            for name, part in extra.items():
-                if part > 0:
-                    shares[name] = shares.get(name, 0.0) + part
-                    spilled.add(name)
-        else:
-            shed = unplaced
+    if unplaced > EPSILON and policy.overflow == "spill":
+        failing = {v.name: v.base_weight for v in views if lives[v.name].state in SPILL_TO}
+        extra, _ = fill(failing if math.fsum(failing.values()) > 0 else serving, {}, unplaced)
+        _add(shares, extra, spilled)
+    elif unplaced > EPSILON:
+        shed = unplaced
     out = {v.name: held.get(v.name, shares.get(v.name, 0.0)) for v in views}
     full_out = {v.name: held.get(v.name, full.get(v.name, 0.0)) for v in views}
     for name in spilled:
