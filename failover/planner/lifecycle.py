@@ -1,5 +1,8 @@
 """Each cluster's planner state: unhealthy -> waiting -> recovering -> healthy, with cooldowns.
 
+After its ramp a cluster stays on probation for one more ``slow_start``: failing then counts
+as a failed recovery too, and the count of consecutive failures only resets once it is past.
+
 Health says whether a cluster passes; this module says what the planner does about it: a
 cluster that passes again after failing waits for a recovery slot, ramps up while it holds
 one, and if it fails during the ramp may not try again before a cooldown that doubles with
@@ -71,8 +74,10 @@ def advance(  # noqa: PLR0911 - one return per transition reads best
     was = before.state if before else None
     if view.state == S.DRAINED:
         return Life(S.DRAINED, None, until, failed)
+    on_probation = (was in (S.HEALTHY, S.DEGRADED) and before is not None
+                    and before.recovery_started is not None)
     if view.state == S.UNHEALTHY:
-        if was == S.RECOVERING:
+        if was == S.RECOVERING or on_probation:
             failed += 1
             return Life(S.UNHEALTHY, None, now + cooldown(recovery, failed), failed,
                         "recovery_failed")
@@ -86,13 +91,19 @@ def advance(  # noqa: PLR0911 - one return per transition reads best
     if not started:
         return Life(passing, None, until, failed)
     if was in (S.HEALTHY, S.DEGRADED):
-        return Life(passing, None, until, failed)
+        if on_probation and before is not None and before.recovery_started is not None \
+                and now < before.recovery_started + 2 * recovery.slow_start:
+            return Life(passing, before.recovery_started, until, failed)
+        # Through its probation (or never recovering): the failure count starts over.
+        return Life(passing, None, until, 0 if on_probation else failed)
     if was in (S.RECOVERING, S.UNKNOWN) and before is not None \
             and before.recovery_started is not None:
         life = Life(S.RECOVERING, before.recovery_started, until, failed,
                     "resumed" if was == S.UNKNOWN else None)
         if ramp_fraction(life, recovery, now) >= 1.0:
-            return Life(passing, None, None, 0, "recovered")
+            # On probation for one more slow start: a failure now still counts as a failed
+            # recovery, so a cluster that flaps slower than its ramp is damped too.
+            return Life(passing, before.recovery_started, None, failed, "recovered")
         return life
     if was == S.UNKNOWN and before is not None and before.share > SERVING_SHARE:
         # Served until its verdict lapsed (a restart, a reload that changed its checks): it

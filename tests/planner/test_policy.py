@@ -84,13 +84,19 @@ def test_failed_recovery_cools_down_doubling_up_to_the_cap() -> None:
     assert cluster(third[-1], "d").cooldown_until == 301  # 120 s capped at 100
 
 
-def test_a_full_ramp_resets_the_cooldown() -> None:
-    """After a successful recovery, the next failure starts again from the base cooldown."""
+def test_failure_on_probation_counts_as_a_failed_recovery() -> None:
+    """Failing within one slow start after the ramp ends still doubles the cooldown, so a
+    cluster flapping slower than its ramp is damped; past probation the count starts over."""
     plans = run([(0, "HHHU"), (1, "HHHH"), (2, "HHHU"), (40, "HHHH"), (100, "HHHH"),
                  (101, "HHHU")])
-    assert cluster(plans[4], "d").state == H
-    assert cluster(plans[4], "d").failed_recoveries == 0
-    assert cluster(plans[5], "d").cooldown_until is None  # it was not recovering: no cooldown
+    assert cluster(plans[4], "d").state == H  # ramp done at 100, on probation until 160
+    failed = cluster(plans[5], "d")
+    assert (failed.failed_recoveries, failed.cooldown_until) == (2, 161)  # 60 s: doubled
+    assert [x.action for x in plans[5].decisions if x.cluster == "d"] == ["recovery_failed"]
+    calm = run([(170, "HHHH"), (240, "HHHH"), (400, "HHHH"), (401, "HHHU")],
+               previous=plans[-1])
+    assert cluster(calm[2], "d").failed_recoveries == 0  # through its probation
+    assert cluster(calm[3], "d").cooldown_until is None  # a plain failure: no cooldown
 
 
 def test_evacuation_is_immediate_other_moves_are_phased() -> None:
