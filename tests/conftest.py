@@ -1,4 +1,5 @@
-"""Suite-wide guards: no test may leave tasks running behind it."""
+"""Suite-wide fixtures: a lab of simulated clusters, and a guard that no test leaves tasks
+running behind it."""
 
 from __future__ import annotations
 
@@ -7,6 +8,18 @@ import inspect
 from collections.abc import AsyncIterator
 
 import pytest
+
+from failover.lab import Lab, LabOptions
+
+
+@pytest.fixture
+async def lab(request: pytest.FixtureRequest) -> AsyncIterator[Lab]:
+    """Simulated clusters on free loopback ports: 3, or ``@pytest.mark.lab_clusters(N)``."""
+    marker = request.node.get_closest_marker("lab_clusters")
+    clusters = marker.args[0] if marker else 3
+    async with Lab(LabOptions(clusters=clusters, dns_base_port=0, http_base_port=0,
+                              control=None)) as running:
+        yield running
 
 
 @pytest.fixture

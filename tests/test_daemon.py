@@ -22,7 +22,7 @@ from failover.config import all_jobs, load, parse
 from failover.config.models import FileActuator as FileActuatorConfig
 from failover.daemon import Daemon, UnsupportedActuator, build_actuators
 from failover.health.results import ProbeResult
-from failover.lab import Lab, LabOptions
+from failover.lab import Lab
 from failover.planner import plan as make_plan
 from failover.planner.model import Plan
 
@@ -162,13 +162,6 @@ def plans(monkeypatch: pytest.MonkeyPatch) -> PlanSpy:
     spy = PlanSpy(make_plan)
     monkeypatch.setattr("failover.daemon.make_plan", spy)
     return spy
-
-
-@pytest.fixture
-async def lab() -> AsyncIterator[Lab]:
-    async with Lab(LabOptions(clusters=3, dns_base_port=0, http_base_port=0,
-                              control=None)) as running:
-        yield running
 
 
 @pytest.fixture

@@ -13,7 +13,7 @@ from prometheus_client import CollectorRegistry
 from failover.actuators.base import ActuatorError, Applied
 from failover.actuators.haproxy import HaproxyActuator
 from failover.actuators.runner import ActuatorRunner
-from failover.lab import Lab, LabOptions
+from failover.lab import Lab
 from failover.metrics import Metrics
 from tests.actuators.test_file import make_plan
 from tests.haproxy import Haproxy, ServerRow, running_haproxy
@@ -23,13 +23,6 @@ MAPPING = {"lab-1": "lab-1", "lab-2": "lab-2", "lab-3": "lab-3"}
 PLAN = {"lab-1": 0.5, "lab-2": 0.3, "lab-3": 0.2}
 WEIGHTS = {"lab-1": ServerRow(256, 0), "lab-2": ServerRow(154, 0), "lab-3": ServerRow(102, 0)}
 """What PLAN looks like in HAProxy: 256 x 0.3 / 0.5 = 153.6 -> 154, 102.4 -> 102."""
-
-
-@pytest.fixture
-async def lab() -> AsyncIterator[Lab]:
-    async with Lab(LabOptions(clusters=3, dns_base_port=0, http_base_port=0,
-                              control=None)) as running:
-        yield running
 
 
 @pytest.fixture

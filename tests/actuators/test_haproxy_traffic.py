@@ -22,7 +22,7 @@ import pytest
 
 from failover.actuators.base import Applied
 from failover.actuators.haproxy import HaproxyActuator
-from failover.lab import Lab, LabOptions
+from failover.lab import Lab
 from failover.lab.service import CLUSTER_HEADER
 from tests.actuators.test_file import make_plan
 from tests.haproxy import Haproxy, free_port, running_haproxy
@@ -50,13 +50,6 @@ RATE = 200.0
 enough that the lab, which shares this event loop, answers the daemon's probes on time."""
 AFTER = 300
 """Requests sent after the drain shows in HAProxy, to be sure lab-1 gets none."""
-
-
-@pytest.fixture
-async def lab() -> AsyncIterator[Lab]:
-    async with Lab(LabOptions(clusters=3, dns_base_port=0, http_base_port=0,
-                              control=None)) as running:
-        yield running
 
 
 @pytest.fixture

@@ -17,7 +17,7 @@ from typing import Any
 import aiohttp
 import pytest
 
-from failover.lab import Lab, LabOptions
+from failover.lab import Lab
 
 INTERVAL, JITTER, TIMEOUT, TICK, FALL, RISE = 0.5, 0.2, 0.3, 0.2, 3, 2
 SLACK = 1.0
@@ -112,13 +112,6 @@ class Daemon:
         except (OSError, ValueError):
             return {}
         return {name: c["share"] for name, c in doc["clusters"].items()}
-
-
-@pytest.fixture
-async def lab() -> AsyncIterator[Lab]:
-    async with Lab(LabOptions(clusters=3, host="127.0.0.1", dns_base_port=0, http_base_port=0,
-                              control=None)) as running:
-        yield running
 
 
 @pytest.fixture

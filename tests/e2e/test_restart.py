@@ -7,23 +7,15 @@ import json
 import os
 import sys
 import time
-from collections.abc import AsyncIterator
 from pathlib import Path
 
 import pytest
 
-from failover.lab import Lab, LabOptions
+from failover.lab import Lab
 from tests.e2e.test_daemon_with_lab import TICK, Daemon, free_port, wait_until, write_config
 
 SLOW_START = 6.0
 """Long enough to kill the daemon mid-ramp and watch the next one carry on."""
-
-
-@pytest.fixture
-async def lab() -> AsyncIterator[Lab]:
-    async with Lab(LabOptions(clusters=3, host="127.0.0.1", dns_base_port=0, http_base_port=0,
-                              control=None)) as running:
-        yield running
 
 
 async def start(config: Path, folder: Path, port: int, log_name: str) -> Daemon:

@@ -7,15 +7,10 @@ from collections.abc import AsyncIterator
 import pytest
 from aiohttp.test_utils import TestClient, TestServer
 
-from failover.lab import Lab, LabOptions
+from failover.lab import Lab
 from failover.lab.control import control_app
 
-
-@pytest.fixture
-async def lab() -> AsyncIterator[Lab]:
-    async with Lab(LabOptions(clusters=2, dns_base_port=0, http_base_port=0,
-                              control=None)) as running:
-        yield running
+pytestmark = pytest.mark.lab_clusters(2)
 
 
 @pytest.fixture

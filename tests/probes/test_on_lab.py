@@ -2,12 +2,11 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
 from typing import get_args
 
 import pytest
 
-from failover.lab import DnsFault, HttpFault, Lab, LabOptions
+from failover.lab import DnsFault, HttpFault, Lab
 from failover.lab.faults import Faults
 from tests.probes.conftest import Prober, dns_job, http_job, tcp_job
 
@@ -22,11 +21,7 @@ HTTP_VERDICTS: dict[str, str | None] = {
 }
 
 
-@pytest.fixture
-async def lab() -> AsyncIterator[Lab]:
-    async with Lab(LabOptions(clusters=2, dns_base_port=0, http_base_port=0,
-                              control=None)) as running:
-        yield running
+pytestmark = pytest.mark.lab_clusters(2)
 
 
 def test_every_fault_has_a_verdict() -> None:

@@ -5,13 +5,12 @@ from __future__ import annotations
 
 import asyncio
 import textwrap
-from collections.abc import AsyncIterator
 
 import pytest
 from prometheus_client import CollectorRegistry
 
 from failover.config import Budget, Probing, all_jobs, parse
-from failover.lab import Lab, LabOptions
+from failover.lab import Lab
 from failover.metrics import Metrics
 from failover.probes import PROBES
 from failover.probes.scheduler import Scheduler
@@ -24,11 +23,7 @@ INTERVAL = 0.05
 """The schedule: 20 probes/s per check, each two requests under ``truncate``: 8x the cap."""
 
 
-@pytest.fixture
-async def lab() -> AsyncIterator[Lab]:
-    async with Lab(LabOptions(clusters=2, dns_base_port=0, http_base_port=0,
-                              control=None)) as running:
-        yield running
+pytestmark = pytest.mark.lab_clusters(2)
 
 
 async def test_cap_holds_at_the_servers_while_every_target_fails(lab: Lab) -> None:
