@@ -10,7 +10,6 @@ from __future__ import annotations
 import asyncio
 import os
 import sys
-import textwrap
 import time
 from collections import Counter
 from collections.abc import AsyncIterator, Awaitable, Callable
@@ -25,6 +24,8 @@ from failover.actuators.haproxy import HaproxyActuator
 from failover.lab import Lab
 from failover.lab.service import CLUSTER_HEADER
 from tests.actuators.test_file import make_plan
+from tests.e2e.test_daemon_with_lab import DETECTION_BOUND
+from tests.e2e.test_daemon_with_lab import write_config as e2e_config
 from tests.haproxy import Haproxy, free_port, running_haproxy
 
 MAPPING = {"lab-1": "lab-1", "lab-2": "lab-2", "lab-3": "lab-3"}
@@ -36,12 +37,8 @@ plus where in HAProxy's cycle the sample starts and ends (a few requests of 2000
 point); 3 points leaves room for HAProxy's threads picking in a slightly different order,
 while a wrong weight (e.g. 0.3 sent as 0.5) is still far outside."""
 
-INTERVAL, JITTER, TIMEOUT, TICK, FALL, RISE = 0.5, 0.2, 0.3, 0.2, 3, 2
-SLACK = 1.0
-"""Seconds on top of the bound for process scheduling, the runtime API call and polling."""
-DETECTION_BOUND = FALL * INTERVAL + TIMEOUT + TICK + FALL * INTERVAL * JITTER + SLACK
-"""As in tests/e2e: fall x interval + timeout + a tick, plus jitter and slack: 3.3 s. The
-actuator runs as soon as the plan is made; setting weights takes milliseconds."""
+# DETECTION_BOUND is the e2e test's: fall x interval + timeout + a tick, plus jitter and
+# slack, 3.3 s. The actuator runs as soon as the plan is made; setting weights takes ms.
 MAX_FAILED = 5
 """Requests allowed to fail during the move. lab-1's HTTP keeps working under a DNS fault and
 drain lets requests in flight finish, so 0 is expected; a few would mean a race, not a bug."""
@@ -160,38 +157,10 @@ async def test_traffic_split_follows_the_plan(haproxy: Haproxy) -> None:
 
 
 def write_config(folder: Path, lab: Lab, status_port: int, socket: Path) -> Path:
-    clusters = "".join(textwrap.dedent(f"""\
-          - name: {c.name}
-            weight: {weight}
-            dns: {{server: "{c.dns_address}", names: [api.default.svc.cluster.local],
-                  expect: ["{c.answer}"]}}
-            checks:
-              - http: {c.http_url}/healthz
-              - tcp: "{c.http_url.removeprefix('http://')}"
-        """) for c, weight in zip(lab.clusters, (50, 30, 20), strict=True))
+    """The end-to-end test's config, plus the HAProxy actuator."""
     servers = ", ".join(f"{c}: {s}" for c, s in MAPPING.items())
-    path = folder / "config.yaml"
-    path.write_text(textwrap.dedent(f"""\
-        listen: {{status: "127.0.0.1:{status_port}", admin: "127.0.0.1:0"}}
-        state_dir: state
-        probing:
-          interval: {INTERVAL}
-          timeout: {TIMEOUT}
-          jitter: {JITTER}
-          rise: {RISE}
-          fall: {FALL}
-          budget: {{per_target_per_second: 10, total_per_second: 200, max_in_flight: 32}}
-        policy:
-          tick: {TICK}
-          min_healthy_fraction: 0.3
-          max_shift_per_tick: 1
-          recovery: {{slow_start: 1s}}
-        actuators:
-          - {{type: file, path: state/weights.json}}
-          - {{type: haproxy, socket: "{socket}", backend: app, servers: {{{servers}}}}}
-        clusters:
-        """) + clusters)
-    return path
+    return e2e_config(folder, lab, status_port, slow_start=1.0, actuators=(
+        f'- {{type: haproxy, socket: "{socket}", backend: app, servers: {{{servers}}}}}\n'))
 
 
 @pytest.fixture

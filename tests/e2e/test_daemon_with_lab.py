@@ -41,7 +41,9 @@ def free_port() -> int:
 
 
 def write_config(folder: Path, lab: Lab, status_port: int,
-                 slow_start: float = SLOW_START) -> Path:
+                 slow_start: float = SLOW_START, actuators: str = "") -> Path:
+    """The daemon's config for the lab; ``actuators``: more entries (YAML flow mappings, one
+    per line) beside the file actuator."""
     clusters = "".join(textwrap.dedent(f"""\
           - name: {c.name}
             weight: {weight}
@@ -69,8 +71,7 @@ def write_config(folder: Path, lab: Lab, status_port: int,
           recovery: {{slow_start: {slow_start}}}
         actuators:
           - {{type: file, path: state/weights.json}}
-        clusters:
-        """) + textwrap.indent(clusters, ""))
+        """) + textwrap.indent(actuators, "  ") + "clusters:\n" + clusters)
     return path
 
 
