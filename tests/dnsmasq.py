@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import os
 import shutil
-import signal
 import socket
 import subprocess
 import time
@@ -22,6 +21,8 @@ from pathlib import Path
 import dns.exception
 import dns.message
 import dns.query
+
+from tests.servers import Foreground, free_udp_tcp_port
 
 STARTUP_TIMEOUT = 10.0
 """Seconds to wait for a started dnsmasq to answer before the test fails."""
@@ -36,24 +37,8 @@ def dnsmasq_binary() -> str:
     return found
 
 
-def free_udp_tcp_port() -> int:
-    """A port free for both UDP and TCP on 127.0.0.1 right now (dnsmasq serves both)."""
-    for _ in range(50):
-        with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as udp:
-            udp.bind(("127.0.0.1", 0))
-            port: int = udp.getsockname()[1]
-            with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as tcp:
-                try:
-                    tcp.bind(("127.0.0.1", port))
-                except OSError:
-                    continue
-                return port
-    msg = "no port free for both UDP and TCP on 127.0.0.1"
-    raise RuntimeError(msg)
-
-
 @dataclass
-class Dnsmasq:
+class Dnsmasq(Foreground):
     process: subprocess.Popen[bytes]
     port: int
     log_path: Path
@@ -66,25 +51,8 @@ class Dnsmasq:
     def log(self) -> str:
         return self.log_path.read_text(errors="replace")
 
-    def pause(self) -> None:
-        """SIGSTOP: the sockets stay open and queries queue up unanswered."""
-        self.process.send_signal(signal.SIGSTOP)
-        self.paused = True
-
-    def resume(self) -> None:
-        self.process.send_signal(signal.SIGCONT)
-        self.paused = False
-
     def stop(self) -> None:
-        if self.process.poll() is None:
-            if self.paused:
-                self.resume()  # a stopped process would hold SIGTERM pending forever
-            self.process.terminate()
-            try:
-                self.process.wait(5)
-            except subprocess.TimeoutExpired:
-                self.process.kill()
-                self.process.wait(5)
+        self.stop_process()
 
 
 def _answers(port: int) -> bool:

@@ -16,13 +16,14 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import shutil
-import socket
 import tempfile
 import textwrap
 import time
 from collections.abc import AsyncIterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
+
+from tests.servers import free_port
 
 STARTUP_TIMEOUT = 10.0
 """Seconds to wait for a started HAProxy to answer on its socket before the test fails."""
@@ -37,14 +38,6 @@ def haproxy_binary() -> str:
         msg = "haproxy not found on PATH or in /usr/sbin: install it (scripts/setup --test)"
         raise RuntimeError(msg)
     return found
-
-
-def free_port() -> int:
-    """A TCP port free on 127.0.0.1 right now (HAProxy may lose it to a race: we retry)."""
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port: int = sock.getsockname()[1]
-        return port
 
 
 @dataclass(frozen=True)

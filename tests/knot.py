@@ -14,8 +14,6 @@ from __future__ import annotations
 import base64
 import secrets
 import shutil
-import signal
-import socket
 import subprocess
 import tempfile
 import time
@@ -30,7 +28,7 @@ import dns.query
 import dns.rcode
 import dns.rdatatype
 
-from tests.dnsmasq import free_udp_tcp_port
+from tests.servers import Foreground, free_port, free_udp_tcp_port
 
 STARTUP_TIMEOUT = 10.0
 """Seconds to wait for a started knotd to serve the zone before the test fails."""
@@ -103,7 +101,7 @@ app     {INITIAL_TTL} A {INITIAL_ADDRESS}
 
 
 @dataclass
-class Knot:
+class Knot(Foreground):
     process: subprocess.Popen[bytes]
     port: int
     workdir: Path
@@ -136,25 +134,8 @@ class Knot:
         path.write_text((secret or self.secret) + "\n", encoding="ascii")
         return path
 
-    def pause(self) -> None:
-        """SIGSTOP: the kernel still accepts connections, but nothing answers."""
-        self.process.send_signal(signal.SIGSTOP)
-        self.paused = True
-
-    def resume(self) -> None:
-        self.process.send_signal(signal.SIGCONT)
-        self.paused = False
-
     def stop(self) -> None:
-        if self.process.poll() is None:
-            if self.paused:
-                self.resume()  # a stopped process would hold SIGTERM pending forever
-            self.process.terminate()
-            try:
-                self.process.wait(5)
-            except subprocess.TimeoutExpired:
-                self.process.kill()
-                self.process.wait(5)
+        self.stop_process()
         shutil.rmtree(self.rundir, ignore_errors=True)
 
 
@@ -217,7 +198,4 @@ def running_knot(workdir: Path, *, acl_rules: str = "") -> Iterator[Knot]:
 
 def free_port_nobody_listens_on() -> int:
     """A TCP port on 127.0.0.1 with no listener right now: connections to it are refused."""
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
-        sock.bind(("127.0.0.1", 0))
-        port: int = sock.getsockname()[1]
-    return port
+    return free_port()

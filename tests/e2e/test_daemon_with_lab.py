@@ -6,7 +6,6 @@ import asyncio
 import json
 import os
 import signal
-import socket
 import sys
 import textwrap
 import time
@@ -18,6 +17,7 @@ import aiohttp
 import pytest
 
 from failover.lab import Lab
+from tests.servers import free_port
 
 INTERVAL, JITTER, TIMEOUT, TICK, FALL, RISE = 0.5, 0.2, 0.3, 0.2, 3, 2
 SLACK = 1.0
@@ -31,13 +31,6 @@ RESTORE_BOUND = RISE * INTERVAL * (1 + JITTER) + INTERVAL * (1 + JITTER) + 2 * T
 the recovery slot and one to get a first slice of traffic, slack."""
 RAMP_BOUND = SLOW_START + TICK + SLACK
 """From the first slice to the full share: the slow start and a tick."""
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port: int = sock.getsockname()[1]
-        return port
 
 
 def write_config(folder: Path, lab: Lab, status_port: int,
