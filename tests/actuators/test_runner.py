@@ -141,22 +141,26 @@ class HangingDrift(Drifting):
         return await super().drift(applied)
 
 
-@pytest.mark.looptime
-async def test_drift_is_counted_and_reapplied(metrics: Metrics) -> None:
-    """A drift check every tick after the apply; differences are counted, kept and re-applied."""
-    found = ["server app/a weight 3, want 256", "server app/a state drain, want ready"]
-    actuator = Drifting("lb", [[], found])
-    runner = ActuatorRunner(actuator, metrics, retry_every=1.0)
-    loop = asyncio.get_running_loop()
-    start = loop.time()
+async def until_second_apply(runner: ActuatorRunner, actuator: Drifting) -> float:
+    """Run ``runner`` on plan 1 until ``actuator`` has applied twice; return the loop time."""
     async with asyncio.TaskGroup() as tasks:
         task = tasks.create_task(runner.run())
         runner.submit(make_plan(1, {"a": 1.0}))
         await actuator.done.wait()
         actuator.done.clear()
         await actuator.done.wait()
-        reapplied = loop.time() - start
         task.cancel()
+    return asyncio.get_running_loop().time()
+
+
+@pytest.mark.looptime
+async def test_drift_is_counted_and_reapplied(metrics: Metrics) -> None:
+    """A drift check every tick after the apply; differences are counted, kept and re-applied."""
+    found = ["server app/a weight 3, want 256", "server app/a state drain, want ready"]
+    actuator = Drifting("lb", [[], found])
+    runner = ActuatorRunner(actuator, metrics, retry_every=1.0)
+    start = asyncio.get_running_loop().time()
+    reapplied = await until_second_apply(runner, actuator) - start
     assert reapplied == pytest.approx(2.0)
     assert actuator.checks == pytest.approx([start + 1.0, start + 2.0])
     assert actuator.applied == [1, 1]
@@ -238,16 +242,8 @@ async def test_a_failed_drift_check_is_counted_and_reapplies(metrics: Metrics) -
     """A drift check that times out counts an error and applies the plan again."""
     actuator = HangingDrift("lb", [])
     runner = ActuatorRunner(actuator, metrics, retry_every=1.0, timeout=2.0)
-    loop = asyncio.get_running_loop()
-    start = loop.time()
-    async with asyncio.TaskGroup() as tasks:
-        task = tasks.create_task(runner.run())
-        runner.submit(make_plan(1, {"a": 1.0}))
-        await actuator.done.wait()
-        actuator.done.clear()
-        await actuator.done.wait()
-        reapplied = loop.time() - start
-        task.cancel()
+    start = asyncio.get_running_loop().time()
+    reapplied = await until_second_apply(runner, actuator) - start
     assert reapplied == pytest.approx(3.0)  # first check at 1 s, hung until its 2 s timeout
     assert actuator.applied == [1, 1]
     assert sample(metrics, "failover_errors_total", where="actuator_drift") == 1
