@@ -14,7 +14,7 @@ from typing import Any
 import failover.lab.command as lab_command
 import failover.simulate.command as simulate_command
 from failover import __version__, admin_client
-from failover.config import ConfigError, all_jobs, load, worst_case_rates
+from failover.config import Config, ConfigError, all_jobs, load, worst_case_rates
 
 OK, USER_ERROR, USAGE, UNREACHABLE = 0, 1, 2, 3
 
@@ -62,6 +62,14 @@ def _run(args: argparse.Namespace) -> int:
     except OSError as exc:
         print(f"failover: cannot start: {exc}", file=sys.stderr)
         return USER_ERROR
+    return OK
+
+
+def _config_schema(args: argparse.Namespace) -> int:
+    # Generated from the models the loader validates with, so it cannot drift from them.
+    # Editors use it to complete and check keys; cross-field rules (the probe budget,
+    # unknown cluster names) remain `failover check`'s.
+    print(json.dumps(Config.model_json_schema(), indent=2))
     return OK
 
 
@@ -114,6 +122,9 @@ def parser() -> argparse.ArgumentParser:
     status.add_argument("--url", default="http://127.0.0.1:9470", help="status listener URL")
     status.add_argument("--json", action="store_true", help="print the raw /v1/status document")
     status.set_defaults(func=_status)
+
+    schema = sub.add_parser("config-schema", help="print the config file's JSON Schema")
+    schema.set_defaults(func=_config_schema)
 
     lab_command.register(sub)
     admin_client.register(sub)

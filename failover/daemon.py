@@ -349,9 +349,10 @@ class Daemon:
         m.plan_version.set(new.version)
         m.recoveries_active.set(sum(c.state == ClusterState.RECOVERING for c in new.clusters))
         m.recoveries_queued.set(sum(c.state == ClusterState.WAITING for c in new.clusters))
-        if previous is not None and previous.frozen_reason != new.frozen_reason \
-                and previous.frozen_reason is not None:
-            m.frozen.remove(previous.frozen_reason)
+        # Every freeze reason seen keeps its series, at 0 when not in force: alerts and
+        # dashboards then see a 1 -> 0 edge instead of a series that vanishes.
+        if previous is not None and previous.frozen_reason not in (None, new.frozen_reason):
+            m.frozen.labels(previous.frozen_reason).set(0)
         if new.frozen_reason is not None:
             m.frozen.labels(new.frozen_reason).set(1 if new.frozen else 0)
 

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, ProcessCollector
 
 from failover import __version__
 
@@ -85,6 +85,11 @@ class Metrics:
             "failover_errors",
             "Errors handled without stopping a loop, by where they happened.", ["where"],
             registry=registry)
+        # Known places start at 0, so the first error is an increase Prometheus can see.
+        for where in ("planner", "persist", "reload", "actuator_drift"):
+            self.errors.labels(where)
+        # CPU, memory and open file descriptors of the daemon itself.
+        ProcessCollector(registry=registry)
         self.build_info.labels(version=__version__).set(1)
         self.config_reloads.labels(result="ok")
         self.config_reloads.labels(result="error")

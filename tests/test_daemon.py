@@ -515,7 +515,7 @@ async def test_readyz_and_first_write_wait_for_every_verdict(
         doc = json.loads(weights_file(daemon).read_text())
         assert (doc["version"], doc["frozen"]) == (daemon.runners[0].applied_version, False)
         assert file_shares(daemon) == pytest.approx({"lab-1": 0.5, "lab-2": 0.3, "lab-3": 0.2})
-        assert sample(daemon, "failover_frozen", reason="awaiting_verdicts") is None
+        assert sample(daemon, "failover_frozen", reason="awaiting_verdicts") == 0  # kept, at 0
         assert not task.done()
 
 
