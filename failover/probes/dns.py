@@ -13,6 +13,7 @@ import socket
 import dns.asyncbackend
 import dns.asyncquery
 import dns.exception
+import dns.flags
 import dns.inet
 import dns.message
 import dns.query
@@ -106,6 +107,11 @@ async def _udp(query: dns.message.Message, server: str, port: int) -> dns.messag
 
 
 def _judge(reply: dns.message.Message, spec: DnsCheck, via: str) -> ProbeResult:
+    if via == "tcp" and reply.flags & dns.flags.TC:
+        # Truncated even over TCP (a broken server, or an answer over 64 KiB): what came is
+        # partial, and judged as is it read as no_answer or unexpected_answer, blaming the
+        # records. There is no third transport to retry on.
+        return failed("dns_error", "reply truncated even over TCP")
     rcode = reply.rcode()
     if rcode != dns.rcode.NOERROR:
         return failed(_RCODE_FAILURES.get(rcode, "dns_error"), f"rcode {dns.rcode.to_text(rcode)}")
