@@ -9,7 +9,8 @@ from urllib.parse import urlsplit
 
 from pydantic import AfterValidator
 
-_HOSTNAME = re.compile(r"^(?=.{1,253}$)([A-Za-z0-9_]([A-Za-z0-9_-]{0,61}[A-Za-z0-9_])?\.?)+$")
+_LABEL = re.compile(r"^[A-Za-z0-9_]([A-Za-z0-9_-]{0,61}[A-Za-z0-9_])?$")
+"""One DNS label; names are split on dots first, so no pattern can backtrack across labels."""
 
 
 class Endpoint(NamedTuple):
@@ -24,7 +25,8 @@ def _valid_host(host: str) -> bool:
     try:
         ipaddress.ip_address(host)
     except ValueError:
-        return bool(_HOSTNAME.match(host))
+        name = host.removesuffix(".")
+        return 0 < len(host) <= 253 and all(_LABEL.match(label) for label in name.split("."))
     return True
 
 

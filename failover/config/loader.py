@@ -2,18 +2,111 @@
 
 from __future__ import annotations
 
+import reprlib
+import sys
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, TypeVar
 
 import yaml
 from pydantic import BaseModel, ValidationError
+from yaml.composer import ComposerError
+from yaml.constructor import ConstructorError
 
 from failover.config.models import Config
 
 M = TypeVar("M", bound=BaseModel)
 
 PathKey = tuple[str | int, ...]
+
+MAX_DEPTH = 32
+"""Levels of nesting, aliases expanded. A config needs 6; PyYAML composes recursively, so
+without a bound a deeply nested file ended in RecursionError instead of a ConfigError."""
+MAX_VALUES = 100_000
+"""Values (scalars, lists, mappings) once aliases are expanded; a config with hundreds of
+clusters holds a few thousand. Aliases are shared when constructed, so a "billion laughs"
+costs nothing to build, but walking and validating it took exponential time and memory."""
+MAX_INT_CHARS = 300
+"""Longest integer, in characters. Every number in a config ends up a float (at most about
+1e308), so no meaningful integer is longer; longer ones made ``int()`` raise ValueError (past
+4300 digits) and, past 1e308, the duration parser raise OverflowError: both escaped as
+something other than a ConfigError. Shorter ones in hex, binary or base 60 can still pass
+1e308 and are checked by value."""
+
+
+class _BoundedLoader(yaml.SafeLoader):
+    """SafeLoader refusing, as a located YAML error, input whose cost is out of proportion
+    to its size: deep nesting, alias expansion beyond MAX_VALUES, an alias inside its own
+    anchor (a cycle: endless recursion later) and integers longer than MAX_INT_CHARS; and
+    scalars its constructors cannot read."""
+
+    def __init__(self, stream: str) -> None:
+        super().__init__(stream)
+        self._depth = 0
+        self._shape: dict[int, tuple[int, int]] = {}
+        """id(node) -> (values, height) with aliases expanded; set when the node is complete."""
+
+    def compose_node(self, parent: yaml.Node | None, index: int) -> yaml.Node | None:
+        event: yaml.Event = self.peek_event()  # type: ignore[no-untyped-call]  # unannotated stub
+        # The pure-Python parser only makes yaml.error.Mark; the stubs allow libyaml's too.
+        mark = event.start_mark if isinstance(event.start_mark, yaml.Mark) else None
+        if isinstance(event, yaml.AliasEvent):
+            anchored = self.anchors.get(event.anchor)
+            if anchored is not None and id(anchored) not in self._shape:
+                raise ComposerError(None, None, f"alias *{event.anchor} is inside its own "
+                                    "anchor (a cycle)", mark)
+            return super().compose_node(parent, index)  # the anchored node, already counted
+        if self._depth >= MAX_DEPTH:
+            raise ComposerError(None, None, f"nested deeper than {MAX_DEPTH} levels", mark)
+        self._depth += 1
+        try:
+            node = super().compose_node(parent, index)
+        finally:
+            self._depth -= 1
+        if node is None:  # not reached: only an alias composes to anything but a new node
+            return None
+        children: list[yaml.Node] = (
+            [part for pair in node.value for part in pair] if isinstance(node, yaml.MappingNode)
+            else list(node.value) if isinstance(node, yaml.SequenceNode) else [])
+        shapes = [self._shape[id(child)] for child in children]
+        values = 1 + sum(count for count, _ in shapes)
+        height = 1 + max((levels for _, levels in shapes), default=0)
+        if height > MAX_DEPTH:
+            raise ComposerError(None, None, f"nested deeper than {MAX_DEPTH} levels once "
+                                "aliases are expanded", node.start_mark)
+        if values > MAX_VALUES:
+            raise ComposerError(None, None, f"more than {MAX_VALUES} values once aliases "
+                                "are expanded", node.start_mark)
+        self._shape[id(node)] = (values, height)
+        return node
+
+    def construct_object(self, node: yaml.Node, deep: bool = False) -> Any:
+        if not isinstance(node, yaml.ScalarNode):
+            return super().construct_object(node, deep)
+        try:
+            return super().construct_object(node, deep)
+        except (ValueError, LookupError, AttributeError, ArithmeticError) as exc:
+            # PyYAML's scalar constructors trust their regexes and leak Python's errors when
+            # a value matches but is impossible (`2001-13-01`, a +99:00 offset) or an explicit
+            # tag is given a wrong value (`!!int abc`, `!!bool x`, an empty `!!float`).
+            kind = node.tag.removeprefix("tag:yaml.org,2002:")
+            raise ConstructorError(None, None, f"cannot read {reprlib.repr(node.value)} as "
+                                   f"{kind}: {exc}", node.start_mark) from exc
+
+    def construct_bounded_int(self, node: yaml.ScalarNode) -> int:
+        """An integer that fits a float, or a located error; its text is bounded first, so
+        the conversion never costs more than a few hundred digits."""
+        if len(node.value) > MAX_INT_CHARS:
+            raise ConstructorError(None, None, f"integer of {len(node.value)} characters is "
+                                   "too large for a number", node.start_mark)
+        value = self.construct_yaml_int(node)
+        if abs(value) > sys.float_info.max:
+            raise ConstructorError(None, None, "integer too large for a number",
+                                   node.start_mark)
+        return value
+
+
+_BoundedLoader.add_constructor("tag:yaml.org,2002:int", _BoundedLoader.construct_bounded_int)
 
 
 @dataclass(frozen=True)
@@ -97,10 +190,17 @@ def parse_model(model: type[M], text: str, source: str,
                 context: dict[str, Any] | None = None) -> M:
     """YAML ``text`` validated as ``model``; every problem reported as ``file:line: path:
     message`` in one ConfigError. Shared by the config and the simulator's scenarios."""
+    lines: dict[PathKey, int] = {}
     try:
-        loader = yaml.SafeLoader(text)
+        loader = _BoundedLoader(text)
         try:
             node = loader.get_single_node()
+            if node is not None:
+                # Before constructing: merge keys (`<<: *defaults`) are resolved by rewriting
+                # the nodes in place, merged keys first, so walked afterwards a key overriding
+                # a merged one looked like a duplicate. Walked here, duplicates are keys written
+                # twice in one mapping; a merged key's line is that of the mapping merging it.
+                _walk(node, (), lines, source)
             data = loader.construct_document(node) if node is not None else None
         finally:
             loader.dispose()
@@ -112,8 +212,6 @@ def parse_model(model: type[M], text: str, source: str,
         raise ConfigError(source, [Problem(1, "", f"invalid YAML: {exc}")]) from exc
     if node is None or not isinstance(data, dict):
         raise ConfigError(source, [Problem(1, "", "expected a mapping at the top level")])
-    lines: dict[PathKey, int] = {}
-    _walk(node, (), lines, source)
     try:
         return model.model_validate(data, context=context)
     except ValidationError as exc:

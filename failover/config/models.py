@@ -31,8 +31,14 @@ def located(path: tuple[str | int, ...], message: str) -> PydanticCustomError:
     return PydanticCustomError("located", message, {"at": path})
 
 
+MIN_PERIOD = 0.001
+"""Seconds: the shortest probe interval or timeout accepted."""
+
+
 class Strict(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True, use_attribute_docstrings=True)
+    # No inf or NaN anywhere: an infinite weight or rate is no number an operator means.
+    model_config = ConfigDict(extra="forbid", frozen=True, use_attribute_docstrings=True,
+                              allow_inf_nan=False)
 
 
 def _resolve(path: Path, info: ValidationInfo) -> Path:
@@ -82,10 +88,11 @@ class Probing(Strict):
 
     @model_validator(mode="after")
     def _timeout_fits_interval(self) -> Probing:
-        if self.interval <= 0:
-            raise located(("interval",), "interval must be greater than 0")
-        if self.timeout <= 0:
-            raise located(("timeout",), "timeout must be greater than 0")
+        # At least a millisecond: below that the jittered gap rounds to nothing.
+        if self.interval < MIN_PERIOD:
+            raise located(("interval",), "interval must be at least 1ms")
+        if self.timeout < MIN_PERIOD:
+            raise located(("timeout",), "timeout must be at least 1ms")
         if self.timeout > self.interval:
             raise located(
                 ("timeout",),
