@@ -16,6 +16,7 @@ from typing import Any, Protocol, TypeVar
 import pydantic
 from aiohttp import web
 from aiohttp.typedefs import Middleware
+from aiohttp.web_protocol import RequestPayloadError
 from pydantic import BaseModel, ConfigDict, Field
 
 from failover.api.audit import AuditLog
@@ -90,14 +91,20 @@ Body = TypeVar("Body", bound=_Body)
 
 
 async def _body(request: web.Request, model: type[Body]) -> Body:
-    raw = await request.read()
+    try:
+        raw = await request.read()
+    except RequestPayloadError as exc:  # e.g. a corrupt gzip or chunked encoding
+        msg = f"body cannot be read: {exc}"
+        raise BadRequest(msg) from exc
     if not raw.strip():
         data: Any = {}
     else:
         try:
             data = json.loads(raw)
-        except (json.JSONDecodeError, UnicodeDecodeError) as exc:
-            msg = f"body is not JSON: {exc}"
+        # ValueError covers JSONDecodeError, bad UTF-8 and integers over Python's digit
+        # limit; RecursionError, nesting deeper than the parser's stack.
+        except (ValueError, RecursionError) as exc:
+            msg = f"body is not JSON: {type(exc).__name__}: {str(exc)[:200]}"
             raise BadRequest(msg) from exc
     try:
         return model.model_validate(data)

@@ -18,7 +18,11 @@ def parse_duration(value: object) -> float:
         msg = f"expected a duration like 500ms, 2s or 5m, got {value!r}"
         raise ValueError(msg)
     if isinstance(value, int | float):
-        seconds = float(value)
+        try:
+            seconds = float(value)
+        except OverflowError as exc:  # an int beyond float range
+            msg = f"duration is too large: {str(value)[:20]}..."
+            raise ValueError(msg) from exc
     elif isinstance(value, str):
         match = _PATTERN.match(value)
         if match is None:
