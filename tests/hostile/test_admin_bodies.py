@@ -106,9 +106,9 @@ def acceptable(model: type[BaseModel], raw: bytes) -> bool:
     return True
 
 
-# Integers stay within 2**64; larger ones have tests of their own below.
 json_values = st.recursive(
-    st.none() | st.booleans() | st.integers(-(2**64), 2**64) | st.floats() | st.text(max_size=40),
+    st.none() | st.booleans() | st.floats() | st.text(max_size=40)
+    | st.integers() | st.integers(min_value=2**1020, max_value=2**1100),  # near float's end
     lambda inner: st.lists(inner, max_size=4)
     | st.dictionaries(st.sampled_from(["reason", "expires_in", "x", ""]) | st.text(max_size=8),
                       inner, max_size=4),
@@ -174,7 +174,7 @@ async def test_any_body_is_answered_as_its_validity_says(
     assert (lines[-1]["path"], lines[-1]["status"]) == (route, expected)
 
 
-# --- Known bugs in api/admin.py and config/durations.py (see the report of issue item 6) ----
+# --- Bodies that escaped as unaudited 500s before api/admin.py and durations.py caught them --
 
 
 async def post_and_expect_400_audited(admin: Admin, route: str, body: bytes,
