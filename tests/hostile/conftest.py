@@ -6,12 +6,12 @@ from __future__ import annotations
 from collections.abc import AsyncIterator
 from typing import Protocol, TypeVar
 
-import aiohttp
 import pytest
 
-from failover.probes.base import new_http_session
 from tests.hostile.servers import DnsServer, TcpServer
-from tests.probes.conftest import Prober
+
+# The probe tests' own fixtures, not copies of them.
+from tests.probes.conftest import http_session, probe  # noqa: F401
 
 Server = TypeVar("Server", TcpServer, DnsServer)
 
@@ -25,17 +25,6 @@ class Serve(Protocol):
 def pytest_configure(config: pytest.Config) -> None:
     config.addinivalue_line(
         "markers", "soak: runs for a minute of real time (deselect with -m 'not soak')")
-
-
-@pytest.fixture
-async def http_session() -> AsyncIterator[aiohttp.ClientSession]:
-    async with new_http_session() as session:
-        yield session
-
-
-@pytest.fixture
-def probe(http_session: aiohttp.ClientSession) -> Prober:
-    return Prober(http_session)
 
 
 @pytest.fixture
