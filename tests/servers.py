@@ -3,9 +3,11 @@ be paused (SIGSTOP) and is always stopped, even while paused."""
 
 from __future__ import annotations
 
+import asyncio
 import signal
 import socket
 import subprocess
+from collections.abc import Awaitable, Callable
 
 
 def free_port() -> int:
@@ -58,3 +60,23 @@ class Foreground:
             except subprocess.TimeoutExpired:
                 self.process.kill()
                 self.process.wait(5)
+
+
+async def bind_udp_tcp(
+    udp: Callable[[], asyncio.DatagramProtocol],
+    tcp: Callable[[asyncio.StreamReader, asyncio.StreamWriter], Awaitable[None]],
+) -> tuple[asyncio.DatagramTransport, asyncio.Server, int]:
+    """A DNS-style listener on UDP and TCP of one free 127.0.0.1 port."""
+    loop = asyncio.get_running_loop()
+    for _ in range(20):  # the UDP port's TCP twin may be taken: try another
+        transport, _ = await loop.create_datagram_endpoint(
+            udp, local_addr=("127.0.0.1", 0), family=socket.AF_INET)
+        port: int = transport.get_extra_info("sockname")[1]
+        try:
+            server = await asyncio.start_server(tcp, "127.0.0.1", port)
+        except OSError:
+            transport.close()
+            continue
+        return transport, server, port
+    msg = "no port free for both UDP and TCP"
+    raise RuntimeError(msg)

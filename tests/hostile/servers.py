@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import socket
 import struct
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
@@ -17,6 +16,8 @@ from typing import cast
 
 import dns.flags
 import dns.message
+
+from tests.servers import bind_udp_tcp
 
 Behaviour = Callable[["Connection"], Awaitable[None]]
 """What a TCP server does with one accepted connection."""
@@ -259,20 +260,8 @@ class DnsServer:
         return f"127.0.0.1:{self.port}"
 
     async def start(self) -> None:
-        loop = asyncio.get_running_loop()
-        for _ in range(20):  # the UDP port's TCP twin may be taken: try another
-            transport, _ = await loop.create_datagram_endpoint(
-                lambda: _Udp(self), local_addr=("127.0.0.1", 0), family=socket.AF_INET)
-            port = transport.get_extra_info("sockname")[1]
-            try:
-                self._tcp = await asyncio.start_server(self._serve_tcp, "127.0.0.1", port)
-            except OSError:
-                transport.close()
-                continue
-            self._udp, self.port = transport, port
-            return
-        msg = "no port free for both UDP and TCP"
-        raise RuntimeError(msg)
+        self._udp, self._tcp, self.port = await bind_udp_tcp(lambda: _Udp(self),
+                                                             self._serve_tcp)
 
     async def _serve_tcp(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         task = asyncio.current_task()
