@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from enum import StrEnum
 
@@ -92,3 +93,35 @@ class Plan:
     @property
     def shares(self) -> dict[str, float]:
         return {c.name: c.share for c in self.clusters}
+
+
+@dataclass(frozen=True, slots=True)
+class Sample:
+    """Load signals of one cluster (or of the shared dependency), as one source saw them.
+
+    Each value is None when the source has none; a missing value never counts as good.
+    """
+
+    measured_at: float
+    """Planner clock (loop seconds) of the instant the values describe: a query's evaluation
+    time minus the lag its source is configured with, the oldest probe result in a window,
+    or the simulated instant."""
+    utilization: float | None = None
+    """0..1: the load on the cluster over what it can serve right now; 1 is saturated."""
+    error_ratio: float | None = None
+    """0..1: failed requests over all requests."""
+    latency_ratio: float | None = None
+    """Latency over the cluster's own unloaded latency; 1 is no inflation."""
+
+
+@dataclass(frozen=True, slots=True)
+class Signals:
+    """What the closed-loop recovery reads: per-cluster samples and the shared dependency's."""
+
+    clusters: Mapping[str, Sample] = field(default_factory=dict)
+    shared: Sample | None = None
+    shared_expected: bool = False
+    """A shared dependency is watched, so a missing ``shared`` is missing data (fall back),
+    not the absence of a dependency."""
+    source: str = "none"
+    """``prometheus``, ``probes``, ``simulated`` or ``none``: shown in status."""
