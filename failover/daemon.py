@@ -17,7 +17,7 @@ from typing import Any
 
 from prometheus_client import CollectorRegistry
 
-from failover import persist
+from failover import controller, persist
 from failover.actuators.base import Actuator, ActuatorError
 from failover.actuators.dns import DnsUpdateActuator
 from failover.actuators.file import FileActuator, write_atomically
@@ -31,6 +31,7 @@ from failover.config import Config, ConfigError, all_jobs, load
 from failover.config.budget import Job
 from failover.config.models import FileActuator as FileActuatorConfig
 from failover.config.models import HaproxyActuator as HaproxyActuatorConfig
+from failover.controller import Inputs
 from failover.health import HealthTracker
 from failover.health.results import ProbeResult
 from failover.metrics import Metrics
@@ -267,9 +268,9 @@ class Daemon:
         for runner in self.runners:
             runner.submit(saved.plan)
 
-    async def _persist(self) -> None:
+    async def _persist(self, plan: Plan | None) -> None:
         loop = asyncio.get_running_loop()
-        doc = persist.document(self.plan, self.overrides, persist.Clocks(loop.time(), time.time()))
+        doc = persist.document(plan, self.overrides, persist.Clocks(loop.time(), time.time()))
         if doc == self._saved:
             return
         try:
@@ -293,12 +294,14 @@ class Daemon:
                 for name in self.overrides.expire(time.time()):
                     log.warning("drain of %s expired", name)
                 freeze = self.overrides.freeze
-                new = make_plan(self.overrides.apply(self.health.views()), self.config.policy,
-                                self.plan, now, demand_rps=self.config.demand_rps,
-                                vantage_ok=self.health.vantage_ok(),
-                                frozen_by=None if freeze is None else freeze.reason)
-                self._publish(new, now)
-                await self._persist()
+                inputs = Inputs(self.health.views(), self.config.demand_rps,
+                                self.health.vantage_ok(), self.overrides.drain_reasons(),
+                                None if freeze is None else freeze.reason)
+                step = controller.tick(self.config.policy, self.plan, inputs, now, make_plan)
+                # Saved before it is applied: a restart never resumes from behind what the
+                # data plane already carries.
+                await self._persist(step.plan)
+                self._publish(step, now)
             except Exception:
                 # A planner bug must not take the daemon down: the last plan stays applied
                 # (static stability) and the next tick tries again. /healthz shows no stall,
@@ -307,17 +310,14 @@ class Daemon:
                 log.exception("planning failed; keeping the last plan")
             await asyncio.sleep(self.config.policy.tick)
 
-    def _publish(self, new: Plan, now: float) -> None:
-        previous, self.plan = self.plan, new
-        for decision in new.decisions:
+    def _publish(self, step: controller.Step, now: float) -> None:
+        previous, self.plan = self.plan, step.plan
+        for decision in step.plan.decisions:
             self._log_decision(decision, now)
-        self._export(new, previous)
-        changed = previous is None or (previous.version, previous.frozen) != (
-            new.version, new.frozen)
-        # Version 0 means no verdicts yet: nothing is known that should touch the data plane.
-        if changed and new.version >= 1:
+        self._export(step.plan, previous)
+        if step.actuate:
             for runner in self.runners:
-                runner.submit(new)
+                runner.submit(step.plan)
 
     def _log_decision(self, d: Decision, now: float) -> None:
         entry = {"at": _wall(d.at, now), "version": d.version, "cluster": d.cluster,

@@ -7,11 +7,8 @@ restart, when the loop clock starts again from an arbitrary value.
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
-
-from failover.planner.model import ClusterState, ClusterView
 
 
 @dataclass(frozen=True)
@@ -40,11 +37,9 @@ class Overrides:
             del self.drains[name]
         return lapsed
 
-    def apply(self, views: Sequence[ClusterView]) -> list[ClusterView]:
-        """Health's views with drained clusters marked so; the reason says who and why."""
-        return [dataclasses.replace(v, state=ClusterState.DRAINED,
-                                    reason=f"drained: {self.drains[v.name].reason}")
-                if v.name in self.drains else v for v in views]
+    def drain_reasons(self) -> dict[str, str]:
+        """Drained clusters and why, as the controller takes them."""
+        return {name: drain.reason for name, drain in self.drains.items()}
 
     def forget(self, names: set[str]) -> None:
         """Drop drains of clusters no longer configured."""

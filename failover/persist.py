@@ -2,7 +2,10 @@
 operator overrides, in ``state_dir/state.json``, written atomically on every change.
 
 Planner times are loop-clock seconds, which mean nothing to the next process; they are stored
-as wall-clock (unix) times and turned back into the new loop's clock on load.
+as wall-clock (unix) times and turned back into the new loop's clock on load. A ramp is
+stored by its level, not its start time, so the time the daemon was down never counts as
+time spent ramping; a state file from before levels were stored (no ``ramp``) restarts the
+ramps of recovering clusters from their share.
 """
 
 from __future__ import annotations
@@ -14,7 +17,7 @@ from pathlib import Path
 from typing import Any
 
 from failover.overrides import Overrides
-from failover.planner.model import ClusterPlan, ClusterState, Plan
+from failover.planner.model import ClusterPlan, ClusterState, Plan, Ramp
 
 log = logging.getLogger(__name__)
 
@@ -54,10 +57,48 @@ def document(plan: Plan | None, overrides: Overrides, clocks: Clocks) -> dict[st
                  "state": str(c.state), "base_weight": c.base_weight,
                  "recovery_started": _rounded(clocks.to_wall(c.recovery_started)),
                  "cooldown_until": _rounded(clocks.to_wall(c.cooldown_until)),
-                 "failed_recoveries": c.failed_recoveries}
+                 "failed_recoveries": c.failed_recoveries,
+                 "probation_until": _rounded(clocks.to_wall(c.probation_until)),
+                 "ramp": None if c.ramp is None else _ramp(c.ramp, clocks)}
                 for c in sorted(plan.clusters, key=lambda c: c.name)],
+            "slots": plan.slots,
         }
     return body
+
+
+def _ramp(ramp: Ramp, clocks: Clocks) -> dict[str, Any]:
+    """A ramp's level and the instants its next move depends on; the rest is re-derived."""
+    return {"level": round(ramp.level, 6), "held": round(ramp.held, 6),
+            "mark": round(ramp.mark, 6),
+            "changed_at": _rounded(clocks.to_wall(ramp.changed_at)),
+            "backoff_at": _rounded(clocks.to_wall(ramp.backoff_at))}
+
+
+def _load_ramp(doc: object, clocks: Clocks) -> Ramp | None:
+    if doc is None:
+        return None
+    if not isinstance(doc, dict):
+        msg = f"ramp: expected an object, got {doc!r}"
+        raise ValueError(msg)
+    level = _number(doc["level"])
+    if level is None or not 0 <= level <= 1:
+        msg = f"ramp level {doc['level']!r} is not in [0, 1]"
+        raise ValueError(msg)
+    return Ramp(level, held=_number(doc.get("held")) or 0.0,
+                mark=_number(doc.get("mark")) or level,
+                changed_at=clocks.to_loop(_number(doc.get("changed_at"))),
+                backoff_at=clocks.to_loop(_number(doc.get("backoff_at"))),
+                action="resume", reason="restored from state.json")
+
+
+def _legacy_ramp(doc: dict[str, Any]) -> Ramp | None:
+    """A recovering cluster saved before levels were: its ramp goes on from its share."""
+    if doc.get("state") != ClusterState.RECOVERING:
+        return None
+    share, target = float(doc["share"]), float(doc["target_share"])
+    level = min(1.0, share / target) if target > 0 else 0.0
+    return Ramp(level, held=share, mark=level, action="resume",
+                reason="restored from an older state.json")
 
 
 def _rounded(at: float | None) -> float | None:
@@ -88,11 +129,15 @@ def decode(data: bytes, clocks: Clocks) -> Saved:
                 "restored from state.json, awaiting a verdict",
                 clocks.to_loop(_number(c.get("recovery_started"))),
                 clocks.to_loop(_number(c.get("cooldown_until"))),
-                int(c.get("failed_recoveries", 0)))
+                int(c.get("failed_recoveries", 0)),
+                ramp=_load_ramp(c.get("ramp"), clocks) or _legacy_ramp(c),
+                probation_until=clocks.to_loop(_number(c.get("probation_until"))))
             for rank, c in enumerate(saved["clusters"], start=1))
+        slots = saved.get("slots")
         plan = Plan(int(saved["version"]), clocks.loop_now, clusters,
                     bool(saved["frozen"]), saved.get("frozen_reason"), (),
-                    float(saved.get("shed", 0.0)))
+                    float(saved.get("shed", 0.0)),
+                    None if slots is None else int(slots), "restored from state.json")
     except (KeyError, TypeError, AttributeError) as exc:
         msg = f"missing or malformed field: {type(exc).__name__}: {exc}"
         raise ValueError(msg) from exc

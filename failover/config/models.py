@@ -101,15 +101,66 @@ class Probing(Strict):
         return self
 
 
+class Adaptive(Strict):
+    """The closed loop of ``recovery.mode: adaptive`` (docs/recovery.md): how a ramp reads its
+    cluster's live signals, and the shared dependency's."""
+
+    initial: float = Field(0.05, gt=0, le=1)
+    """First share of a ramp, as a fraction of its target: small enough for a cold cluster."""
+    target_utilization: float = Field(0.85, gt=0, lt=1)
+    """A ramp grows toward this utilization and holds at or above it."""
+    max_utilization: float = Field(0.95, gt=0, le=1)
+    """At or above it a ramp backs off: the cluster is at its limit."""
+    error_ok: float = Field(0.01, ge=0, lt=1)
+    """Error ratio at or above which a ramp holds."""
+    max_error_ratio: float = Field(0.05, gt=0, le=1)
+    """Error ratio at or above which a ramp backs off."""
+    latency_ok: float = Field(1.25, ge=1)
+    """Latency inflation at or above which a ramp holds (Envoy's adaptive concurrency: 1.25)."""
+    max_latency_ratio: float = Field(2.0, gt=1)
+    """Latency inflation at or above which a ramp backs off."""
+    max_growth: float = Field(2.0, gt=1)
+    """Largest factor a ramp grows by on one fresh sample."""
+    max_signal_age: Duration = 30.0
+    """Seconds after which a sample is stale: the ramp falls back to the timed pace."""
+    shared_target: float = Field(0.7, gt=0, lt=1)
+    """Shared dependency utilization under which more recoveries are admitted."""
+    shared_max: float = Field(0.9, gt=0, le=1)
+    """Shared dependency utilization at or above which the newest ramp backs off and the
+    admission limit halves."""
+    max_concurrent: int | None = Field(None, ge=1)
+    """Cap on recoveries admitted at once however much room the signals show; none: the fleet."""
+
+    @model_validator(mode="after")
+    def _ordered(self) -> Adaptive:
+        for low, high in (("target_utilization", "max_utilization"),
+                          ("error_ok", "max_error_ratio"),
+                          ("latency_ok", "max_latency_ratio"),
+                          ("shared_target", "shared_max")):
+            if getattr(self, low) >= getattr(self, high):
+                raise located((low,), f"{low} ({getattr(self, low):g}) must be below {high} "
+                                      f"({getattr(self, high):g})")
+        if self.max_signal_age <= 0:
+            raise located(("max_signal_age",), "max_signal_age must be greater than 0")
+        return self
+
+
 class Recovery(Strict):
+    mode: Literal["timed", "adaptive"] = "adaptive"
+    """``timed``: ``max_concurrent`` ramps at once, each over ``slow_start``. ``adaptive``: ramps
+    advance, hold or back off on live load signals and admission follows the shared
+    dependency's room; missing or stale signals fall back to the timed pace."""
     max_concurrent: int = Field(1, ge=1)
-    """Clusters ramping back at once."""
+    """Clusters ramping back at once (adaptive: where admission starts, and what it falls back
+    to while signals are missing)."""
     slow_start: Duration = 60.0
-    """Seconds to ramp a recovering cluster from 0 to its target share."""
+    """Seconds to ramp a recovering cluster from 0 to its target share (adaptive: the pace of
+    the fallback, and the slowest a ramp with healthy signals goes)."""
     cooldown: Duration = 30.0
     """Seconds to wait after a failed recovery; doubles per consecutive failure."""
     max_cooldown: Duration = 600.0
     """Cap on the doubled cooldown, in seconds."""
+    adaptive: Adaptive = Adaptive()
 
 
 class Policy(Strict):

@@ -29,8 +29,9 @@ SPILL = "spill"
 SHED = "shed"
 REBALANCE = "rebalance"
 OPERATOR = "operator"
+BACK_OFF = "back_off"
 CAUSES = frozenset({EVACUATE, RECOVERY_START, RAMP, RECOVERY_FAILED, CAPACITY_CAP, SPILL, SHED,
-                    FAIL_STATIC, VANTAGE, REBALANCE, OPERATOR})
+                    FAIL_STATIC, VANTAGE, REBALANCE, OPERATOR, BACK_OFF})
 
 DRAIN = "drain"
 FREEZE = "freeze"
@@ -55,13 +56,17 @@ class Change:
     """Base weights the previous plan used, to tell a weight change apart."""
     old_shed: float = 0.0
     new_shed: float = 0.0
+    backed_off: frozenset[str] = frozenset()
+    """Recovering clusters whose ramp backed off this tick on their signals."""
 
 
 def _classify(view: ClusterView, life: Life, targets: Targets,  # noqa: PLR0911 - a rule per line
-              old: float, new: float) -> tuple[str, str]:
+              old: float, new: float, change: Change) -> tuple[str, str]:
     """(action, cause) of a share move."""
     if life.event == RECOVERY_FAILED:
         return RECOVERY_FAILED, RECOVERY_FAILED
+    if view.name in change.backed_off and new < old:
+        return BACK_OFF, BACK_OFF
     if life.state == S.DRAINED:
         return DRAIN, OPERATOR
     if view.name in targets.spilled:
@@ -88,7 +93,7 @@ def cluster_decisions(views: Sequence[ClusterView], lives: Mapping[str, Life], t
         life = lives[view.name]
         old, new = change.old.get(view.name, 0.0), change.new[view.name]
         if abs(old - new) > EPSILON:
-            entries.append((view, *_classify(view, life, targets, old, new), old, new))
+            entries.append((view, *_classify(view, life, targets, old, new, change), old, new))
         elif life.event in (RECOVERY_START, RECOVERY_FAILED):
             entries.append((view, life.event, life.event, old, new))
     present = {v.name for v in views}
@@ -118,6 +123,8 @@ _FIXED_REASONS = {
 
 def _reason(view: ClusterView, life: Life, action: str,  # noqa: PLR0911 - a case per action
             change: Change, causes: list[str]) -> str:
+    if action in (RAMP, BACK_OFF) and life.ramp is not None and life.ramp.reason:
+        return life.ramp.reason
     if action in _FIXED_REASONS:
         return _FIXED_REASONS[action]
     if action == RECOVERY_START:

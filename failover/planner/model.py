@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from enum import StrEnum
@@ -32,6 +33,10 @@ class ClusterView:
     base_weight: float
     reason: str
     capacity_rps: float | None = None
+    observed_since: float = -math.inf
+    """Since when every check of the cluster has reported without a gap (planner clock);
+    ``inf`` while one is overdue. A ramp counts only observed time, so a stalled daemon or a
+    restart never passes for time spent ramping. The default: observed all along."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -42,57 +47,13 @@ class Decision:
     cluster: str
     action: str
     """What happened: evacuate, recovery_start, ramp, recovery_failed, capacity_cap, spill,
-    drain, remove, rebalance, fail_static, vantage, resume, shed."""
+    drain, remove, rebalance, back_off, fail_static, vantage, resume, shed."""
     from_share: float
     to_share: float
     reason: str
     """For people: names the failing check, the weights, the clusters that caused a move."""
     cause: str = ""
     """Machine-readable, from `failover.planner.decisions.CAUSES` (a metric label)."""
-
-
-@dataclass(frozen=True, slots=True)
-class ClusterPlan:
-    name: str
-    share: float
-    target_share: float
-    state: ClusterState
-    rank: int
-    score: float
-    base_weight: float
-    reason: str
-    recovery_started: float | None = None
-    """Planner clock when the current ramp began (recovering only)."""
-    cooldown_until: float | None = None
-    """Planner clock before which a new recovery may not start."""
-    failed_recoveries: int = 0
-    """Consecutive failed recoveries; the cooldown doubles with each."""
-    capped: bool = False
-    """Held at headroom x capacity."""
-    spilled: bool = False
-    """Given traffic beyond what its state or capacity allows, because nobody else could take
-    it (overflow ``spill``)."""
-
-
-@dataclass(frozen=True, slots=True)
-class Plan:
-    version: int
-    """Grows by one with every plan that changes a share."""
-    at: float
-    clusters: tuple[ClusterPlan, ...]
-    frozen: bool = False
-    frozen_reason: str | None = None
-    decisions: tuple[Decision, ...] = field(default=())
-    """The decisions that produced this plan from the previous one."""
-    shed: float = 0.0
-    """Fraction of demand no cluster is planned for (overflow ``shed``); shares sum to 1 - shed."""
-
-    def share(self, name: str) -> float:
-        return next((c.share for c in self.clusters if c.name == name), 0.0)
-
-    @property
-    def shares(self) -> dict[str, float]:
-        return {c.name: c.share for c in self.clusters}
 
 
 @dataclass(frozen=True, slots=True)
@@ -125,3 +86,79 @@ class Signals:
     not the absence of a dependency."""
     source: str = "none"
     """``prometheus``, ``probes``, ``simulated`` or ``none``: shown in status."""
+
+
+@dataclass(frozen=True, slots=True)
+class Ramp:
+    """Where a recovering cluster's ramp stands, and why it moved as it did this tick."""
+
+    level: float
+    """0..1: the fraction of its target share it may take now."""
+    held: float = 0.0
+    """The share it carried when admitted (kept through a freeze, say): a recovery never
+    takes that away, unless its signals say it is too much."""
+    mark: float = 0.0
+    """The level when the signals last moved it: a sample measured after ``changed_at``
+    describes a share at least this large."""
+    changed_at: float | None = None
+    """Planner clock of the last move on a signal (or of admission): a sample measured
+    before it describes a smaller share and cannot justify growing further."""
+    backoff_at: float | None = None
+    """Planner clock of the last back-off: one overloaded sample backs off once."""
+    action: str = "start"
+    """What this tick did: ``start``, ``timed`` (slow-start pace), ``advance``, ``hold`` or
+    ``back_off``."""
+    reason: str = ""
+    sample: Sample | None = None
+    """The signals this tick's step read, None when it had none."""
+
+
+@dataclass(frozen=True, slots=True)
+class ClusterPlan:
+    name: str
+    share: float
+    target_share: float
+    state: ClusterState
+    rank: int
+    score: float
+    base_weight: float
+    reason: str
+    recovery_started: float | None = None
+    """Planner clock when the current ramp began (recovering only)."""
+    cooldown_until: float | None = None
+    """Planner clock before which a new recovery may not start."""
+    failed_recoveries: int = 0
+    """Consecutive failed recoveries; the cooldown doubles with each."""
+    capped: bool = False
+    """Held at headroom x capacity."""
+    spilled: bool = False
+    """Given traffic beyond what its state or capacity allows, because nobody else could take
+    it (overflow ``spill``)."""
+    ramp: Ramp | None = None
+    """The ramp of a recovering cluster (also kept while its verdict lapses)."""
+    probation_until: float | None = None
+    """Planner clock until which failing still counts as a failed recovery."""
+
+
+@dataclass(frozen=True, slots=True)
+class Plan:
+    version: int
+    """Grows by one with every plan that changes a share."""
+    at: float
+    clusters: tuple[ClusterPlan, ...]
+    frozen: bool = False
+    frozen_reason: str | None = None
+    decisions: tuple[Decision, ...] = field(default=())
+    """The decisions that produced this plan from the previous one."""
+    shed: float = 0.0
+    """Fraction of demand no cluster is planned for (overflow ``shed``); shares sum to 1 - shed."""
+    slots: int | None = None
+    """Recoveries that may run at once (adaptive admission); None before any plan."""
+    slots_reason: str = ""
+
+    def share(self, name: str) -> float:
+        return next((c.share for c in self.clusters if c.name == name), 0.0)
+
+    @property
+    def shares(self) -> dict[str, float]:
+        return {c.name: c.share for c in self.clusters}

@@ -21,12 +21,28 @@ from failover.planner.decisions import (
     shed_decision,
 )
 from failover.planner.guard import FREEZES, Tally, freeze_reason
-from failover.planner.lifecycle import Life, admit, advance, cooling, ramp_fraction
-from failover.planner.model import ClusterPlan, ClusterState, ClusterView, Decision, Plan
+from failover.planner.lifecycle import (
+    RECOVERY_START,
+    SERVING_SHARE,
+    Life,
+    admit,
+    advance,
+    cooling,
+    finish,
+)
+from failover.planner.model import (
+    ClusterPlan,
+    ClusterState,
+    ClusterView,
+    Decision,
+    Plan,
+    Signals,
+)
+from failover.planner.ramp import shared_view, slots, start_level, step_all
 from failover.planner.rank import ranks
 from failover.planner.shares import EPSILON, differ, proportional
 from failover.planner.shift import phase
-from failover.planner.targets import Targets, targets
+from failover.planner.targets import Targets, basis, targets
 
 S = ClusterState
 
@@ -48,20 +64,74 @@ def _next_version(previous: Plan | None, shares: Mapping[str, float], *, frozen:
     return previous.version + (1 if differ(previous.shares, shares) else 0)
 
 
-def _reason(view: ClusterView, life: Life, policy: Policy, now: float) -> str:
+NO_SIGNALS = Signals()
+
+
+def _reason(view: ClusterView, life: Life, now: float) -> str:
     if life.state == S.WAITING:
         if cooling(life, now) and life.cooldown_until is not None:
             return (f"passing again; cooling down {life.cooldown_until - now:.0f}s more after "
                     f"{life.failed_recoveries} failed recoveries")
         return "passing again; waiting for a recovery slot"
-    if life.state == S.RECOVERING:
-        return f"recovering: {ramp_fraction(life, policy.recovery, now):.0%} of slow start"
+    if life.state == S.RECOVERING and life.ramp is not None:
+        return f"recovering: {life.ramp.level:.0%} of its target share ({life.ramp.reason})"
     return view.reason
 
 
-def plan(views: Sequence[ClusterView], policy: Policy, previous: Plan | None, now: float, *,
-         demand_rps: float | None = None, vantage_ok: bool = True,
-         frozen_by: str | None = None) -> Plan:
+def observed_seconds(view: ClusterView, since: float, now: float, *, applied: bool) -> float:
+    """Seconds since ``since`` in which the cluster was observed and the data plane carried
+    the plan: what a ramp may count."""
+    if not applied:
+        return 0.0
+    return max(0.0, now - max(since, view.observed_since))
+
+
+_Moved = tuple[dict[str, Life], Targets, dict[str, float], frozenset[str], int, str]
+
+
+def _move(ordered: Sequence[ClusterView], lives: dict[str, Life], policy: Policy,
+          actuated: Plan | None, now: float, demand_rps: float | None, signals: Signals, *,
+          applied: bool, slots_before: int | None) -> _Moved:
+    """An unfrozen tick: ramps step, recoveries finish and start, targets, the phased move.
+    Returns the lives, targets, shares, ramps that backed off, and the admission limit."""
+    recovery = policy.recovery
+    kept = actuated.shares if actuated is not None else {}
+    since = actuated.at if actuated is not None else now
+    observed = {v.name: observed_seconds(v, since, now, applied=applied) for v in ordered}
+    shared = shared_view(signals, recovery.adaptive, now)
+    lives, fared, backed = step_all(lives, signals, shared, now, observed, recovery)
+    lives = {name: finish(life, recovery, now) for name, life in lives.items()}
+    k, k_reason = slots(
+        slots_before, recovery, fared, shared,
+        busy=sum(life.state == S.RECOVERING for life in lives.values()),
+        waiting=sum(life.state == S.WAITING and not cooling(life, now)
+                    for life in lives.values()))
+    lives = admit(ordered, lives, k, now, kept, demote=recovery.mode == "timed")
+    held = {v.name: kept.get(v.name, 0.0) for v in ordered
+            if lives[v.name].state == S.UNKNOWN
+            or (lives[v.name].state == S.WAITING and kept.get(v.name, 0.0) > SERVING_SHARE)}
+    base = basis(ordered, lives, held, policy, demand_rps)
+    for name, life in lives.items():
+        if life.event == RECOVERY_START and life.ramp is not None:
+            lives[name] = dataclasses.replace(
+                life, ramp=start_level(life.ramp, base.full.get(name, 0.0), recovery,
+                                       signals.clusters.get(name), now))
+    wanted = targets(ordered, lives, base, policy, demand_rps)
+    if actuated is None:
+        return lives, wanted, wanted.shares, frozenset(backed), k, k_reason
+    # Failing, drained and backed-off clusters shed what they hold above their target at
+    # once: that traffic only errors there. Everything else moves phased.
+    gone = {n for n, life in lives.items() if life.state in (S.UNHEALTHY, S.DRAINED)} | backed
+    ramping = {n for n, life in lives.items() if life.state == S.RECOVERING}
+    shares = phase(actuated.shares, wanted.shares, gone, policy.max_shift_per_tick,
+                   wanted.ceilings, ramping)
+    return lives, wanted, shares, frozenset(backed), k, k_reason
+
+
+def plan(views: Sequence[ClusterView], policy: Policy, previous: Plan | None,
+         now: float, *, demand_rps: float | None = None, vantage_ok: bool = True,
+         frozen_by: str | None = None, signals: Signals = NO_SIGNALS,
+         applied: bool = True) -> Plan:
     """The plan for this tick; deterministic, whatever the order of ``views``.
 
     Until a plan has been actuated (version >= 1) the plan waits for every verdict, frozen at
@@ -69,7 +139,9 @@ def plan(views: Sequence[ClusterView], policy: Policy, previous: Plan | None, no
     the base weights of the passing clusters, with no ramp. ``demand_rps`` enables capacity
     planning; ``vantage_ok`` False freezes the plan (our own view is broken); ``frozen_by``
     (an operator's reason) freezes it too, before the first actuated plan as well. Drained clusters
-    come as views in state ``drained``.
+    come as views in state ``drained``. ``signals`` steer adaptive ramps and admission;
+    ``applied`` False says the data plane does not carry the previous plan yet, so no ramp
+    counts the time.
     """
     ordered = sorted(views, key=lambda v: v.name)
     if len({v.name for v in ordered}) != len(ordered):
@@ -84,21 +156,13 @@ def plan(views: Sequence[ClusterView], policy: Policy, previous: Plan | None, no
     lives = {v.name: advance(v, before.get(v.name), policy.recovery, now, started=started)
              for v in ordered}
     wanted: Targets | None = None
+    backed: frozenset[str] = frozenset()
+    k = previous.slots if previous is not None else None
+    k_reason = previous.slots_reason if previous is not None else ""
     if frozen is None:
-        lives = admit(ordered, lives, policy.recovery, now)
-        kept = actuated.shares if actuated is not None else {}
-        held = {v.name: kept.get(v.name, 0.0) for v in ordered if lives[v.name].state == S.UNKNOWN}
-        wanted = targets(ordered, lives, held, policy, now, demand_rps)
-        if actuated is None:
-            shares = wanted.shares
-        else:
-            # Cold or failing clusters shed what they hold above their target at once: a
-            # freeze or a spill may have left traffic on them that only errors there.
-            gone = {n for n, life in lives.items()
-                    if life.state in (S.UNHEALTHY, S.DRAINED, S.WAITING, S.RECOVERING)}
-            ramping = {n for n, life in lives.items() if life.state == S.RECOVERING}
-            shares = phase(actuated.shares, wanted.shares, gone, policy.max_shift_per_tick,
-                           wanted.ceilings, ramping)
+        moved = _move(ordered, lives, policy, actuated, now, demand_rps, signals,
+                      applied=applied, slots_before=k)
+        lives, wanted, shares, backed, k, k_reason = moved
         shed = max(0.0, 1.0 - math.fsum(shares.values()))
         shed = shed if shed > EPSILON else 0.0
     elif actuated is not None:
@@ -118,6 +182,7 @@ def plan(views: Sequence[ClusterView], policy: Policy, previous: Plan | None, no
         new=shares,
         old_weights={} if previous is None else {c.name: c.base_weight for c in previous.clusters},
         old_shed=previous.shed if previous is not None else 0.0, new_shed=shed,
+        backed_off=backed,
     )
     decisions: list[Decision] = []
     if frozen != was and (frozen in FREEZES or was in FREEZES):
@@ -140,10 +205,12 @@ def plan(views: Sequence[ClusterView], policy: Policy, previous: Plan | None, no
             wanted.full[v.name] if wanted is not None else
             (before[v.name].target_share if v.name in before else shares[v.name]),
             v.state, rank[v.name], v.score, v.base_weight,
-            _reason(original[v.name], lives[v.name], policy, now),
+            _reason(original[v.name], lives[v.name], now),
             lives[v.name].recovery_started, lives[v.name].cooldown_until,
             lives[v.name].failed_recoveries,
             capped=wanted is not None and v.name in wanted.capped,
-            spilled=wanted is not None and v.name in wanted.spilled)
+            spilled=wanted is not None and v.name in wanted.spilled,
+            ramp=lives[v.name].ramp, probation_until=lives[v.name].probation_until)
         for v in ranked)
-    return Plan(version, now, clusters, frozen is not None, frozen, tuple(decisions), shed)
+    return Plan(version, now, clusters, frozen is not None, frozen, tuple(decisions), shed,
+                k, k_reason)

@@ -7,7 +7,7 @@ under ``spill`` it goes first to recovering clusters beyond their ramp, then to 
 clusters beyond headroom up to full capacity, then over failing clusters by base weight
 (Envoy's panic mode: some answers beat none); under ``shed`` it fills serving clusters up to
 full capacity (ramps hold: a cold cluster is not pushed) and the rest is shed, the shares
-summing below 1.
+summing below 1. Clusters waiting at the gate with traffic they carried all along keep it.
 """
 
 from __future__ import annotations
@@ -18,7 +18,7 @@ from dataclasses import dataclass, field
 
 from failover.config.models import Policy
 from failover.planner.fill import fill
-from failover.planner.lifecycle import Life, ramp_fraction
+from failover.planner.lifecycle import Life
 from failover.planner.model import ClusterState, ClusterView
 from failover.planner.shares import EPSILON
 
@@ -60,16 +60,45 @@ def _add(shares: dict[str, float], extra: Mapping[str, float], spilled: set[str]
             spilled.add(name)
 
 
-def targets(views: Sequence[ClusterView], lives: Mapping[str, Life], held: Mapping[str, float],
-            policy: Policy, now: float, demand_rps: float | None) -> Targets:
-    """``held``: shares kept as they are (clusters without a verdict), within capacity."""
+@dataclass(frozen=True, slots=True)
+class Basis:
+    """What every ramp and overflow rule of a tick starts from."""
+
+    caps: dict[str, float]
+    """Each cluster's largest share under headroom."""
+    held: dict[str, float]
+    """Shares kept as they are (clusters without a verdict, or waiting at the gate with the
+    traffic they carried), within capacity."""
+    rest: float
+    """What the held shares leave to the serving clusters."""
+    serving: dict[str, float]
+    """Base weights of the serving clusters."""
+    full: dict[str, float]
+    """Each serving cluster's share once every ramp is done."""
+
+
+def basis(views: Sequence[ClusterView], lives: Mapping[str, Life], held: Mapping[str, float],
+          policy: Policy, demand_rps: float | None) -> Basis:
     caps = capacity_bounds(views, policy, demand_rps)
-    held = {name: min(share, caps[name]) for name, share in held.items()}
-    rest = max(0.0, 1.0 - math.fsum(held.values()))
+    kept = {name: min(share, caps[name]) for name, share in held.items()}
+    rest = max(0.0, 1.0 - math.fsum(kept.values()))
     serving = {v.name: v.base_weight for v in views if lives[v.name].state in SERVING}
     full, _ = fill(serving, caps, rest)
+    return Basis(caps, kept, rest, serving, full)
+
+
+def ramp_level(life: Life) -> float:
+    """The fraction of its target a cluster may take: its ramp's level while recovering."""
+    if life.state != S.RECOVERING or life.ramp is None:
+        return 1.0
+    return life.ramp.level
+
+
+def targets(views: Sequence[ClusterView], lives: Mapping[str, Life], base: Basis,
+            policy: Policy, demand_rps: float | None) -> Targets:
+    caps, held, rest, serving, full = base.caps, base.held, base.rest, base.serving, base.full
     ramping = {name for name in serving if lives[name].state == S.RECOVERING}
-    ramps = {name: min(caps[name], ramp_fraction(lives[name], policy.recovery, now) * full[name])
+    ramps = {name: min(caps[name], ramp_level(lives[name]) * full[name])
              if name in ramping else caps[name] for name in serving}
     shares, unplaced = fill(serving, ramps, rest)
     # Under ``shed`` a ramp protects a cold cluster, unless nothing else serves at all.
@@ -95,7 +124,8 @@ def targets(views: Sequence[ClusterView], lives: Mapping[str, Life], held: Mappi
     if unplaced > EPSILON and last_resort:
         # Passing clusters held at the gate beat failing ones, and beat shedding everything.
         waiting = {v.name: v.base_weight for v in views if lives[v.name].state == S.WAITING}
-        extra, unplaced = fill(waiting, {name: caps[name] for name in waiting}, unplaced)
+        extra, unplaced = fill(waiting, {name: max(0.0, caps[name] - held.get(name, 0.0))
+                                         for name in waiting}, unplaced)
         _add(shares, extra, spilled)
     shed = 0.0
     if unplaced > EPSILON and policy.overflow == "spill":
@@ -104,8 +134,10 @@ def targets(views: Sequence[ClusterView], lives: Mapping[str, Life], held: Mappi
         _add(shares, extra, spilled)
     elif unplaced > EPSILON:
         shed = unplaced
-    out = {v.name: held.get(v.name, shares.get(v.name, 0.0)) for v in views}
-    full_out = {v.name: held.get(v.name, full.get(v.name, 0.0)) for v in views}
+    # Held clusters are never serving, so a share and a held share never add up twice, bar
+    # overflow given to a cluster waiting with traffic: on top of what it holds.
+    out = {v.name: held.get(v.name, 0.0) + shares.get(v.name, 0.0) for v in views}
+    full_out = {v.name: held.get(v.name, 0.0) + full.get(v.name, 0.0) for v in views}
     for name in spilled:
         full_out[name] = out[name]
     ceilings = {v.name: math.inf if v.name in spilled else caps[v.name] for v in views}

@@ -28,8 +28,10 @@ load model. The model, in short (docs/simulate.md has it in full):
   recovers (up again but cold, waiting or recovering). Errored requests by cause.
 """
 
-from failover.simulate.engine import POLICIES, Planner, Simulation, simulate
+from failover.controller import Planner
+from failover.simulate.engine import Simulation, simulate
 from failover.simulate.naive import naive_plan
+from failover.simulate.policies import POLICIES
 from failover.simulate.result import Result
 from failover.simulate.scenario import Scenario, load_scenario, parse_scenario
 

@@ -9,17 +9,16 @@ from __future__ import annotations
 
 import heapq
 import random
-from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Protocol
 
+from failover import controller
 from failover.config import Config, Job, all_jobs
-from failover.config.models import Policy
+from failover.controller import Inputs, Planner
 from failover.health import HealthTracker, ProbeResult
-from failover.planner import ClusterState, ClusterView, Plan, plan
+from failover.planner import ClusterState, Plan, plan
 from failover.simulate.faults import PROBE_LATENCY, Faults, probe_result
 from failover.simulate.load import SERVING, DemandCurve, LoadModel
-from failover.simulate.naive import naive_plan
+from failover.simulate.policies import POLICIES
 from failover.simulate.result import (
     Evacuation,
     Marker,
@@ -33,16 +32,6 @@ from failover.simulate.scenario import AddEvent, FaultEvent, Scenario, with_clus
 S = ClusterState
 GATED = (S.WAITING, S.RECOVERING)
 
-
-class Planner(Protocol):
-    """``failover.planner.plan``'s call shape."""
-
-    def __call__(self, views: Sequence[ClusterView], policy: Policy, previous: Plan | None,
-                 now: float, *, demand_rps: float | None = None,
-                 vantage_ok: bool = True) -> Plan: ...
-
-
-POLICIES: dict[str, Planner] = {"planner": plan, "naive": naive_plan}
 
 
 @dataclass(frozen=True, slots=True)
@@ -217,10 +206,10 @@ class Simulation:
 
     def _tick(self, now: float) -> None:
         demand = self.demand(now)
-        new = self.planner(self.health.views(), self.config.policy, self.previous, now,
-                           demand_rps=demand)
-        self.previous = new
-        if new.version >= 1:  # version 0 is never actuated (the daemon's rule)
+        step = controller.tick(self.config.policy, self.previous,
+                               Inputs(self.health.views(), demand), now, self.planner)
+        new = self.previous = step.plan
+        if step.actuate:  # the data plane takes a plan at once
             self.shares = new.shares
         self.states = {c.name: c.state for c in new.clusters}
         self.load.set_shares(self.shares, now)

@@ -11,6 +11,7 @@ from collections.abc import Sequence
 
 from failover.config.models import Policy
 from failover.planner import ClusterPlan, ClusterView, Plan, ranks
+from failover.planner.model import Signals
 from failover.planner.shares import differ, proportional
 
 NONE_PASSING = "none_passing"
@@ -19,10 +20,11 @@ NONE_PASSING = "none_passing"
 
 def naive_plan(views: Sequence[ClusterView], policy: Policy, previous: Plan | None,
                now: float, *, demand_rps: float | None = None,
-               vantage_ok: bool = True) -> Plan:
+               vantage_ok: bool = True, frozen_by: str | None = None,
+               signals: Signals | None = None, applied: bool = True) -> Plan:
     """Base weights over the healthy and degraded clusters, at once; if none is, the previous
-    shares (base weights over all before any plan). ``policy``, ``demand_rps`` and
-    ``vantage_ok`` are ignored: that is the point of the comparison."""
+    shares (base weights over all before any plan). Everything but the views and the previous
+    plan is ignored: that is the point of the comparison."""
     ordered = sorted(views, key=lambda v: v.name)
     passing = {v.name: v.base_weight if v.state.passing else 0.0 for v in ordered}
     frozen = sum(passing.values()) <= 0

@@ -109,14 +109,14 @@ def test_fail_static_keeps_previous_shares_and_decides_once() -> None:
 
 
 def test_leaving_fail_static_resumes_and_replans() -> None:
-    """Back above the fraction, a resume decision comes with the recomputed shares; a cluster
-    that failed during the freeze is cold (its share only errored), so it sheds that share at
-    once and recovers through the gate."""
+    """Back above the fraction, a resume decision comes with the recomputed shares: a cluster
+    still failing is evacuated; one passing again goes through the gate but keeps the share
+    the freeze left it (it carried that traffic all along), so nothing moves for it."""
     frozen = plan(fleet(a=U, b=U, c=H), POLICY, started(), 2.0)
     p = plan(fleet(a=U, b=H, c=H), POLICY, frozen, 3.0)
     assert not p.frozen
     assert p.version == 2
-    assert p.shares == pytest.approx({"a": 0.0, "b": 0.0, "c": 1.0})
+    assert p.shares == pytest.approx({"a": 0.0, "b": 0.3, "c": 0.7})
     assert actions(p)[0] == (ALL_CLUSTERS, "resume")
     assert ("a", "evacuate") in actions(p)
     assert next(c.state for c in p.clusters if c.name == "b") == R

@@ -120,9 +120,10 @@ def test_never_more_recovering_than_slots(timeline: Timeline) -> None:
 @given(timelines())
 def test_ramps_are_bounded_and_monotone(timeline: Timeline) -> None:
     """While others can carry the traffic (no capacity limit, some steady cluster serving), a
-    recovering cluster gains at most max_shift_per_tick a tick, stays within its slow-start
-    fraction of its target, and never loses traffic while the serving fleet stays the same.
-    (Under capacity pressure a ramp may run ahead: better than traffic nobody serves.)"""
+    recovering cluster gains at most max_shift_per_tick a tick, stays within its ramp's level
+    of its target, its level grows by at most the time since the last tick over the slow
+    start, and it never loses traffic while the serving fleet stays the same. (Under
+    capacity pressure a ramp may run ahead: better than traffic nobody serves.)"""
     policy = timeline.policy
     if timeline.demand is not None:
         return
@@ -137,13 +138,15 @@ def test_ramps_are_bounded_and_monotone(timeline: Timeline) -> None:
         steady = any(c.state in (S.HEALTHY, S.DEGRADED) and c.base_weight > 0
                      for c in new.clusters)
         for c in new.clusters:
-            if c.state != S.RECOVERING or c.recovery_started is None or not steady:
+            if c.state != S.RECOVERING or c.ramp is None or not steady:
                 continue
             old = before[c.name].share if c.name in before else 0.0
             assert c.share - old <= policy.max_shift_per_tick + TOL
-            if policy.recovery.slow_start > 0:
-                fraction = min(1.0, (new.at - c.recovery_started) / policy.recovery.slow_start)
-                assert c.share <= fraction * c.target_share + TOL
+            assert c.share <= c.ramp.level * c.target_share + TOL
+            was = before[c.name].ramp if c.name in before else None
+            if was is not None and policy.recovery.slow_start > 0:
+                step = (new.at - previous.at) / policy.recovery.slow_start
+                assert c.ramp.level <= was.level + step + TOL
             if serving == served_before and before[c.name].state == S.RECOVERING:
                 assert c.share >= old - TOL
 

@@ -1,0 +1,258 @@
+"""How a recovering cluster's ramp moves each tick, and how many ramps may run at once.
+
+``timed``: the level grows by observed time over ``slow_start``, whatever the cluster says.
+
+``adaptive`` (docs/recovery.md has the why): a ramp reads its cluster's latest sample.
+- Past a limit (utilization, error ratio or latency inflation at its maximum) it backs off at
+  once, by what the sample says it has too much (``target x (1 - errors) / utilization``,
+  between a quarter and 0.9 of the level; a half without utilization), never below
+  ``initial``, and once per sample.
+- Near the limit (at or above the targets) it holds.
+- With room, and a sample taken after its last move, it grows by the gradient
+  ``target_utilization / utilization`` (capped at ``max_growth``; ``sqrt(max_growth)`` per
+  sample when only errors and latency are known), which puts it at the target in one step
+  if load is linear in share: a gradient controller, as Envoy's adaptive concurrency, rather
+  than AIMD, because a cluster that goes past its capacity under the honest load model (and in
+  life) loses goodput and stays degraded until load falls well below it: probing past the
+  limit, as AIMD does, costs more than it finds.
+- Between samples with room, or without a usable sample (missing, stale, or without an
+  error ratio and one of utilization or latency: fast errors look like low latency), it goes
+  at the timed pace: never faster than ``timed`` on missing data, never slower on good data.
+
+Only observed time counts (`observed`): a ramp does not move while its cluster's checks are
+overdue or the data plane lags the plan.
+
+Admission (``slots``): ``timed`` keeps ``max_concurrent``. ``adaptive`` starts there and grows
+by one for every ramp that advanced on a fresh sample (so it doubles per round of samples, as
+TCP's congestion window does in slow start) while nothing holds or backs off and the shared
+dependency, if one is watched, has room (and at most by its gradient); it halves when that
+dependency is past its limit, then the newest ramp backs off first; it falls back to
+``max_concurrent`` while a watched dependency's signal is missing.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+from collections.abc import Mapping
+from dataclasses import dataclass
+
+from failover.config.models import Adaptive, Recovery
+from failover.planner.lifecycle import Life
+from failover.planner.model import ClusterState, Ramp, Sample, Signals
+
+S = ClusterState
+TIMED, FALLBACK, AWAIT, ADVANCE, HOLD, BACK_OFF = (
+    "timed", "fallback", "await", "advance", "hold", "back_off")
+"""A ramp's moves: the timed mode's pace; the timed pace for want of usable signals; the timed
+pace while awaiting a sample at the new share; growth on a sample; holding; backing off."""
+
+BREACH, NEAR, ROOM = "breach", "near", "room"
+MISSING, NONE = "missing", "none"
+
+
+def usable(sample: Sample | None, now: float, adaptive: Adaptive) -> str | None:
+    """None when ``sample`` can steer a ramp, else why not."""
+    if sample is None:
+        return "no signals"
+    age = now - sample.measured_at
+    if age > adaptive.max_signal_age:
+        return f"signals {age:.0f}s old"
+    if sample.error_ratio is None:
+        return "no error ratio"
+    if sample.utilization is None and sample.latency_ratio is None:
+        return "no utilization or latency"
+    return None
+
+
+def assess(sample: Sample, adaptive: Adaptive) -> tuple[str, str]:  # noqa: PLR0911 - a rule per line
+    """(breach, near or room; what says so) for a usable sample."""
+    u, e, lat = sample.utilization, sample.error_ratio or 0.0, sample.latency_ratio
+    if e >= adaptive.max_error_ratio:
+        return BREACH, f"errors {e:.1%}"
+    if u is not None and u >= adaptive.max_utilization:
+        return BREACH, f"utilization {u:.0%}"
+    if lat is not None and lat >= adaptive.max_latency_ratio:
+        return BREACH, f"latency x{lat:.2f}"
+    if e >= adaptive.error_ok and e > 0:
+        return NEAR, f"errors {e:.1%}"
+    if u is not None and u >= adaptive.target_utilization:
+        return NEAR, f"utilization {u:.0%}"
+    if lat is not None and lat >= adaptive.latency_ok:
+        return NEAR, f"latency x{lat:.2f}"
+    return ROOM, "utilization " + (f"{u:.0%}" if u is not None else "unknown") + \
+        f", errors {e:.1%}" + (f", latency x{lat:.2f}" if lat is not None else "")
+
+
+@dataclass(frozen=True, slots=True)
+class Shared:
+    """The shared dependency this tick: ``none`` (not watched), ``missing``, or its verdict."""
+
+    state: str
+    reason: str = ""
+    growth: float = math.inf
+    """Largest factor by which ramps (and admission) may grow on its account."""
+    measured_at: float | None = None
+
+
+def shared_view(signals: Signals, adaptive: Adaptive, now: float) -> Shared:
+    if not signals.shared_expected:
+        return Shared(NONE)
+    why = usable(signals.shared, now, adaptive)
+    if why is not None or signals.shared is None:
+        return Shared(MISSING, f"shared dependency: {why}")
+    sample = signals.shared
+    verdict, what = assess(sample, adaptive)
+    u = sample.utilization
+    growth = math.inf if u is None or u <= 0 else adaptive.shared_target / u
+    if verdict == ROOM and u is not None and u >= adaptive.shared_target:
+        verdict = NEAR
+    if u is not None and u >= adaptive.shared_max:
+        verdict = BREACH
+    return Shared(verdict, f"shared dependency {what}", growth, sample.measured_at)
+
+
+def _timed(level: float, dt: float, recovery: Recovery) -> float:
+    if recovery.slow_start <= 0:
+        return 1.0
+    return min(1.0, level + dt / recovery.slow_start)
+
+
+def start_level(ramp: Ramp, full: float, recovery: Recovery, sample: Sample | None,
+                now: float) -> Ramp:
+    """A ramp just admitted: from the share it holds, and at least ``initial`` when adaptive
+    with usable signals (without them it starts as a timed one would)."""
+    adaptive = recovery.mode == "adaptive" and usable(sample, now, recovery.adaptive) is None
+    first = recovery.adaptive.initial if adaptive else 0.0
+    level = max(first, min(1.0, ramp.held / full)) if full > 0 else first
+    return dataclasses.replace(ramp, level=level, mark=level)
+
+
+def step(ramp: Ramp, sample: Sample | None, shared: Shared, now: float, dt: float,  # noqa: PLR0911 - a move per return
+         recovery: Recovery, *, newest: bool) -> Ramp:
+    """One tick of a ramp that was already recovering; ``dt``: observed seconds since the
+    last tick. ``newest``: the latest admitted ramp, the first to back off for the shared
+    dependency."""
+    if recovery.mode == "timed":
+        return dataclasses.replace(ramp, level=_timed(ramp.level, dt, recovery), action=TIMED,
+                                   reason="slow start", sample=None)
+    adaptive = recovery.adaptive
+    why = usable(sample, now, adaptive)
+    if why is None and shared.state == MISSING:
+        why = shared.reason
+    if why is not None or sample is None:
+        return dataclasses.replace(ramp, level=_timed(ramp.level, dt, recovery),
+                                   action=FALLBACK, reason=f"{why}: slow-start pace",
+                                   sample=sample)
+    verdict, what = assess(sample, adaptive)
+    if shared.state == BREACH and newest:
+        verdict, what = BREACH, shared.reason
+    elif shared.state in (BREACH, NEAR) and verdict == ROOM:
+        verdict, what = NEAR, shared.reason
+    if verdict == BREACH:
+        if ramp.backoff_at is not None and sample.measured_at <= ramp.backoff_at:
+            return dataclasses.replace(ramp, action=HOLD, sample=sample,
+                                       reason=f"{what}: backed off, awaiting a sample since")
+        level = max(adaptive.initial, ramp.level * _backoff(sample, adaptive))
+        return dataclasses.replace(ramp, level=level, mark=level, held=0.0, backoff_at=now,
+                                   changed_at=now, action=BACK_OFF, sample=sample,
+                                   reason=f"{what}: backing off")
+    if verdict == NEAR:
+        return dataclasses.replace(ramp, action=HOLD, sample=sample, reason=f"{what}: holding")
+    paced = _timed(ramp.level, dt, recovery)
+    if ramp.changed_at is not None and sample.measured_at < ramp.changed_at:
+        return dataclasses.replace(ramp, level=paced, action=AWAIT, sample=sample,
+                                   reason=f"{what}; awaiting a sample at the new share: "
+                                          "slow-start pace")
+    growth = min(_growth(sample, adaptive), shared.growth)
+    level = min(1.0, max(paced, ramp.mark * growth))
+    return dataclasses.replace(ramp, level=level, mark=level, changed_at=now, action=ADVANCE,
+                               sample=sample, reason=f"{what}: advancing x{growth:.2f}")
+
+
+def _growth(sample: Sample, adaptive: Adaptive) -> float:
+    u = sample.utilization
+    if u is None:
+        return math.sqrt(adaptive.max_growth)
+    if u <= 0:
+        return adaptive.max_growth
+    return max(1.0, min(adaptive.max_growth, adaptive.target_utilization / u))
+
+
+def _backoff(sample: Sample, adaptive: Adaptive) -> float:
+    """What share of the current one the cluster can take, as far as the sample tells."""
+    errors = sample.error_ratio or 0.0
+    if sample.utilization is None:
+        return 0.5
+    factor = adaptive.target_utilization * (1 - errors) / max(sample.utilization,
+                                                              adaptive.target_utilization)
+    return min(0.9, max(0.25, factor))
+
+
+@dataclass(frozen=True, slots=True)
+class Round:
+    """How this tick's ramps fared, for admission."""
+
+    advanced: int = 0
+    """Ramps that grew on a fresh sample."""
+    held: int = 0
+    """Ramps that held or backed off on their signals."""
+    blind: int = 0
+    """Ramps without usable signals (on the timed pace for that reason)."""
+
+
+def step_all(lives: Mapping[str, Life], signals: Signals, shared: Shared, now: float,
+             observed: Mapping[str, float], recovery: Recovery) -> tuple[dict[str, Life], Round,
+                                                                           set[str]]:
+    """Step every ramp; returns the lives, how they fared, and those that backed off."""
+    ramps = {name: life.ramp for name, life in lives.items()
+             if life.state == S.RECOVERING and life.ramp is not None}
+    recovering = sorted(ramps)
+    newest = max(recovering, key=lambda n: (lives[n].recovery_started or 0.0, n), default=None)
+    out = dict(lives)
+    advanced = held = blind = 0
+    backed: set[str] = set()
+    for name in recovering:
+        ramp = step(ramps[name], signals.clusters.get(name), shared, now,
+                    observed.get(name, 0.0), recovery, newest=name == newest)
+        out[name] = dataclasses.replace(lives[name], ramp=ramp)
+        if ramp.action == ADVANCE:
+            advanced += 1
+        elif ramp.action in (HOLD, BACK_OFF):
+            held += 1
+        elif ramp.action == FALLBACK:
+            blind += 1
+        if ramp.action == BACK_OFF:
+            backed.add(name)
+    return out, Round(advanced, held, blind), backed
+
+
+def slots(previous: int | None, recovery: Recovery, fared: Round, shared: Shared, *,
+          busy: int, waiting: int) -> tuple[int, str]:
+    """Recoveries that may run at once after this tick, and why."""
+    base = recovery.max_concurrent
+    if recovery.mode == "timed":
+        return base, "timed: max_concurrent"
+    k = base if previous is None else previous
+    cap = recovery.adaptive.max_concurrent or math.inf
+    if shared.state == MISSING:
+        k, why = min(k, base), f"{shared.reason}: max_concurrent"
+    elif shared.state == BREACH:
+        k, why = max(1, k // 2), f"{shared.reason}: halved"
+    elif shared.state == NEAR:
+        why = f"{shared.reason}: holding"
+    elif fared.held:
+        why = f"{fared.held} ramp(s) at their limit: holding"
+    elif fared.blind:
+        k, why = min(k, max(base, busy)), "ramps without signals: no more admissions"
+    elif fared.advanced:
+        grown = k + fared.advanced
+        if shared.growth < math.inf:
+            grown = min(grown, max(k + 1, math.floor(k * shared.growth)))
+        k, why = grown, f"{fared.advanced} ramp(s) advanced on fresh signals: growing"
+    else:
+        why = "awaiting signals"
+    # Slots nobody needs are not banked: once the fleet is back, admission starts over.
+    k = int(max(1, min(k, cap, max(base, busy + waiting))))
+    return k, why
+
