@@ -294,9 +294,10 @@ class Daemon:
                 for name in self.overrides.expire(time.time()):
                     log.warning("drain of %s expired", name)
                 freeze = self.overrides.freeze
-                inputs = Inputs(self.health.views(), self.config.demand_rps,
+                inputs = Inputs(self.health.views(now), self.config.demand_rps,
                                 self.health.vantage_ok(), self.overrides.drain_reasons(),
-                                None if freeze is None else freeze.reason)
+                                None if freeze is None else freeze.reason,
+                                applied=self._applied())
                 step = controller.tick(self.config.policy, self.plan, inputs, now, make_plan)
                 # Saved before it is applied: a restart never resumes from behind what the
                 # data plane already carries.
@@ -309,6 +310,14 @@ class Daemon:
                 self.metrics.errors.labels("planner").inc()
                 log.exception("planning failed; keeping the last plan")
             await asyncio.sleep(self.config.policy.tick)
+
+    def _applied(self) -> bool:
+        """Every actuator carries the current plan (what a ramp needs to count the time)."""
+        if self.plan is None or self.plan.version < 1:
+            return True
+        version = self.plan.version
+        return all(r.applied_version is not None and r.applied_version >= version
+                   for r in self.runners)
 
     def _publish(self, step: controller.Step, now: float) -> None:
         previous, self.plan = self.plan, step.plan

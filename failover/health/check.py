@@ -47,9 +47,15 @@ class CheckRecord:
     last_failure: FailureClass | None = None
     """Kept after passes resume, so a still-failing check can say what failed."""
     recent: deque[tuple[bool, float]] = field(default_factory=lambda: deque(maxlen=WINDOW))
+    observed_since: float | None = None
+    """Loop-clock seconds since which results have come without a gap longer than the bound
+    the tracker passes in (a restart or a stalled process breaks the run)."""
 
-    def record(self, result: ProbeResult, now: float, rise: int, fall: int) -> None:
+    def record(self, result: ProbeResult, now: float, rise: int, fall: int,
+               gap: float = float("inf")) -> None:
         self.hysteresis = self.hysteresis.observe(result.ok, rise, fall)
+        if self.last_at is None or self.observed_since is None or now - self.last_at > gap:
+            self.observed_since = now
         self.last, self.last_at = result, now
         if not result.ok:
             self.last_failure = result.failure_class

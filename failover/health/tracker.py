@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from typing import Any
 
 from failover.config.budget import VANTAGE, Job, all_jobs
@@ -48,13 +49,31 @@ class HealthTracker:
     def probing(self) -> Probing:
         return self._probing
 
+    @property
+    def gap(self) -> float:
+        """Seconds without a result after which a check counts as unobserved: two jittered
+        intervals and a timeout (one run skipped by the budget is no gap)."""
+        probing = self._probing
+        return 2 * probing.interval * (1 + probing.jitter) + probing.timeout
+
     def record(self, job_key: str, result: ProbeResult, now: float) -> bool:
         """Count one result; False when the job is gone (a probe that outlived a reload)."""
         check = self._records.get(job_key)
         if check is None:
             return False
-        check.record(result, now, self._probing.rise, self._probing.fall)
+        check.record(result, now, self._probing.rise, self._probing.fall, self.gap)
         return True
+
+    def observed_since(self, name: str, now: float) -> float:
+        """Since when every check of the cluster has reported without a gap; ``inf`` while
+        one has no result yet or is overdue at ``now``."""
+        since = -math.inf
+        for check in self._by_cluster[name]:
+            if check.last_at is None or check.observed_since is None \
+                    or now - check.last_at > self.gap:
+                return math.inf
+            since = max(since, check.observed_since)
+        return since
 
     def cluster(self, name: str) -> ClusterHealth:
         """State, score components and reason of one configured cluster; KeyError otherwise."""
@@ -73,13 +92,16 @@ class HealthTracker:
     def clusters(self) -> list[ClusterHealth]:
         return [self.cluster(cluster.name) for cluster in self._clusters]
 
-    def views(self) -> list[ClusterView]:
-        """What the planner needs, one view per configured cluster, in config order."""
+    def views(self, now: float | None = None) -> list[ClusterView]:
+        """What the planner needs, one view per configured cluster, in config order; with
+        ``now``, each says since when its cluster has been observed without a gap."""
         views = []
         for cluster in self._clusters:
             health = self.cluster(cluster.name)
+            since = -math.inf if now is None else self.observed_since(cluster.name, now)
             views.append(ClusterView(cluster.name, health.state, health.score.value,
-                                     cluster.weight, health.reason, cluster.capacity_rps))
+                                     cluster.weight, health.reason, cluster.capacity_rps,
+                                     since))
         return views
 
     def check_statuses(self, cluster: str) -> list[CheckStatus]:

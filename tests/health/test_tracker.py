@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 import textwrap
 
 import pytest
@@ -232,3 +233,23 @@ def test_vantage_checks_decide_whether_our_view_is_trusted() -> None:
     for now in range(3, 5):
         tracker.record(vantage.key, PASS, float(now))
     assert tracker.vantage_ok()
+
+
+def test_observed_since_breaks_at_a_gap_and_while_overdue(tracker: HealthTracker) -> None:
+    """A cluster is observed from the start of its checks' unbroken run of results; a gap
+    longer than two jittered intervals and a timeout (a stalled process, a restart) starts a
+    new run, and a check overdue right now makes the cluster unobserved (``inf``)."""
+    keys = {job.label: job.key for job in all_jobs(config().clusters)}
+    gap = tracker.gap
+    assert gap == pytest.approx(2 * 2.0 * 1.2 + 0.8)
+    assert tracker.observed_since("a", 0.0) == math.inf  # no result yet
+    for at in (1.0, 3.0, 5.0):
+        tracker.record(keys[DNS], PASS, at)
+        tracker.record(keys[TCP], PASS, at + 0.5)
+    assert tracker.observed_since("a", 6.0) == 1.5
+    assert tracker.observed_since("a", 5.5 + gap + 0.1) == math.inf  # overdue
+    tracker.record(keys[DNS], PASS, 30.0)
+    tracker.record(keys[TCP], PASS, 30.5)
+    assert tracker.observed_since("a", 31.0) == 30.5
+    assert [v.observed_since for v in tracker.views(31.0)] == [30.5, math.inf]
+    assert [v.observed_since for v in tracker.views()] == [-math.inf, -math.inf]
