@@ -396,6 +396,11 @@ class PrometheusSignals(Strict):
 
     @model_validator(mode="after")
     def _timeout_fits_interval(self) -> PrometheusSignals:
+        if self.shared is not None:
+            for key in ("utilization", "error_ratio", "latency_ratio"):
+                if CLUSTER_PLACEHOLDER in (getattr(self.shared, key) or ""):
+                    raise located(("shared", key), f"a shared query is about no one cluster: "
+                                                   f"{CLUSTER_PLACEHOLDER} has no meaning here")
         if self.interval < MIN_PERIOD:
             raise located(("interval",), "interval must be at least 1ms")
         if self.timeout > self.interval:

@@ -1,4 +1,5 @@
-"""Token buckets that cap requests per target and in total, on the loop clock.
+"""Token buckets (`failover.ratelimit`) that cap requests per target and in total, on the loop
+clock.
 
 Guarantee: in any window of T seconds, requests to one target are at most
 ``burst + rate * T`` with ``burst = max(1, ceil(rate))``, whatever the targets do.
@@ -9,33 +10,9 @@ load-time budget check keeps the steady rate under ``rate``.
 from __future__ import annotations
 
 import asyncio
-import math
 from collections.abc import Callable
 
-
-class TokenBucket:
-    def __init__(self, rate: float, clock: Callable[[], float]) -> None:
-        self.rate = rate
-        self.burst = max(1.0, float(math.ceil(rate)))
-        self._clock = clock
-        self._tokens = self.burst
-        self._stamp = clock()
-
-    def _refill(self) -> float:
-        now = self._clock()
-        self._tokens = min(self.burst, self._tokens + (now - self._stamp) * self.rate)
-        self._stamp = now
-        return self._tokens
-
-    def available(self) -> bool:
-        return self._refill() >= 1.0
-
-    def take(self) -> None:
-        self._refill()
-        self._tokens -= 1.0
-
-    def seconds_until_available(self) -> float:
-        return max(0.0, (1.0 - self._refill()) / self.rate)
+from failover.ratelimit import TokenBucket
 
 
 class Limiter:

@@ -1,6 +1,7 @@
 """A real scrape: the daemon against a lab of three clusters, scraped by Debian's Prometheus
 loaded with deploy/prometheus's job and rules. Every process runs in the foreground on
-127.0.0.1 with free ports, and is stopped when the block ends.
+127.0.0.1 with free ports (Prometheus through `tests.prometheus`), and is stopped when the
+block ends.
 
     with running_stack(tmp_path) as stack:
         stack.query('failover_cluster_share{cluster="lab-1"}')
@@ -9,14 +10,11 @@ loaded with deploy/prometheus's job and rules. Every process runs in the foregro
 from __future__ import annotations
 
 import contextlib
-import json
 import os
 import re
 import subprocess
 import sys
 import textwrap
-import urllib.error
-import urllib.parse
 import urllib.request
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
@@ -26,14 +24,15 @@ from typing import Any
 import pytest
 import yaml
 
-from tests.deploy.tools import PROMETHEUS_YML, free_port, poll, tool
+from tests.deploy.tools import PROMETHEUS_YML, free_port, poll
+from tests.prometheus import INTERVAL, Prometheus
 
 START_TIMEOUT = 20.0
 """Seconds for each process to come up (the lab, the daemon, Prometheus)."""
 STOP_TIMEOUT = 5.0
 """Seconds for a process to exit after SIGTERM before it is killed."""
 HTTP_TIMEOUT = 5.0
-SCRAPE_INTERVAL = "1s"
+SCRAPE_INTERVAL = INTERVAL
 """Fast scrapes and rule evaluations, so a test sees data within seconds."""
 WEIGHTS = {"lab-1": 50, "lab-2": 30, "lab-3": 20}
 """Base weights: with every cluster healthy, lab-1's share is 0.5."""
@@ -53,19 +52,30 @@ class LabCluster:
 class Stack:
     folder: Path
     daemon_url: str
-    prometheus_url: str
+    prometheus: Prometheus | None = None
     processes: dict[str, subprocess.Popen[bytes]] = field(default_factory=dict)
+    """The lab and the daemon; Prometheus is `prometheus`."""
+
+    @property
+    def prometheus_url(self) -> str:
+        assert self.prometheus is not None, "Prometheus is not started yet"
+        return self.prometheus.url
 
     def logs(self) -> str:
         """The tail of every process's log, for failure messages."""
-        return "\n".join(
-            f"--- {name}.log\n{(self.folder / f'{name}.log').read_text(errors='replace')[-3000:]}"
-            for name in self.processes)
+        logs = [f"--- {name}.log\n"
+                f"{(self.folder / f'{name}.log').read_text(errors='replace')[-3000:]}"
+                for name in self.processes]
+        if self.prometheus is not None:
+            logs.append(self.prometheus.logs())
+        return "\n".join(logs)
 
     def check_running(self) -> None:
         for name, process in self.processes.items():
             if process.poll() is not None:
                 pytest.fail(f"{name} exited with {process.returncode}\n{self.logs()}")
+        if self.prometheus is not None and self.prometheus.process is not None:
+            self.prometheus.check_running()
 
     def daemon_metrics(self) -> str:
         """The daemon's /metrics, as Prometheus reads it."""
@@ -76,17 +86,13 @@ class Stack:
 
     def api(self, path: str, **params: str) -> dict[str, Any]:
         """A Prometheus HTTP API document; errors (400, 422) come back as documents too."""
-        url = f"{self.prometheus_url}{path}?{urllib.parse.urlencode(params)}"
-        try:
-            with urllib.request.urlopen(url, timeout=HTTP_TIMEOUT) as response:  # noqa: S310 - loopback URL built here
-                doc: dict[str, Any] = json.load(response)
-        except urllib.error.HTTPError as exc:
-            doc = json.load(exc)
-        return doc
+        assert self.prometheus is not None, "Prometheus is not started yet"
+        return self.prometheus.api(path, **params)
 
     def query(self, expr: str) -> dict[str, Any]:
         """``/api/v1/query`` at the current time."""
-        return self.api("/api/v1/query", query=expr)
+        assert self.prometheus is not None, "Prometheus is not started yet"
+        return self.prometheus.query(expr)
 
 
 def _start(argv: Sequence[str], log: Path) -> subprocess.Popen[bytes]:
@@ -132,20 +138,18 @@ def write_daemon_config(folder: Path, clusters: Sequence[LabCluster], status_por
     return path
 
 
-def write_prometheus_config(folder: Path, target: str) -> Path:
+def prometheus_config(target: str) -> dict[str, Any]:
     """deploy/prometheus/prometheus.yml with its ``failover`` job pointed at ``target``, the
     other jobs (compose's HAProxy, Prometheus itself) left out, and faster intervals. The
     rule files are deploy's own."""
-    doc = yaml.safe_load(PROMETHEUS_YML.read_text())
+    doc: dict[str, Any] = yaml.safe_load(PROMETHEUS_YML.read_text())
     jobs = [job for job in doc["scrape_configs"] if job["job_name"] == "failover"]
     assert len(jobs) == 1, "deploy/prometheus/prometheus.yml must have one job 'failover'"
     doc["scrape_configs"] = [{**jobs[0], "static_configs": [{"targets": [target]}]}]
     doc["global"].update(scrape_interval=SCRAPE_INTERVAL, scrape_timeout=SCRAPE_INTERVAL,
                          evaluation_interval=SCRAPE_INTERVAL)
     doc["rule_files"] = [str(PROMETHEUS_YML.parent / name) for name in doc["rule_files"]]
-    path = folder / "prometheus.yml"
-    path.write_text(yaml.safe_dump(doc))
-    return path
+    return doc
 
 
 def _lab_clusters(stack: Stack) -> list[LabCluster] | None:
@@ -166,9 +170,8 @@ def _ready(stack: Stack, url: str) -> bool | None:
 @contextlib.contextmanager
 def running_stack(folder: Path) -> Iterator[Stack]:
     """Lab, daemon and Prometheus, up and answering; all stopped when the block ends."""
-    status_port, prometheus_port = free_port(), free_port()
-    stack = Stack(folder, f"http://127.0.0.1:{status_port}",
-                  f"http://127.0.0.1:{prometheus_port}")
+    status_port = free_port()
+    stack = Stack(folder, f"http://127.0.0.1:{status_port}")
     try:
         stack.processes["lab"] = _start(
             [sys.executable, "-m", "failover", "lab", "--clusters", str(len(WEIGHTS)),
@@ -180,17 +183,15 @@ def running_stack(folder: Path) -> Iterator[Stack]:
         stack.processes["daemon"] = _start(
             [sys.executable, "-m", "failover", "run", "-c", str(config), "--log-format",
              "json"], folder / "daemon.log")
-        prometheus_config = write_prometheus_config(folder, f"127.0.0.1:{status_port}")
-        stack.processes["prometheus"] = _start(
-            [tool("prometheus"), f"--config.file={prometheus_config}",
-             f"--storage.tsdb.path={folder / 'tsdb'}",
-             f"--web.listen-address=127.0.0.1:{prometheus_port}"], folder / "prometheus.log")
+        # Started while the daemon comes up; it waits for its own /-/ready only.
+        stack.prometheus = Prometheus(folder, prometheus_config(f"127.0.0.1:{status_port}"))
+        stack.prometheus.start()
         # /readyz: every cluster has a verdict, so /metrics has the plan's series.
         poll(lambda: _ready(stack, stack.daemon_url + "/readyz"), START_TIMEOUT, "daemon ready",
              detail=stack.logs)
-        poll(lambda: _ready(stack, stack.prometheus_url + "/-/ready"), START_TIMEOUT,
-             "Prometheus ready", detail=stack.logs)
         yield stack
     finally:
+        if stack.prometheus is not None:
+            stack.prometheus.stop()
         for process in reversed(stack.processes.values()):
             _stop(process)

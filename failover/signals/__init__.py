@@ -1,0 +1,11 @@
+"""Live load signals for the closed-loop recovery: values with the time they describe.
+
+A source returns `failover.planner.model.Signals`; what it could not measure is None (or
+absent), never a guess, and each sample's ``measured_at`` lets the planner judge its age.
+`PrometheusSource` queries a Prometheus HTTP API; the simulator has its own source.
+"""
+
+from failover.signals.metrics import SignalMetrics
+from failover.signals.prometheus import PrometheusSource, QueryFailed, parse_reply
+
+__all__ = ["PrometheusSource", "QueryFailed", "SignalMetrics", "parse_reply"]

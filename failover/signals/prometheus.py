@@ -1,0 +1,542 @@
+"""Live load signals from a Prometheus HTTP API: one round of instant queries every interval.
+
+Never on the probe path: the source has its own HTTP session, its own timeout per query
+and its own query budget, and nothing it meets (Prometheus down, a bad reply, a bug in a
+round) stops its loop or reaches its caller. What it cannot measure it reports as missing,
+never as a guess: each value keeps the time it describes, a value whose series vanished
+becomes missing, and a value whose query fails keeps its old time, so it ages into
+staleness where the planner judges it.
+
+A query with ``{cluster}`` in it runs once per cluster with the name put in; one without
+runs once per round and each series is matched to a cluster by its ``cluster_label``
+label; ``shared`` queries run once per round as they are.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+import math
+import time
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any, Literal
+
+import aiohttp
+
+from failover import __version__
+from failover.config.models import CLUSTER_PLACEHOLDER, PrometheusSignals, SignalQueries
+from failover.planner.model import Sample, Signals
+from failover.ratelimit import TokenBucket
+from failover.signals.metrics import SIGNAL_NAMES, Result, SignalMetrics, SignalName, Target
+
+log = logging.getLogger(__name__)
+
+SOURCE = "prometheus"
+"""``Signals.source`` of every snapshot this module gives."""
+MAX_IN_FLIGHT = 4
+"""Queries sent at once: enough that one slow query does not hold up a round, few enough
+that a round never lands on Prometheus as a burst of parallel evaluations."""
+MAX_REPLY_BYTES = 8 * 1024 * 1024
+"""A larger reply is refused as ``bad_reply``: a fleet-wide query gives one short series per
+cluster, so megabytes mean a query that forgot to aggregate."""
+QUERY_PATH = "/api/v1/query"
+
+Kind = Literal["cluster", "fleet", "shared"]
+"""A per-cluster query (``{cluster}`` put in), a fleet-wide one (series matched by label),
+or a shared one."""
+
+_SHARED = "shared"
+_FLEET = "fleet"
+
+
+class QueryFailed(Exception):
+    """A query gave no usable reply; ``result`` classifies it for the metrics."""
+
+    def __init__(self, result: Result, detail: str) -> None:
+        super().__init__(detail)
+        self.result: Result = result
+        self.detail = detail
+
+
+@dataclass(frozen=True, slots=True)
+class Point:
+    """One value of a reply: a vector's series, or the scalar."""
+
+    labels: Mapping[str, str]
+    timestamp: float
+    """Unix seconds: the query's evaluation time, as Prometheus reports it."""
+    value: float | None
+    """None when Prometheus gave no number (NaN, ±Inf) or one we cannot read."""
+    note: str = ""
+    """Why ``value`` is None."""
+
+
+@dataclass(frozen=True, slots=True)
+class Reply:
+    result_type: Literal["vector", "scalar"]
+    points: tuple[Point, ...]
+
+
+@dataclass(frozen=True, slots=True)
+class _Query:
+    kind: Kind
+    signal: SignalName
+    expr: str
+    cluster: str | None = None
+    """The cluster a per-cluster query is for."""
+
+    @property
+    def target(self) -> Target:
+        return "shared" if self.kind == "shared" else "cluster"
+
+    @property
+    def key(self) -> str:
+        """Who the query is about, for logs: a cluster's name, ``fleet`` or ``shared``."""
+        if self.cluster is not None:
+            return self.cluster
+        return _SHARED if self.kind == "shared" else _FLEET
+
+
+@dataclass(frozen=True, slots=True)
+class _Value:
+    value: float
+    at: float
+    """Loop clock of the instant the value describes."""
+
+
+def _snippet(body: bytes, limit: int = 200) -> str:
+    text = " ".join(body[:limit].decode("utf-8", errors="replace").split())
+    return text + ("..." if len(body) > limit else "") if text else "(empty body)"
+
+
+def _describe(exc: BaseException) -> str:
+    text = str(exc)
+    return f"{type(exc).__name__}: {text}" if text else type(exc).__name__
+
+
+def _api_error(doc: Any) -> str | None:
+    """``errorType: error`` of an API error document, None if ``doc`` is not one."""
+    if isinstance(doc, dict) and doc.get("status") == "error":
+        return f"{doc.get('errorType', 'unknown')}: {doc.get('error', '(no message)')}"
+    return None
+
+
+def _point(labels: Mapping[str, str], pair: Any, where: str) -> Point:
+    if not (isinstance(pair, list) and len(pair) == 2):
+        raise QueryFailed("bad_reply",
+                          f"{where}: expected [timestamp, \"value\"], got {pair!r:.80}")
+    stamp, text = pair
+    if isinstance(stamp, bool) or not isinstance(stamp, int | float) or not math.isfinite(stamp):
+        raise QueryFailed("bad_reply", f"{where}: timestamp {stamp!r:.40} is not a number")
+    if not isinstance(text, str):
+        return Point(labels, float(stamp), None, f"value {text!r:.40} is not a string")
+    try:
+        value = float(text)
+    except ValueError:
+        return Point(labels, float(stamp), None, f"value {text!r:.40} is not a number")
+    if not math.isfinite(value):
+        return Point(labels, float(stamp), None, f"value {text}")
+    return Point(labels, float(stamp), value)
+
+
+def parse_reply(status: int, body: bytes) -> Reply:
+    """The values of an instant query's reply; `QueryFailed` when there are none to read.
+
+    An HTTP error status or an API ``status: error`` is ``error`` (with Prometheus's
+    ``errorType`` and ``error`` when it gave them); anything that is not the API's JSON
+    shape for an instant vector or scalar is ``bad_reply``.
+    """
+    try:
+        doc: Any = json.loads(body)
+        readable = True
+    except ValueError:  # not JSON, or not UTF-8
+        doc, readable = None, False
+    error = _api_error(doc)
+    if not 200 <= status < 300:
+        raise QueryFailed("error", f"HTTP {status}: {error or _snippet(body)}")
+    if not readable:
+        raise QueryFailed("bad_reply", f"reply is not JSON: {_snippet(body)}")
+    if error is not None:
+        raise QueryFailed("error", error)
+    if not isinstance(doc, dict) or doc.get("status") != "success":
+        raise QueryFailed("bad_reply",
+                          f"reply is not a Prometheus API document: {_snippet(body)}")
+    data = doc.get("data")
+    if not isinstance(data, dict):
+        raise QueryFailed("bad_reply", "reply has no 'data' object")
+    result_type, result = data.get("resultType"), data.get("result")
+    if result_type == "scalar":
+        return Reply("scalar", (_point({}, result, "scalar"),))
+    if result_type != "vector":
+        raise QueryFailed("bad_reply", f"resultType {result_type!r}: an instant query for a "
+                                       "signal must give a vector or a scalar")
+    if not isinstance(result, list):
+        raise QueryFailed("bad_reply", "vector reply has no 'result' list")
+    points = []
+    for index, series in enumerate(result):
+        where = f"series {index}"
+        if not isinstance(series, dict):
+            raise QueryFailed("bad_reply", f"{where} is not an object")
+        labels = series.get("metric", {})
+        if not (isinstance(labels, dict)
+                and all(isinstance(v, str) for v in labels.values())):
+            raise QueryFailed("bad_reply", f"{where}: 'metric' is not a map of labels")
+        points.append(_point(labels, series.get("value"), where))
+    return Reply("vector", tuple(points))
+
+
+def _clamp(signal: SignalName, value: float) -> float:
+    # A utilization above 1 is a saturated cluster: 1. Ratios cannot be negative; a negative
+    # one comes from a counter reset in a rate() and means no errors, not fewer than none.
+    if signal == "latency_ratio":
+        return max(0.0, value)
+    return min(1.0, max(0.0, value))
+
+
+def _sample(values: Mapping[SignalName, _Value]) -> Sample | None:
+    if not values:
+        return None
+
+    def get(signal: SignalName) -> float | None:
+        found = values.get(signal)
+        return None if found is None else found.value
+
+    # Only as fresh as its stalest part: a fresh utilization must not make an old error
+    # ratio look current.
+    return Sample(measured_at=min(v.at for v in values.values()),
+                  utilization=get("utilization"), error_ratio=get("error_ratio"),
+                  latency_ratio=get("latency_ratio"))
+
+
+def _running_loop_time() -> float:
+    return asyncio.get_running_loop().time()
+
+
+def new_session() -> aiohttp.ClientSession:
+    """The source's own session, apart from the probes': call it inside the running loop."""
+    return aiohttp.ClientSession(
+        connector=aiohttp.TCPConnector(limit=MAX_IN_FLIGHT),
+        cookie_jar=aiohttp.DummyCookieJar(),
+        # HTTP(S)_PROXY in the daemon's environment must not route queries elsewhere: the
+        # configured URL says where Prometheus is.
+        trust_env=False,
+        # Each query has its own deadline (``timeout``); no second, different one here.
+        timeout=aiohttp.ClientTimeout(total=None),
+        headers={"User-Agent": f"failover/{__version__} signals",
+                 "Accept": "application/json"},
+    )
+
+
+class PrometheusSource:
+    """Per-cluster and shared load signals, refreshed by one round of queries every interval.
+
+    ``clusters()`` names the clusters to query in a round, most important first: when the
+    budget cannot cover every query, the ones for the clusters named last wait for a later
+    round. ``loop_time`` is the loop clock (``measured_at``, the budget, the round deadline)
+    and ``wall_time`` the clock Prometheus's timestamps are compared with; both are the
+    real ones unless a test fakes them (a fake loop clock that does not move must come with
+    ``interval == timeout``, so that a round never waits for a token).
+    """
+
+    def __init__(
+        self,
+        spec: PrometheusSignals,
+        clusters: Callable[[], Sequence[str]],
+        metrics: SignalMetrics,
+        *,
+        loop_time: Callable[[], float] | None = None,
+        wall_time: Callable[[], float] | None = None,
+    ) -> None:
+        self._spec = spec
+        self._clusters = clusters
+        self._metrics = metrics
+        self._loop_time = loop_time or _running_loop_time
+        self._wall_time = wall_time or time.time
+        self._url = spec.url.rstrip("/") + QUERY_PATH
+        self._order: list[str] = []
+        self._values: dict[str, dict[SignalName, _Value]] = {}
+        self._shared: dict[SignalName, _Value] = {}
+        # Created at the first round: the default loop clock needs a running loop.
+        self._bucket: TokenBucket | None = None
+        self._trouble: dict[tuple[Kind, str, SignalName], Result] = {}
+        """Queries failing (or empty) now, by who and signal: logged when this changes."""
+        self._starved = False
+        """The budget skipped queries in the last round: warned once per episode."""
+        self._session: aiohttp.ClientSession | None = None
+        self._round_done = asyncio.Event()
+
+    @property
+    def spec(self) -> PrometheusSignals:
+        return self._spec
+
+    def signals(self) -> Signals:
+        """The latest snapshot; clusters with no value at all are left out (missing)."""
+        clusters = {}
+        for name in self._order:
+            sample = _sample(self._values.get(name, {}))
+            if sample is not None:
+                clusters[name] = sample
+        return Signals(clusters=clusters, shared=_sample(self._shared),
+                       shared_expected=self._spec.shared is not None, source=SOURCE)
+
+    async def next_round(self) -> Signals:
+        """Wait for the end of the round under way (or of the next one), then the snapshot."""
+        await self._round_done.wait()
+        return self.signals()
+
+    async def run(self) -> None:
+        """A round every ``interval`` until cancelled; a failed round is logged and counted,
+        and the next one runs on time."""
+        interval = self._spec.interval
+        async with new_session() as session:
+            self._session = session
+            try:
+                due = self._loop_time()
+                while True:
+                    try:
+                        await self.run_round()
+                    except Exception:
+                        self._metrics.errors.inc()
+                        log.exception("signal round failed unexpectedly; the next one runs in "
+                                      "%gs", interval)
+                    due += interval
+                    now = self._loop_time()
+                    # After a stall (suspend, overload), go on from now rather than run a
+                    # burst of rounds to catch up.
+                    due = max(due, now)
+                    await asyncio.sleep(due - now)
+            finally:
+                self._session = None
+
+    async def run_round(self) -> None:
+        """One round: each query due, in order of importance, as far as the budget allows.
+
+        Inside `run` it uses the source's session; called on its own (tests), it opens one
+        for the round.
+        """
+        try:
+            if self._session is not None:
+                await self._round(self._session)
+            else:
+                async with new_session() as session:
+                    await self._round(session)
+        finally:
+            done, self._round_done = self._round_done, asyncio.Event()
+            done.set()
+
+    def _plan(self, clusters: Sequence[str]) -> list[_Query]:
+        """Every query of a round, most important first: the shared dependency's and the
+        fleet-wide ones (each covers every cluster), then per cluster in the given order."""
+        plan: list[_Query] = []
+        if self._spec.shared is not None:
+            plan += [_Query("shared", signal, expr)
+                     for signal, expr in _queries(self._spec.shared)]
+        per_cluster = []
+        for signal, expr in _queries(self._spec.queries):
+            if CLUSTER_PLACEHOLDER in expr:
+                per_cluster.append((signal, expr))
+            else:
+                plan.append(_Query("fleet", signal, expr))
+        for name in clusters:
+            # Plain replacement, never str.format: PromQL has braces of its own.
+            plan += [_Query("cluster", signal, expr.replace(CLUSTER_PLACEHOLDER, name), name)
+                     for signal, expr in per_cluster]
+        return plan
+
+    async def _round(self, session: aiohttp.ClientSession) -> None:
+        start = self._loop_time()
+        # A query started by then ends, answered or timed out, before the next round is due.
+        deadline = start + self._spec.interval - self._spec.timeout
+        clusters = list(dict.fromkeys(self._clusters()))
+        self._order = clusters
+        kept = set(clusters)
+        for gone in self._values.keys() - kept:
+            del self._values[gone]
+        self._trouble = {where: result for where, result in self._trouble.items()
+                         if where[0] != "cluster" or where[1] in kept}
+        plan = self._plan(clusters)
+        if self._bucket is None:
+            self._bucket = TokenBucket(self._spec.max_queries_per_second, self._loop_time)
+        bucket = self._bucket
+        skipped: list[_Query] = []
+        # Per round: a slot lost to a cancellation cannot shrink a later round's.
+        slots = asyncio.Semaphore(MAX_IN_FLIGHT)
+        async with asyncio.TaskGroup() as tasks:
+            for index, query in enumerate(plan):
+                # A slot first, then the token: the query is sent as it takes the token,
+                # so the bucket's bound holds at Prometheus, not only here.
+                await slots.acquire()
+                if not await self._admit(bucket, deadline):
+                    skipped = plan[index:]
+                    break
+                tasks.create_task(self._guarded(session, query, clusters, slots),
+                                  name=f"signal query {query.key} {query.signal}")
+        for query in skipped:
+            self._metrics.queries.labels(query.target, query.signal, "skipped").inc()
+        self._note_budget(skipped, len(plan))
+
+    async def _admit(self, bucket: TokenBucket, deadline: float) -> bool:
+        """Take a token, waiting for one while the round's deadline allows; False if not."""
+        while not bucket.available():
+            wait = bucket.seconds_until_available()
+            if self._loop_time() + wait > deadline:
+                return False
+            await asyncio.sleep(wait)  # the budget's pace, not a synchronisation
+        bucket.take()
+        return True
+
+    def _note_budget(self, skipped: Sequence[_Query], planned: int) -> None:
+        if skipped and not self._starved:
+            first = skipped[0]
+            log.warning(
+                "signal queries over budget: %d of %d skipped this round, from %s %s on "
+                "(max_queries_per_second %g; counted as failover_signal_queries_total"
+                "{result=\"skipped\"}); they run in a later round, and their values age",
+                len(skipped), planned, first.key, first.signal,
+                self._spec.max_queries_per_second)
+        elif not skipped and self._starved:
+            log.info("signal queries within budget again: none skipped this round")
+        self._starved = bool(skipped)
+
+    async def _guarded(self, session: aiohttp.ClientSession, query: _Query,
+                       clusters: Sequence[str], slots: asyncio.Semaphore) -> None:
+        """One query, counted and applied; it never raises but for a cancellation."""
+        try:
+            await self._query(session, query, clusters)
+        except Exception:
+            # _query classifies every failure it expects; reaching here is a bug, logged
+            # with its traceback for the developer, and the round goes on.
+            self._metrics.errors.inc()
+            self._metrics.queries.labels(query.target, query.signal, "error").inc()
+            log.exception("signal query %s for %s raised unexpectedly", query.signal,
+                          query.key, extra={"signal": query.signal, "target": query.key})
+        finally:
+            slots.release()
+
+    async def _query(self, session: aiohttp.ClientSession, query: _Query,
+                     clusters: Sequence[str]) -> None:
+        started = asyncio.get_running_loop().time()
+        try:
+            reply = await self._fetch(session, query.expr)
+            updates, notes = self._values_of(query, reply, clusters)
+        except QueryFailed as failed:
+            self._finish(query, failed.result, failed.detail, started)
+            return
+        result: Result = "ok" if any(v is not None for v in updates.values()) else "empty"
+        self._apply(query, updates)
+        if result == "ok":
+            self._metrics.last_success.labels(query.target).set(self._wall_time())
+            if notes:  # NaN for an idle cluster's error ratio is common: no warning
+                log.debug("signal query %s for %s: %s", query.signal, query.key,
+                          "; ".join(notes), extra={"signal": query.signal, "target": query.key})
+        self._finish(query, result, "; ".join(notes) or "no series", started)
+
+    async def _fetch(self, session: aiohttp.ClientSession, expr: str) -> Reply:
+        timeout = self._spec.timeout
+        try:
+            async with asyncio.timeout(timeout), session.get(
+                    self._url, params={"query": expr}) as response:
+                body = await _read_limited(response, MAX_REPLY_BYTES)
+                status = response.status
+        except TimeoutError as exc:
+            # Also aiohttp's own timeouts (ServerTimeoutError is a TimeoutError).
+            raise QueryFailed("timeout", f"no reply within {timeout:g}s") from exc
+        except (aiohttp.ClientError, OSError) as exc:
+            raise QueryFailed("error", _describe(exc)) from exc
+        return parse_reply(status, body)
+
+    def _values_of(self, query: _Query, reply: Reply, clusters: Sequence[str],
+                   ) -> tuple[dict[str | None, _Value | None], list[str]]:
+        """What a reply says of each key it covers (None: missing), and notes on values it
+        could not use; `QueryFailed` when the reply cannot be trusted at all."""
+        loop_now, wall_now = self._loop_time(), self._wall_time()
+        notes: list[str] = []
+
+        def value(point: Point) -> _Value | None:
+            if point.value is None:
+                notes.append(point.note)
+                return None
+            # A Prometheus clock ahead of ours must not date a value in the future.
+            age = max(0.0, wall_now - point.timestamp)
+            return _Value(_clamp(query.signal, point.value), loop_now - age - self._spec.lag)
+
+        points = reply.points
+        if query.kind != "fleet":
+            key = query.cluster  # None: the shared dependency
+            if len(points) > 1:
+                raise QueryFailed("bad_reply", f"{len(points)} series where one was expected: "
+                                               "aggregate the query to one value (sum, max)")
+            return {key: value(points[0]) if points else None}, notes
+        label = self._spec.cluster_label
+        if reply.result_type == "scalar":
+            raise QueryFailed("bad_reply", f"a scalar has no {label!r} label to match a "
+                                           f"cluster by: aggregate by ({label}) or use "
+                                           f"{CLUSTER_PLACEHOLDER}")
+        wanted = set(clusters)
+        found: dict[str | None, _Value | None] = dict.fromkeys(clusters)
+        seen: set[str] = set()
+        unlabelled = 0
+        for point in points:
+            name = point.labels.get(label)
+            if name is None:
+                unlabelled += 1
+                continue
+            if name not in wanted:
+                continue  # a cluster Prometheus knows and this daemon does not manage
+            if name in seen:
+                raise QueryFailed("bad_reply", f"several series for {label}={name!r}: "
+                                               f"aggregate by ({label})")
+            seen.add(name)
+            found[name] = value(point)
+        if unlabelled:
+            notes.append(f"{unlabelled} series without a {label!r} label ignored")
+        return found, notes
+
+    def _apply(self, query: _Query, updates: Mapping[str | None, _Value | None]) -> None:
+        for key, new in updates.items():
+            values = self._shared if key is None else self._values.setdefault(key, {})
+            if new is None:
+                # The series is gone (a failed scrape marks it stale): the value is
+                # missing now, not its last reading kept forever.
+                values.pop(query.signal, None)
+            else:
+                values[query.signal] = new
+
+    def _finish(self, query: _Query, result: Result, detail: str, started: float) -> None:
+        self._metrics.queries.labels(query.target, query.signal, result).inc()
+        self._metrics.query_duration.labels(query.target).observe(
+            asyncio.get_running_loop().time() - started)
+        where = (query.kind, query.cluster or "", query.signal)
+        extra = {"signal": query.signal, "target": query.key, "result": result}
+        before = self._trouble.get(where)
+        if result == "ok":
+            if before is not None:
+                del self._trouble[where]
+                log.info("signal query %s for %s answers again", query.signal, query.key,
+                         extra=extra)
+            return
+        if before == result:
+            return  # said once when it started; the counter has every occurrence
+        self._trouble[where] = result
+        level = logging.INFO if result == "empty" else logging.WARNING
+        log.log(level, "signal query %s for %s: %s (%s); its value is %s; query: %s",
+                query.signal, query.key, result, detail,
+                "missing" if result == "empty" else "kept and ages", query.expr, extra=extra)
+
+
+def _queries(queries: SignalQueries) -> list[tuple[SignalName, str]]:
+    found = ((signal, getattr(queries, signal)) for signal in SIGNAL_NAMES)
+    return [(signal, expr) for signal, expr in found if expr is not None]
+
+
+async def _read_limited(response: aiohttp.ClientResponse, limit: int) -> bytes:
+    chunks: list[bytes] = []
+    size = 0
+    async for chunk in response.content.iter_chunked(64 * 1024):
+        size += len(chunk)
+        if size > limit:
+            raise QueryFailed("bad_reply", f"reply larger than {limit} bytes")
+        chunks.append(chunk)
+    return b"".join(chunks)
