@@ -1,7 +1,16 @@
-"""Simulated clusters on loopback: a DNS server and an HTTP service each, with fault injection."""
+"""Simulated clusters on loopback: a DNS server and an HTTP service each, with fault injection
+and a capacity model that starts cold and warms with the traffic it serves."""
 
 from failover.lab.faults import Counters, DnsFault, Faults, HttpFault
-from failover.lab.lab import Lab, LabCluster, LabOptions, UnknownCluster, answer_address
+from failover.lab.lab import (
+    Lab,
+    LabCluster,
+    LabOptions,
+    LabOptionsError,
+    NoCapacity,
+    UnknownCluster,
+    answer_address,
+)
 
 __all__ = ["Counters", "DnsFault", "Faults", "HttpFault", "Lab", "LabCluster", "LabOptions",
-           "UnknownCluster", "answer_address"]
+           "LabOptionsError", "NoCapacity", "UnknownCluster", "answer_address"]

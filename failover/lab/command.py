@@ -1,9 +1,10 @@
-"""``failover lab``: run simulated clusters, or change a running lab's faults."""
+"""``failover lab``: run simulated clusters, or change a running lab's faults and warmth."""
 
 from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import json
 import signal
 import sys
@@ -11,9 +12,8 @@ import urllib.error
 import urllib.request
 from typing import Any
 
-from failover.config.addresses import split_hostport
 from failover.lab.faults import DEFAULT_DELAY, DNS_FAULTS, HTTP_FAULTS
-from failover.lab.lab import Lab, LabOptions
+from failover.lab.lab import WARM_SECONDS, Lab, LabOptions, LabOptionsError
 
 OK, USER_ERROR, UNREACHABLE = 0, 1, 3
 DEFAULT_CONTROL = "127.0.0.1:9480"
@@ -31,7 +31,18 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     lab.add_argument("--dns-base-port", type=int, default=5301, help="0: free ports")
     lab.add_argument("--http-base-port", type=int, default=8101, help="0: free ports")
     lab.add_argument("--capacity", type=float, default=None, metavar="RPS",
-                     help="per-cluster requests/s before 503s (default unlimited)")
+                     help="per-cluster requests/s of a warm cluster before 503s, health "
+                          "checks included (default unlimited)")
+    lab.add_argument("--cold-factor", type=float, default=LabOptions.cold_factor,
+                     metavar="F", help="with --capacity: fraction of it a cold cluster "
+                                       f"serves (default {LabOptions.cold_factor:g})")
+    lab.add_argument("--warm-requests", type=float, default=None, metavar="N",
+                     help="with --capacity: served requests that take a cold cluster ~63%% "
+                          f"of the way back (default {WARM_SECONDS:g} x capacity)")
+    lab.add_argument("--cold-after", type=float, default=LabOptions.cold_after,
+                     metavar="S", help="with --capacity: seconds without serving traffic "
+                                       "(health checks do not count) before a cluster is "
+                                       f"cold (default {LabOptions.cold_after:g})")
     lab.add_argument("--control", default=DEFAULT_CONTROL,
                      help=f"control API address, or 'none' (default {DEFAULT_CONTROL})")
     lab.set_defaults(func=_run)
@@ -49,23 +60,39 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     reset.add_argument("name")
     reset.set_defaults(func=_reset)
 
-    show = actions.add_parser("show", help="list a running lab's clusters, faults and counters")
+    cold = actions.add_parser(
+        "cold", help="make a cluster cold now (a lab run with --capacity): its capacity "
+                     "drops to the cold factor and grows back with the traffic it serves")
+    cold.add_argument("name", help="cluster name, e.g. lab-1")
+    cold.set_defaults(func=_cold)
+
+    show = actions.add_parser("show", help="list a running lab's clusters, faults, counters "
+                                           "and load")
     show.add_argument("--json", action="store_true", help="print the raw document")
     show.set_defaults(func=_show)
-    for action in (fault, reset, show):
+    for action in (fault, reset, cold, show):
         # SUPPRESS: `failover lab --control X show` keeps X instead of this default.
         action.add_argument("--control", default=argparse.SUPPRESS,
-                            help="the lab's control API (default {DEFAULT_CONTROL})")
+                            help=f"the lab's control API (default {DEFAULT_CONTROL})")
+
+
+FLAGS = {"clusters": "--clusters", "capacity_rps": "--capacity", "cold_factor": "--cold-factor",
+         "warm_requests": "--warm-requests", "cold_after": "--cold-after",
+         "control": "--control"}
+"""The flag each LabOptions field comes from, to name it in errors."""
 
 
 def _run(args: argparse.Namespace) -> int:
-    if args.clusters < 1:
-        print("failover lab: --clusters must be at least 1", file=sys.stderr)
+    try:
+        options = LabOptions(
+            clusters=args.clusters, host=args.host, dns_base_port=args.dns_base_port,
+            http_base_port=args.http_base_port, capacity_rps=args.capacity,
+            cold_factor=args.cold_factor, warm_requests=args.warm_requests,
+            cold_after=args.cold_after, control=None if args.control == "none" else args.control)
+    except LabOptionsError as exc:
+        print(f"failover lab: {FLAGS.get(exc.option, exc.option)} {exc.problem}",
+              file=sys.stderr)
         return USER_ERROR
-    control = None if args.control == "none" else args.control
-    options = LabOptions(clusters=args.clusters, host=args.host,
-                         dns_base_port=args.dns_base_port, http_base_port=args.http_base_port,
-                         capacity_rps=args.capacity, control=control)
     try:
         asyncio.run(serve(options))
     except OSError as exc:
@@ -76,29 +103,22 @@ def _run(args: argparse.Namespace) -> int:
 
 async def serve(options: LabOptions) -> None:
     """Run the lab and its control API until SIGINT or SIGTERM."""
-    from aiohttp import web  # noqa: PLC0415 - keep the client subcommands light
-
-    from failover.lab.control import control_app  # noqa: PLC0415 - same
+    from failover.lab.control import control_server  # noqa: PLC0415 - keep the clients light
 
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for signum in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(signum, stop.set)
-    async with Lab(options) as lab:
-        runner = web.AppRunner(control_app(lab), access_log=None, handle_signals=False)
-        await runner.setup()
-        try:
-            if options.control is not None:
-                host, port = split_hostport(options.control, listen=True)
-                await web.TCPSite(runner, host, port, reuse_address=True).start()
-            for cluster in lab.clusters:
-                print(f"{cluster.name}: dns {cluster.dns_address} (answers {cluster.answer}), "
-                      f"http {cluster.http_url}", flush=True)
-            if options.control is not None:
-                print(f"control API: http://{options.control}/v1/clusters", flush=True)
-            await stop.wait()
-        finally:
-            await runner.cleanup()
+    async with Lab(options) as lab, contextlib.AsyncExitStack() as stack:
+        control = None
+        if options.control is not None:
+            control = await stack.enter_async_context(control_server(lab, options.control))
+        for cluster in lab.clusters:
+            print(f"{cluster.name}: dns {cluster.dns_address} (answers {cluster.answer}), "
+                  f"http {cluster.http_url}", flush=True)
+        if control is not None:
+            print(f"control API: http://{control}/v1/clusters", flush=True)
+        await stop.wait()
 
 
 def _call(args: argparse.Namespace, path: str, body: dict[str, Any] | None = None) -> int:
@@ -123,8 +143,20 @@ def _call(args: argparse.Namespace, path: str, body: dict[str, Any] | None = Non
         print(f"{cluster['name']}: dns={faults['dns']} http={faults['http']} "
               f"delay={faults['delay']:g}s  dns {cluster['dns']}  http {cluster['http']}  "
               f"received dns {counters['dns_udp']}+{counters['dns_tcp']}tcp "
-              f"http {counters['http']} (503 {counters['over_capacity']})")
+              f"http {counters['http']} (503 {counters['over_capacity']})  {_load(cluster)}")
     return OK
+
+
+def _load(cluster: dict[str, Any]) -> str:
+    """Capacity and the last second's load, in one short phrase."""
+    load = cluster.get("load") or {}
+    text = f"last second: {load.get('offered_rps', 0)} in, {load.get('served_rps', 0)} ok"
+    if cluster.get("capacity_rps") is None:
+        return text
+    utilization = load.get("utilization")
+    return (f"capacity {cluster['effective_capacity_rps']:.1f}/{cluster['capacity_rps']:g} rps "
+            f"(warmth {cluster['warmth']:.2f}); {text}, {load.get('rejected_rps', 0)} 503"
+            + ("" if utilization is None else f", utilization {utilization:.2f}"))
 
 
 def _error_message(exc: urllib.error.HTTPError) -> str:
@@ -145,6 +177,10 @@ def _fault(args: argparse.Namespace) -> int:
 
 def _reset(args: argparse.Namespace) -> int:
     return _call(args, f"/v1/clusters/{args.name}/reset", {})
+
+
+def _cold(args: argparse.Namespace) -> int:
+    return _call(args, f"/v1/clusters/{args.name}/cold", {})
 
 
 def _show(args: argparse.Namespace) -> int:

@@ -1,15 +1,21 @@
-"""The lab's control API: list clusters, set and reset faults. Loopback, no auth: it is a lab."""
+"""The lab's control API: list clusters, set and reset faults, make a cluster cold, and
+``/metrics``. Loopback, no auth: it is a lab."""
 
 from __future__ import annotations
 
+import contextlib
 import json
+from collections.abc import AsyncIterator
 from typing import Any
 
 import pydantic
 from aiohttp import web
+from prometheus_client.aiohttp import make_aiohttp_handler
 
+from failover.config.addresses import Endpoint, split_hostport
 from failover.lab.faults import FaultRequest
-from failover.lab.lab import Lab, UnknownCluster
+from failover.lab.lab import Lab, NoCapacity, UnknownCluster
+from failover.lab.metrics import lab_registry
 
 MAX_BODY = 4096
 
@@ -25,7 +31,7 @@ def control_app(lab: Lab) -> web.Application:
         try:
             lab.cluster(name)
         except UnknownCluster:
-            return _error(404, f"no cluster named {name!r}")
+            return _unknown(name)
         try:
             body: Any = await request.json()
             change = FaultRequest.model_validate(body)
@@ -43,13 +49,43 @@ def control_app(lab: Lab) -> web.Application:
         try:
             cluster = await lab.reset(request.match_info["name"])
         except UnknownCluster:
-            return _error(404, f"no cluster named {request.match_info['name']!r}")
+            return _unknown(request.match_info["name"])
+        return web.json_response(cluster.describe())
+
+    async def cold(request: web.Request) -> web.Response:
+        try:
+            cluster = lab.make_cold(request.match_info["name"])
+        except UnknownCluster:
+            return _unknown(request.match_info["name"])
+        except NoCapacity as exc:
+            return _error(409, str(exc))
         return web.json_response(cluster.describe())
 
     app.router.add_get("/v1/clusters", clusters)
     app.router.add_post("/v1/clusters/{name}/fault", fault)
     app.router.add_post("/v1/clusters/{name}/reset", reset)
+    app.router.add_post("/v1/clusters/{name}/cold", cold)
+    app.router.add_get("/metrics", make_aiohttp_handler(lab_registry(lab)))
     return app
+
+
+@contextlib.asynccontextmanager
+async def control_server(lab: Lab, address: str = "127.0.0.1:0") -> AsyncIterator[str]:
+    """Serve the control API on ``address`` (port 0: a free one) while the block runs;
+    yields the bound ``host:port``. Raises OSError if it cannot bind, ValueError for a bad
+    address."""
+    host, port = split_hostport(address, listen=True)
+    runner = web.AppRunner(control_app(lab), access_log=None, handle_signals=False)
+    await runner.setup()
+    try:
+        await web.TCPSite(runner, host, port, reuse_address=True).start()
+        yield str(Endpoint(host, runner.addresses[0][1]))
+    finally:
+        await runner.cleanup()
+
+
+def _unknown(name: str) -> web.Response:
+    return _error(404, f"no cluster named {name!r}")
 
 
 def _error(status: int, message: str) -> web.Response:

@@ -46,5 +46,9 @@ class Counters:
     dns_udp: int = 0
     dns_tcp: int = 0
     http: int = 0
+    ok: int = 0
+    """HTTP requests answered 200, health checks included."""
+    failed: int = 0
+    """HTTP requests answered 500 by an injected fault."""
     over_capacity: int = 0
     """HTTP requests answered 503 by the capacity model."""

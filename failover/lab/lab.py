@@ -5,16 +5,32 @@ from __future__ import annotations
 import asyncio
 import ipaddress
 import logging
+import math
+from collections.abc import Callable
 from dataclasses import asdict, dataclass
 from types import TracebackType
 from typing import Any, Self
 
-from failover.config.addresses import Endpoint
+from failover.config.addresses import Endpoint, split_hostport
 from failover.lab.dns_server import DnsServer
 from failover.lab.faults import Counters, DnsFault, Faults, HttpFault
 from failover.lab.service import HttpService
+from failover.lab.warmth import WarmthParams
 
 log = logging.getLogger(__name__)
+
+WARM_SECONDS = 30.0
+"""Default ``warm_requests`` in seconds of full load: half a minute at capacity fills it."""
+
+
+class LabOptionsError(ValueError):
+    """An option out of range: ``option`` names the LabOptions field, ``problem`` says what
+    is wrong with it (so the CLI can name its flag instead)."""
+
+    def __init__(self, option: str, problem: str) -> None:
+        super().__init__(f"{option} {problem}")
+        self.option = option
+        self.problem = problem
 
 
 @dataclass(frozen=True)
@@ -26,9 +42,53 @@ class LabOptions:
     http_base_port: int = 8101
     """Cluster N (from 1) serves HTTP on base + N - 1; 0 picks free ports."""
     capacity_rps: float | None = None
-    """Per-cluster requests per second before 503s; None: unlimited."""
+    """Per-cluster requests per second of a warm cluster before 503s; None: unlimited, and
+    the warm-up options below do not apply."""
+    cold_factor: float = 0.3
+    """Fraction of ``capacity_rps`` a cold cluster serves, in (0, 1]: empty caches."""
+    warm_requests: float | None = None
+    """Served requests for a cold cluster to get ~63% of the way back to full capacity;
+    None: ``WARM_SECONDS x capacity_rps``."""
+    cold_after: float = 30.0
+    """Seconds without serving traffic (health checks do not count) before a cluster is cold."""
     control: str | None = "127.0.0.1:9480"
     """Address of the control API, or None for none (tests drive the Lab object directly)."""
+
+    def __post_init__(self) -> None:
+        if self.clusters < 1:
+            raise LabOptionsError("clusters", f"must be at least 1, got {self.clusters}")
+        if self.capacity_rps is not None and not _positive(self.capacity_rps):
+            raise LabOptionsError("capacity_rps", _positive_message(self.capacity_rps))
+        if not (math.isfinite(self.cold_factor) and 0 < self.cold_factor <= 1):
+            raise LabOptionsError(
+                "cold_factor", f"must be above 0 and at most 1, got {self.cold_factor:g}")
+        if self.warm_requests is not None and not _positive(self.warm_requests):
+            raise LabOptionsError("warm_requests", _positive_message(self.warm_requests))
+        if not _positive(self.cold_after):
+            raise LabOptionsError("cold_after", _positive_message(self.cold_after))
+        if self.control is not None:
+            try:
+                split_hostport(self.control, listen=True)
+            except ValueError as exc:
+                raise LabOptionsError("control", str(exc)) from exc
+
+    def warmth(self) -> WarmthParams | None:
+        """The warm-up model's parameters; None without a capacity (nothing to warm)."""
+        if self.capacity_rps is None:
+            return None
+        warm_requests = self.warm_requests
+        if warm_requests is None:
+            warm_requests = WARM_SECONDS * self.capacity_rps
+        return WarmthParams(cold_factor=self.cold_factor, warm_requests=warm_requests,
+                            cold_after=self.cold_after)
+
+
+def _positive(value: float) -> bool:
+    return math.isfinite(value) and value > 0
+
+
+def _positive_message(value: float) -> str:
+    return f"must be a finite number above 0, got {value:g}"
 
 
 def answer_address(number: int) -> str:
@@ -42,7 +102,8 @@ def wrong_address(number: int) -> str:
 
 
 class LabCluster:
-    def __init__(self, number: int, capacity_rps: float | None) -> None:
+    def __init__(self, number: int, options: LabOptions,
+                 clock: Callable[[], float] | None = None) -> None:
         self.name = f"lab-{number}"
         self.number = number
         self.answer = answer_address(number)
@@ -50,7 +111,8 @@ class LabCluster:
         self.counters = Counters()
         self.dns = DnsServer(self.name, self.answer, wrong_address(number), self.faults,
                              self.counters)
-        self.http = HttpService(self.name, self.faults, self.counters, capacity_rps)
+        self.http = HttpService(self.name, self.faults, self.counters, options.capacity_rps,
+                                options.warmth(), clock)
 
     @property
     def dns_address(self) -> str:
@@ -60,23 +122,38 @@ class LabCluster:
     def http_url(self) -> str:
         return f"http://{Endpoint(self.http.host, self.http.port)}"
 
-    def describe(self) -> dict[str, Any]:
+    def describe(self, now: float | None = None) -> dict[str, Any]:
+        """``now``: the lab's clock by default. Capacities in requests/s; ``load`` is the
+        last complete one-second window."""
+        now = self.http.clock() if now is None else now
+        load = self.http.load
+        window = load.last_window(now)
         return {"name": self.name, "dns": self.dns_address, "http": self.http_url,
                 "answer": self.answer, "faults": asdict(self.faults),
-                "counters": asdict(self.counters), "capacity_rps": self.http.capacity_rps}
+                "counters": asdict(self.counters), "capacity_rps": self.http.capacity_rps,
+                "warmth": load.warmth_level(now),
+                "effective_capacity_rps": load.capacity(now),
+                "load": {"offered_rps": window.offered, "served_rps": window.served,
+                         "rejected_rps": window.rejected, "capacity_rps": window.capacity,
+                         "utilization": window.utilization}}
 
 
 class UnknownCluster(KeyError):
     pass
 
 
+class NoCapacity(ValueError):
+    """A cluster without a capacity limit has nothing to warm up, so it cannot be cold."""
+
+
 class Lab:
     """Use as ``async with Lab(options) as lab``; ``lab.clusters`` are then serving."""
 
-    def __init__(self, options: LabOptions) -> None:
+    def __init__(self, options: LabOptions, clock: Callable[[], float] | None = None) -> None:
+        """``clock``: seconds for the capacity model; the running loop's by default (tests
+        pass a fake one)."""
         self.options = options
-        self.clusters = [LabCluster(n, options.capacity_rps)
-                         for n in range(1, options.clusters + 1)]
+        self.clusters = [LabCluster(n, options, clock) for n in range(1, options.clusters + 1)]
 
     async def __aenter__(self) -> Self:
         try:
@@ -129,3 +206,14 @@ class Lab:
         defaults = Faults()
         return await self.set_fault(name, dns=defaults.dns, http=defaults.http,
                                     delay=defaults.delay)
+
+    def make_cold(self, name: str) -> LabCluster:
+        """Empty a cluster's caches now: its capacity drops to ``cold_factor`` at once and grows
+        back with the traffic it serves. Raises UnknownCluster, or NoCapacity without one."""
+        cluster = self.cluster(name)
+        if cluster.http.capacity_rps is None:
+            msg = f"{name} has no capacity limit (start the lab with --capacity), so no warm-up"
+            raise NoCapacity(msg)
+        cluster.http.load.make_cold(cluster.http.clock())
+        log.info("lab %s: cold", name)
+        return cluster

@@ -4,19 +4,23 @@ Its faults follow the cluster's `Faults`, read per request. ``refuse`` closes th
 listening socket (new connections are refused, as from a dead pod's address) and the
 service binds the same port again once the fault is lifted.
 
-Capacity model: with ``capacity_rps`` set, requests beyond that many in the current
-one-second window (from the first request in it) get 503, health checks included, as a
-saturated service answers.
+Capacity model (`failover.lab.load`): with ``capacity_rps`` set, requests beyond the
+current one-second window's effective capacity (``capacity_rps x warmth``) get 503, health
+checks included, as a saturated service answers. Only 200 answers to other paths warm the
+cluster (`failover.lab.warmth`). Without ``capacity_rps`` the same window only measures load.
 """
 
 from __future__ import annotations
 
 import asyncio
 import logging
+from collections.abc import Callable
 
 from aiohttp import web
 
 from failover.lab.faults import Counters, Faults
+from failover.lab.load import ClusterLoad
+from failover.lab.warmth import WarmthParams
 
 log = logging.getLogger(__name__)
 
@@ -29,15 +33,18 @@ HOLD_LIMIT = 3600.0
 
 class HttpService:
     def __init__(self, name: str, faults: Faults, counters: Counters,
-                 capacity_rps: float | None = None) -> None:
+                 capacity_rps: float | None = None, warmth: WarmthParams | None = None,
+                 clock: Callable[[], float] | None = None) -> None:
+        """``warmth`` applies only with ``capacity_rps``; ``clock``: the loop's by default."""
         self.name = name
         self.faults = faults
         self.counters = counters
         self.capacity_rps = capacity_rps
         self.host = ""
         self.port = 0
-        self._window = (-1.0, 0)
-        """(start, requests so far) of the capacity model's one-second window."""
+        self.clock = clock or _loop_time
+        self._warmth = warmth
+        self._load: ClusterLoad | None = None
         app = web.Application()
         app.router.add_get("/healthz", self._health)
         app.router.add_route("*", "/{tail:.*}", self._serve)
@@ -48,7 +55,16 @@ class HttpService:
         self._held: set[asyncio.Task[object]] = set()
         """Handlers waiting out a ``timeout`` or ``slow`` fault, ended at close."""
 
+    @property
+    def load(self) -> ClusterLoad:
+        if self._load is None:
+            msg = f"lab {self.name}: the HTTP service has not started"
+            raise RuntimeError(msg)
+        return self._load
+
     async def start(self, host: str, port: int) -> None:
+        # Here, not in __init__: the idle clock of a warm start runs from when it serves.
+        self._load = ClusterLoad(self.capacity_rps, self._warmth, self.clock())
         await self._runner.setup()
         self.host = host
         await self._listen(port)
@@ -75,25 +91,21 @@ class HttpService:
         await site.start()
         self._site = site
 
-    def _over_capacity(self) -> bool:
-        if self.capacity_rps is None:
-            return False
-        now = asyncio.get_running_loop().time()
-        start, count = self._window
-        self._window = (start, count + 1) if 0 <= now - start < 1 else (now, 1)
-        return self._window[1] > self.capacity_rps
-
-    async def _respond(self, body: str) -> web.Response:
+    async def _respond(self, body: str, *, traffic: bool) -> web.Response:
+        """``traffic``: a request for the application, not a health check."""
         self.counters.http += 1
         headers = {CLUSTER_HEADER: self.name}
-        if self._over_capacity():
+        if not self.load.offer(self.clock()):
             self.counters.over_capacity += 1
             return web.Response(status=503, text="over capacity\n", headers=headers)
         fault = self.faults.http
         if fault in ("timeout", "slow"):
             await self._hold(HOLD_LIMIT if fault == "timeout" else self.faults.delay)
         elif fault == "500":
+            self.counters.failed += 1
             return web.Response(status=500, text="injected fault\n", headers=headers)
+        self.counters.ok += 1
+        self.load.served(self.clock(), traffic=traffic)
         return web.Response(text=body, headers=headers)
 
     async def _hold(self, seconds: float) -> None:
@@ -107,7 +119,12 @@ class HttpService:
             self._held.discard(task)
 
     async def _health(self, request: web.Request) -> web.Response:
-        return await self._respond("ok\n")
+        return await self._respond("ok\n", traffic=False)
 
     async def _serve(self, request: web.Request) -> web.Response:
-        return await self._respond(f"{self.name}\n")
+        # Health checks with another method than GET or HEAD land here: still not traffic.
+        return await self._respond(f"{self.name}\n", traffic=request.path != "/healthz")
+
+
+def _loop_time() -> float:
+    return asyncio.get_running_loop().time()
