@@ -44,6 +44,7 @@ class Life:
     again after its verdict lapsed, e.g. across a restart) when that happened this tick."""
     ramp: Ramp | None = None
     probation_until: float | None = None
+    guard: Ramp | None = None
 
 
 def cooldown(recovery: Recovery, failed: int) -> float:
@@ -119,25 +120,29 @@ def finish(life: Life, recovery: Recovery, now: float) -> Life:
                                cooldown_until=None, probation_until=now + recovery.slow_start)
 
 
-def admit(views: Sequence[ClusterView], lives: dict[str, Life], slots: int, now: float,
-          held: Mapping[str, float], *, demote: bool) -> dict[str, Life]:
-    """Give free recovery slots to waiting clusters past their cooldown, best ranked first.
-
-    ``held``: the share each cluster carries now; a ramp starts from it. ``demote``: when
-    more ramps run than there are slots (ramps resumed after a lapse of verdicts found their
-    slots taken meanwhile), the latest resumed go back to waiting, so the cap always holds.
-    """
+def demote(views: Sequence[ClusterView], lives: dict[str, Life],
+           slots: int) -> dict[str, Life]:
+    """When more ramps run than there are slots (ramps resumed after a lapse of verdicts
+    found their slots taken meanwhile), the latest resumed go back to waiting, with the share
+    they carry, so no more ramps run than there are slots."""
     busy = sum(life.state == S.RECOVERING for life in lives.values())
-    free = slots - busy
-    if free < 0 and demote:
-        resumed = sorted((v for v in views if lives[v.name].event == RESUMED),
-                         key=rank_key, reverse=True)[:-free]
-        demoted = dict(lives)
-        for view in resumed:
-            life = lives[view.name]
-            demoted[view.name] = Life(S.WAITING, None, life.cooldown_until,
-                                      life.failed_recoveries)
-        return demoted
+    if busy <= slots:
+        return lives
+    resumed = sorted((v for v in views if lives[v.name].event == RESUMED),
+                     key=rank_key, reverse=True)[:busy - slots]
+    demoted = dict(lives)
+    for view in resumed:
+        life = lives[view.name]
+        demoted[view.name] = Life(S.WAITING, None, life.cooldown_until, life.failed_recoveries)
+    return demoted
+
+
+def admit(views: Sequence[ClusterView], lives: dict[str, Life], slots: int, now: float,
+          held: Mapping[str, float]) -> dict[str, Life]:
+    """Give free recovery slots to waiting clusters past their cooldown, best ranked first.
+    ``held``: the share each cluster carries now; a ramp starts from it."""
+    lives = demote(views, lives, slots)
+    free = slots - sum(life.state == S.RECOVERING for life in lives.values())
     if free <= 0:
         return lives
     ready = [v for v in views if lives[v.name].state == S.WAITING

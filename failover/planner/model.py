@@ -94,12 +94,15 @@ class Ramp:
 
     level: float
     """0..1: the fraction of its target share it may take now."""
+    limit: float | None = None
+    """Adaptive: the share it may take now (an absolute share, so that a change of its
+    target never moves it without a signal); None for a timed ramp."""
     held: float = 0.0
     """The share it carried when admitted (kept through a freeze, say): a recovery never
     takes that away, unless its signals say it is too much."""
     mark: float = 0.0
-    """The level when the signals last moved it: a sample measured after ``changed_at``
-    describes a share at least this large."""
+    """The level (timed) or limit (adaptive) when the signals last moved it: a sample
+    measured after ``changed_at`` describes a share at least this large."""
     changed_at: float | None = None
     """Planner clock of the last move on a signal (or of admission): a sample measured
     before it describes a smaller share and cannot justify growing further."""
@@ -136,6 +139,8 @@ class ClusterPlan:
     it (overflow ``spill``)."""
     ramp: Ramp | None = None
     """The ramp of a recovering cluster (also kept while its verdict lapses)."""
+    guard: Ramp | None = None
+    """Adaptive: a share limit its signals set on a serving cluster that fails requests."""
     probation_until: float | None = None
     """Planner clock until which failing still counts as a failed recovery."""
 

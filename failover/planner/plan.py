@@ -28,6 +28,7 @@ from failover.planner.lifecycle import (
     admit,
     advance,
     cooling,
+    demote,
     finish,
 )
 from failover.planner.model import (
@@ -38,7 +39,7 @@ from failover.planner.model import (
     Plan,
     Signals,
 )
-from failover.planner.ramp import shared_view, slots, start_level, step_all
+from failover.planner.ramp import BACK_OFF, guard, shared_view, slots, start_level, step_all
 from failover.planner.rank import ranks
 from failover.planner.shares import EPSILON, differ, proportional
 from failover.planner.shift import phase
@@ -89,6 +90,43 @@ def observed_seconds(view: ClusterView, since: float, now: float, *, applied: bo
 _Moved = tuple[dict[str, Life], Targets, dict[str, float], frozenset[str], int, str]
 
 
+def _held(ordered: Sequence[ClusterView], lives: Mapping[str, Life],
+          kept: Mapping[str, float]) -> dict[str, float]:
+    """Shares kept as they are: clusters without a verdict, and clusters waiting at the gate
+    with the traffic they carried all along."""
+    return {v.name: kept.get(v.name, 0.0) for v in ordered
+            if lives[v.name].state == S.UNKNOWN
+            or (lives[v.name].state == S.WAITING and kept.get(v.name, 0.0) > SERVING_SHARE)}
+
+
+def _limits(before: Mapping[str, ClusterPlan]) -> dict[str, float]:
+    return {name: c.guard.limit for name, c in before.items()
+            if c.guard is not None and c.guard.limit is not None}
+
+
+def _guards(ordered: Sequence[ClusterView], lives: dict[str, Life],
+            before: Mapping[str, ClusterPlan], signals: Signals, policy: Policy, now: float,
+            observed: Mapping[str, float], kept: Mapping[str, float],
+            demand_rps: float | None) -> tuple[dict[str, Life], set[str]]:
+    """Serving clusters' share limits from their signals (adaptive); and those lowered now."""
+    out = dict(lives)
+    lowered: set[str] = set()
+    for view in ordered:
+        life = lives[view.name]
+        if life.state not in (S.HEALTHY, S.DEGRADED):
+            continue
+        previous = before[view.name].guard if view.name in before else None
+        bound = 1.0 if view.capacity_rps is None or not demand_rps else \
+            min(1.0, view.capacity_rps / demand_rps)
+        limit = guard(previous, signals.clusters.get(view.name), now,
+                      observed.get(view.name, 0.0), policy.recovery,
+                      kept.get(view.name, 0.0), bound)
+        if limit is not None and limit.action == BACK_OFF:
+            lowered.add(view.name)
+        out[view.name] = dataclasses.replace(life, guard=limit)
+    return out, lowered
+
+
 def _move(ordered: Sequence[ClusterView], lives: dict[str, Life], policy: Policy,
           actuated: Plan | None, now: float, demand_rps: float | None, signals: Signals, *,
           applied: bool, slots_before: int | None) -> _Moved:
@@ -99,23 +137,38 @@ def _move(ordered: Sequence[ClusterView], lives: dict[str, Life], policy: Policy
     since = actuated.at if actuated is not None else now
     observed = {v.name: observed_seconds(v, since, now, applied=applied) for v in ordered}
     shared = shared_view(signals, recovery.adaptive, now)
-    lives, fared, backed = step_all(lives, signals, shared, now, observed, recovery)
+    before = {c.name: c for c in actuated.clusters} if actuated is not None else {}
+    # Adaptive ramps and guards move absolute shares against this tick's targets; a timed
+    # ramp is a level of its target, so it needs none.
+    full_now: Mapping[str, float] = {}
+    if recovery.mode == "adaptive" and any(life.ramp is not None for life in lives.values()):
+        full_now = basis(ordered, lives, _held(ordered, lives, kept), policy, demand_rps,
+                         _limits(before)).full
+    lives, fared, backed = step_all(lives, signals, shared, now, observed, full_now,
+                                    recovery)
     lives = {name: finish(life, recovery, now) for name, life in lives.items()}
+    lives, guarded = _guards(ordered, lives, before, signals, policy, now, observed, kept,
+                             demand_rps)
+    backed |= guarded
     k, k_reason = slots(
         slots_before, recovery, fared, shared,
         busy=sum(life.state == S.RECOVERING for life in lives.values()),
         waiting=sum(life.state == S.WAITING and not cooling(life, now)
                     for life in lives.values()))
-    lives = admit(ordered, lives, k, now, kept, demote=recovery.mode == "timed")
-    held = {v.name: kept.get(v.name, 0.0) for v in ordered
-            if lives[v.name].state == S.UNKNOWN
-            or (lives[v.name].state == S.WAITING and kept.get(v.name, 0.0) > SERVING_SHARE)}
-    base = basis(ordered, lives, held, policy, demand_rps)
+    lives = admit(ordered, lives, k, now, kept)
+    base = basis(ordered, lives, _held(ordered, lives, kept), policy, demand_rps,
+                 {name: life.guard.limit for name, life in lives.items()
+                  if life.guard is not None and life.guard.limit is not None})
     for name, life in lives.items():
-        if life.event == RECOVERY_START and life.ramp is not None:
-            lives[name] = dataclasses.replace(
-                life, ramp=start_level(life.ramp, base.full.get(name, 0.0), recovery,
-                                       signals.clusters.get(name), now))
+        ramp, full = life.ramp, base.full.get(name, 0.0)
+        if life.state != S.RECOVERING or ramp is None:
+            continue
+        if life.event == RECOVERY_START:
+            ramp = start_level(ramp, full, recovery, signals.clusters.get(name), now)
+        elif ramp.limit is not None:  # the level against this tick's target
+            ramp = dataclasses.replace(ramp, level=1.0 if full <= 0 else
+                                       min(1.0, ramp.limit / full))
+        lives[name] = dataclasses.replace(life, ramp=ramp)
     wanted = targets(ordered, lives, base, policy, demand_rps)
     if actuated is None:
         return lives, wanted, wanted.shares, frozenset(backed), k, k_reason
@@ -166,6 +219,8 @@ def plan(views: Sequence[ClusterView], policy: Policy, previous: Plan | None,
         shed = max(0.0, 1.0 - math.fsum(shares.values()))
         shed = shed if shed > EPSILON else 0.0
     elif actuated is not None:
+        # Nothing moves, and no more ramps run than there are slots either.
+        lives = demote(ordered, lives, k or policy.recovery.max_concurrent)
         shares = {v.name: actuated.share(v.name) for v in ordered}
         shed = actuated.shed
     else:
@@ -210,7 +265,8 @@ def plan(views: Sequence[ClusterView], policy: Policy, previous: Plan | None,
             lives[v.name].failed_recoveries,
             capped=wanted is not None and v.name in wanted.capped,
             spilled=wanted is not None and v.name in wanted.spilled,
-            ramp=lives[v.name].ramp, probation_until=lives[v.name].probation_until)
+            ramp=lives[v.name].ramp, probation_until=lives[v.name].probation_until,
+            guard=lives[v.name].guard)
         for v in ranked)
     return Plan(version, now, clusters, frozen is not None, frozen, tuple(decisions), shed,
                 k, k_reason)

@@ -1,25 +1,33 @@
-"""How a recovering cluster's ramp moves each tick, and how many ramps may run at once.
+"""How a recovering cluster's ramp moves each tick, how live signals bound a serving cluster,
+and how many ramps may run at once.
 
-``timed``: the level grows by observed time over ``slow_start``, whatever the cluster says.
+``timed``: a ramp's level (the fraction of its target share it may take) grows by observed
+time over ``slow_start``, whatever the cluster says.
 
-``adaptive`` (docs/recovery.md has the why): a ramp reads its cluster's latest sample.
+``adaptive`` (docs/recovery.md has the why): a ramp is an absolute share ``limit`` moved by
+its cluster's latest sample.
 - Past a limit (utilization, error ratio or latency inflation at its maximum) it backs off at
   once, by what the sample says it has too much (``target x (1 - errors) / utilization``,
-  between a quarter and 0.9 of the level; a half without utilization), never below
-  ``initial``, and once per sample.
+  between a quarter and 0.9; a half without utilization), never below ``initial`` of its
+  target, and once per sample.
 - Near the limit (at or above the targets) it holds.
 - With room, and a sample taken after its last move, it grows by the gradient
   ``target_utilization / utilization`` (capped at ``max_growth``; ``sqrt(max_growth)`` per
   sample when only errors and latency are known), which puts it at the target in one step
   if load is linear in share: a gradient controller, as Envoy's adaptive concurrency, rather
-  than AIMD, because a cluster that goes past its capacity under the honest load model (and in
-  life) loses goodput and stays degraded until load falls well below it: probing past the
-  limit, as AIMD does, costs more than it finds.
+  than AIMD, because a cold cluster pushed past its capacity loses goodput, warms more
+  slowly and stays degraded until its load falls well below it: probing past the limit, as
+  AIMD does, costs more than it finds.
 - Between samples with room, or without a usable sample (missing, stale, or without an
   error ratio and one of utilization or latency: fast errors look like low latency), it goes
   at the timed pace: never faster than ``timed`` on missing data, never slower on good data.
 
-Only observed time counts (`observed`): a ramp does not move while its cluster's checks are
+A serving cluster whose sample shows it failing requests (errors or latency past their
+maximum: a survivor pushed past what it serves by the retries of traffic shed elsewhere) gets
+a *guard*: a share limit at what it served, which grows back on samples with room (by the
+gradient, or a few percent at a time near its capacity) and is lifted once it no longer binds.
+
+Only observed time counts (``dt``): a ramp does not move while its cluster's checks are
 overdue or the data plane lags the plan.
 
 Admission (``slots``): ``timed`` keeps ``max_concurrent``. ``adaptive`` starts there and grows
@@ -49,6 +57,11 @@ pace while awaiting a sample at the new share; growth on a sample; holding; back
 
 BREACH, NEAR, ROOM = "breach", "near", "room"
 MISSING, NONE = "missing", "none"
+PROBE_UP = 1.02
+"""Growth of a guard per sample with room but utilization at or above its target: near its
+capacity a cluster is probed upward a little at a time."""
+GUARD_MARGIN = 0.95
+"""A guard backs off to this fraction of what the cluster served."""
 
 
 def usable(sample: Sample | None, now: float, adaptive: Adaptive) -> str | None:
@@ -84,6 +97,16 @@ def assess(sample: Sample, adaptive: Adaptive) -> tuple[str, str]:  # noqa: PLR0
         f", errors {e:.1%}" + (f", latency x{lat:.2f}" if lat is not None else "")
 
 
+def failing(sample: Sample, adaptive: Adaptive) -> str | None:
+    """What says a serving cluster fails requests it is sent, None if nothing does."""
+    e, lat = sample.error_ratio or 0.0, sample.latency_ratio
+    if e >= adaptive.max_error_ratio:
+        return f"errors {e:.1%}"
+    if lat is not None and lat >= adaptive.max_latency_ratio:
+        return f"latency x{lat:.2f}"
+    return None
+
+
 @dataclass(frozen=True, slots=True)
 class Shared:
     """The shared dependency this tick: ``none`` (not watched), ``missing``, or its verdict."""
@@ -92,7 +115,6 @@ class Shared:
     reason: str = ""
     growth: float = math.inf
     """Largest factor by which ramps (and admission) may grow on its account."""
-    measured_at: float | None = None
 
 
 def shared_view(signals: Signals, adaptive: Adaptive, now: float) -> Shared:
@@ -104,44 +126,61 @@ def shared_view(signals: Signals, adaptive: Adaptive, now: float) -> Shared:
     sample = signals.shared
     verdict, what = assess(sample, adaptive)
     u = sample.utilization
-    growth = math.inf if u is None or u <= 0 else adaptive.shared_target / u
+    growth = math.inf if u is None or u <= 0 else max(1.0, adaptive.shared_target / u)
     if verdict == ROOM and u is not None and u >= adaptive.shared_target:
         verdict = NEAR
     if u is not None and u >= adaptive.shared_max:
         verdict = BREACH
-    return Shared(verdict, f"shared dependency {what}", growth, sample.measured_at)
+    return Shared(verdict, f"shared dependency {what}", growth)
 
 
-def _timed(level: float, dt: float, recovery: Recovery) -> float:
+def _paced(share: float, full: float, dt: float, recovery: Recovery) -> float:
+    """``share`` after ``dt`` more seconds of slow start toward ``full``."""
     if recovery.slow_start <= 0:
-        return 1.0
-    return min(1.0, level + dt / recovery.slow_start)
+        return max(share, full)
+    return min(max(share, full), share + full * dt / recovery.slow_start)
 
 
 def start_level(ramp: Ramp, full: float, recovery: Recovery, sample: Sample | None,
                 now: float) -> Ramp:
-    """A ramp just admitted: from the share it holds, and at least ``initial`` when adaptive
-    with usable signals (without them it starts as a timed one would)."""
-    adaptive = recovery.mode == "adaptive" and usable(sample, now, recovery.adaptive) is None
-    first = recovery.adaptive.initial if adaptive else 0.0
+    """A ramp just admitted: from the share it holds; when adaptive with usable signals,
+    from at least ``initial`` of its target (without them, as a timed one would)."""
+    adaptive = recovery.mode == "adaptive"
+    first = recovery.adaptive.initial if adaptive and usable(
+        sample, now, recovery.adaptive) is None else 0.0
     level = max(first, min(1.0, ramp.held / full)) if full > 0 else first
-    return dataclasses.replace(ramp, level=level, mark=level)
+    if not adaptive:
+        return dataclasses.replace(ramp, level=level, mark=level)
+    limit = max(ramp.held, level * full)
+    return dataclasses.replace(ramp, level=level, limit=limit, mark=limit)
+
+
+def _moved(ramp: Ramp, limit: float, full: float, **changes: object) -> Ramp:
+    level = 1.0 if full <= 0 else min(1.0, limit / full)
+    return dataclasses.replace(ramp, limit=limit, level=level, **changes)  # type: ignore[arg-type]
 
 
 def step(ramp: Ramp, sample: Sample | None, shared: Shared, now: float, dt: float,  # noqa: PLR0911 - a move per return
-         recovery: Recovery, *, newest: bool) -> Ramp:
+         recovery: Recovery, full: float, *, newest: bool) -> Ramp:
     """One tick of a ramp that was already recovering; ``dt``: observed seconds since the
-    last tick. ``newest``: the latest admitted ramp, the first to back off for the shared
-    dependency."""
-    if recovery.mode == "timed":
-        return dataclasses.replace(ramp, level=_timed(ramp.level, dt, recovery), action=TIMED,
-                                   reason="slow start", sample=None)
+    last tick; ``full``: its target share. ``newest``: the latest admitted ramp, the first to
+    back off for the shared dependency."""
+    if recovery.mode == "timed" or ramp.limit is None:
+        level = min(1.0, ramp.level + dt / recovery.slow_start) if recovery.slow_start > 0 \
+            else 1.0
+        return dataclasses.replace(ramp, level=level, action=TIMED, reason="slow start",
+                                   sample=None)
     adaptive = recovery.adaptive
+    limit = ramp.limit
     why = usable(sample, now, adaptive)
     if why is None and shared.state == MISSING:
         why = shared.reason
     if why is not None or sample is None:
-        return dataclasses.replace(ramp, level=_timed(ramp.level, dt, recovery),
+        # Exactly the timed ramp: its level of the target, at the slow-start pace.
+        level = 1.0 if full <= 0 else min(1.0, limit / full)
+        pace = dt / recovery.slow_start if recovery.slow_start > 0 else 1.0
+        level = min(1.0, level + pace)
+        return dataclasses.replace(ramp, limit=level * full, level=level,
                                    action=FALLBACK, reason=f"{why}: slow-start pace",
                                    sample=sample)
     verdict, what = assess(sample, adaptive)
@@ -153,21 +192,74 @@ def step(ramp: Ramp, sample: Sample | None, shared: Shared, now: float, dt: floa
         if ramp.backoff_at is not None and sample.measured_at <= ramp.backoff_at:
             return dataclasses.replace(ramp, action=HOLD, sample=sample,
                                        reason=f"{what}: backed off, awaiting a sample since")
-        level = max(adaptive.initial, ramp.level * _backoff(sample, adaptive))
-        return dataclasses.replace(ramp, level=level, mark=level, held=0.0, backoff_at=now,
-                                   changed_at=now, action=BACK_OFF, sample=sample,
-                                   reason=f"{what}: backing off")
+        lowered = max(adaptive.initial * full, limit * _backoff(sample, adaptive))
+        return _moved(ramp, min(limit, lowered), full, mark=min(limit, lowered), held=0.0,
+                      backoff_at=now, changed_at=now, action=BACK_OFF, sample=sample,
+                      reason=f"{what}: backing off")
     if verdict == NEAR:
         return dataclasses.replace(ramp, action=HOLD, sample=sample, reason=f"{what}: holding")
-    paced = _timed(ramp.level, dt, recovery)
-    if ramp.changed_at is not None and sample.measured_at < ramp.changed_at:
-        return dataclasses.replace(ramp, level=paced, action=AWAIT, sample=sample,
-                                   reason=f"{what}; awaiting a sample at the new share: "
-                                          "slow-start pace")
+    paced = _paced(limit, full, dt, recovery)
+    # A sample describes the share before a change until it is taken after it.
+    if ramp.changed_at is not None and sample.measured_at <= ramp.changed_at:
+        return _moved(ramp, paced, full, action=AWAIT, sample=sample,
+                      reason=f"{what}; awaiting a sample at the new share: slow-start pace")
     growth = min(_growth(sample, adaptive), shared.growth)
-    level = min(1.0, max(paced, ramp.mark * growth))
-    return dataclasses.replace(ramp, level=level, mark=level, changed_at=now, action=ADVANCE,
-                               sample=sample, reason=f"{what}: advancing x{growth:.2f}")
+    grown = min(max(full, limit), max(paced, ramp.mark * growth))
+    return _moved(ramp, grown, full, mark=grown, changed_at=now, action=ADVANCE,
+                  sample=sample, reason=f"{what}: advancing x{growth:.2f}")
+
+
+def guard(limit: Ramp | None, sample: Sample | None, now: float, dt: float,  # noqa: PLR0911 - a move per return
+          recovery: Recovery, share: float, bound: float) -> Ramp | None:
+    """A serving cluster's share limit after this tick; None: no limit. ``share``: what it
+    carries now; ``bound``: its share at full capacity, where a limit no longer binds."""
+    if recovery.mode != "adaptive":
+        return None
+    adaptive = recovery.adaptive
+    why = usable(sample, now, adaptive)
+    if limit is None:
+        # Only evidence of failing requests sets a limit; utilization alone never does.
+        what = None if why is not None or sample is None else failing(sample, adaptive)
+        if what is None or share <= 0:
+            return None
+        lowered = share * _guard_backoff(sample)  # type: ignore[arg-type]
+        return Ramp(1.0, limit=lowered, mark=lowered, changed_at=now, backoff_at=now,
+                    action=BACK_OFF, reason=f"{what}: limited to what it serves", sample=sample)
+    current = limit.limit if limit.limit is not None else share
+    if why is not None or sample is None:
+        relaxed = _paced(current, bound, dt, recovery)
+        if relaxed >= bound:
+            return None
+        return dataclasses.replace(limit, limit=relaxed, action=FALLBACK, sample=sample,
+                                   reason=f"{why}: relaxing at the slow-start pace")
+    what = failing(sample, adaptive)
+    if what is not None:
+        if limit.backoff_at is not None and sample.measured_at <= limit.backoff_at:
+            return dataclasses.replace(limit, action=HOLD, sample=sample,
+                                       reason=f"{what}: limited, awaiting a sample since")
+        lowered = min(current, share * _guard_backoff(sample))
+        return dataclasses.replace(limit, limit=lowered, mark=lowered, changed_at=now,
+                                   backoff_at=now, action=BACK_OFF, sample=sample,
+                                   reason=f"{what}: limited to what it serves")
+    errors = sample.error_ratio or 0.0
+    if errors >= adaptive.error_ok and errors > 0:
+        return dataclasses.replace(limit, action=HOLD, sample=sample,
+                                   reason=f"errors {errors:.1%}: holding its limit")
+    if limit.changed_at is not None and sample.measured_at <= limit.changed_at:
+        return dataclasses.replace(limit, action=HOLD, sample=sample,
+                                   reason="awaiting a sample at its limit")
+    u = sample.utilization
+    growth = PROBE_UP if u is None or u >= adaptive.target_utilization else \
+        min(adaptive.max_growth, adaptive.target_utilization / max(u, 1e-9))
+    grown = max(current, limit.mark * growth)
+    if grown >= bound:
+        return None
+    return dataclasses.replace(limit, limit=grown, mark=grown, changed_at=now, action=ADVANCE,
+                               sample=sample, reason=f"room again: limit x{growth:.2f}")
+
+
+def _guard_backoff(sample: Sample) -> float:
+    return min(GUARD_MARGIN, max(0.25, (1 - (sample.error_ratio or 0.0)) * GUARD_MARGIN))
 
 
 def _growth(sample: Sample, adaptive: Adaptive) -> float:
@@ -202,9 +294,10 @@ class Round:
 
 
 def step_all(lives: Mapping[str, Life], signals: Signals, shared: Shared, now: float,
-             observed: Mapping[str, float], recovery: Recovery) -> tuple[dict[str, Life], Round,
-                                                                           set[str]]:
-    """Step every ramp; returns the lives, how they fared, and those that backed off."""
+             observed: Mapping[str, float], full: Mapping[str, float],
+             recovery: Recovery) -> tuple[dict[str, Life], Round, set[str]]:
+    """Step every ramp; returns the lives, how they fared, and those that backed off.
+    ``full``: each cluster's target share (adaptive only)."""
     ramps = {name: life.ramp for name, life in lives.items()
              if life.state == S.RECOVERING and life.ramp is not None}
     recovering = sorted(ramps)
@@ -214,7 +307,8 @@ def step_all(lives: Mapping[str, Life], signals: Signals, shared: Shared, now: f
     backed: set[str] = set()
     for name in recovering:
         ramp = step(ramps[name], signals.clusters.get(name), shared, now,
-                    observed.get(name, 0.0), recovery, newest=name == newest)
+                    observed.get(name, 0.0), recovery, full.get(name, 0.0),
+                    newest=name == newest)
         out[name] = dataclasses.replace(lives[name], ramp=ramp)
         if ramp.action == ADVANCE:
             advanced += 1
@@ -255,4 +349,3 @@ def slots(previous: int | None, recovery: Recovery, fared: Round, shared: Shared
     # Slots nobody needs are not banked: once the fleet is back, admission starts over.
     k = int(max(1, min(k, cap, max(base, busy + waiting))))
     return k, why
-

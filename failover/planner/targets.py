@@ -43,13 +43,16 @@ class Targets:
     """Shares no cluster may hold even for a tick: its headroom x capacity, unless spilled."""
 
 
-def capacity_bounds(views: Sequence[ClusterView], policy: Policy,
-                    demand_rps: float | None) -> dict[str, float]:
-    """Each cluster's largest share under ``headroom``; unbounded without demand or capacity."""
+def capacity_bounds(views: Sequence[ClusterView], policy: Policy, demand_rps: float | None,
+                    limits: Mapping[str, float] | None = None) -> dict[str, float]:
+    """Each cluster's largest share under ``headroom``; unbounded without demand or capacity;
+    and never above a limit its live signals set."""
+    limits = limits or {}
     if demand_rps is None or demand_rps <= 0:
-        return {v.name: math.inf for v in views}
-    return {v.name: (math.inf if v.capacity_rps is None
-                     else policy.headroom * v.capacity_rps / demand_rps) for v in views}
+        return {v.name: limits.get(v.name, math.inf) for v in views}
+    return {v.name: min(limits.get(v.name, math.inf),
+                        math.inf if v.capacity_rps is None
+                        else policy.headroom * v.capacity_rps / demand_rps) for v in views}
 
 
 def _add(shares: dict[str, float], extra: Mapping[str, float], spilled: set[str]) -> None:
@@ -75,30 +78,37 @@ class Basis:
     """Base weights of the serving clusters."""
     full: dict[str, float]
     """Each serving cluster's share once every ramp is done."""
+    limits: dict[str, float] = field(default_factory=dict)
+    """Shares live signals hold serving clusters to (adaptive guards), whatever capacity."""
 
 
 def basis(views: Sequence[ClusterView], lives: Mapping[str, Life], held: Mapping[str, float],
-          policy: Policy, demand_rps: float | None) -> Basis:
-    caps = capacity_bounds(views, policy, demand_rps)
+          policy: Policy, demand_rps: float | None,
+          limits: Mapping[str, float] | None = None) -> Basis:
+    limits = dict(limits or {})
+    caps = capacity_bounds(views, policy, demand_rps, limits)
     kept = {name: min(share, caps[name]) for name, share in held.items()}
     rest = max(0.0, 1.0 - math.fsum(kept.values()))
     serving = {v.name: v.base_weight for v in views if lives[v.name].state in SERVING}
     full, _ = fill(serving, caps, rest)
-    return Basis(caps, kept, rest, serving, full)
+    return Basis(caps, kept, rest, serving, full, limits)
 
 
-def ramp_level(life: Life) -> float:
-    """The fraction of its target a cluster may take: its ramp's level while recovering."""
+def ramp_bound(life: Life, full: float) -> float:
+    """The share a cluster may take as far as its ramp goes: the adaptive ramp's limit, or
+    the timed ramp's level of its target; its full target when not recovering."""
     if life.state != S.RECOVERING or life.ramp is None:
-        return 1.0
-    return life.ramp.level
+        return full
+    if life.ramp.limit is not None:
+        return min(full, life.ramp.limit)
+    return life.ramp.level * full
 
 
 def targets(views: Sequence[ClusterView], lives: Mapping[str, Life], base: Basis,
             policy: Policy, demand_rps: float | None) -> Targets:
     caps, held, rest, serving, full = base.caps, base.held, base.rest, base.serving, base.full
     ramping = {name for name in serving if lives[name].state == S.RECOVERING}
-    ramps = {name: min(caps[name], ramp_level(lives[name]) * full[name])
+    ramps = {name: min(caps[name], ramp_bound(lives[name], full[name]))
              if name in ramping else caps[name] for name in serving}
     shares, unplaced = fill(serving, ramps, rest)
     # Under ``shed`` a ramp protects a cold cluster, unless nothing else serves at all.
@@ -116,7 +126,7 @@ def targets(views: Sequence[ClusterView], lives: Mapping[str, Life], base: Basis
         # Headroom is a margin, not a wall: serving clusters up to their full capacity beat
         # failing ones, where every request errors. Ramping ones are likely cold: not them.
         full_caps = capacity_bounds(views, policy.model_copy(update={"headroom": 1.0}),
-                                    demand_rps)
+                                    demand_rps, base.limits)
         room = {name: 0.0 if name in ramping else max(0.0, full_caps[name] - shares[name])
                 for name in serving}
         extra, unplaced = fill(serving, room, unplaced)

@@ -11,6 +11,7 @@ from pathlib import Path
 from failover.config import ConfigError, load
 from failover.simulate.engine import simulate
 from failover.simulate.plot import INSTALL_HINT, available, write_plot
+from failover.simulate.policies import POLICIES
 from failover.simulate.report import render
 from failover.simulate.result import Result
 from failover.simulate.scenario import load_scenario
@@ -30,11 +31,23 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
                                  help=f"write a figure here (needs {INSTALL_HINT})")
     simulate_parser.add_argument("--json", action="store_true",
                                  help="print the full result, time series included, as JSON")
-    simulate_parser.add_argument("--compare", choices=["naive"],
-                                 help="also run the naive policy and show both side by side")
+    simulate_parser.add_argument(
+        "--compare", type=_policies, default=[], metavar="P[,P...]",
+        help="also run these policies on the same scenario and seed, side by side: naive "
+             "(snap back on every verdict), timed (recovery.mode timed: the open-loop ramp)")
     simulate_parser.add_argument("--seed", type=int, default=0,
                                  help="seed of the probe jitter (default 0)")
     simulate_parser.set_defaults(func=_run)
+
+
+def _policies(text: str) -> list[str]:
+    names = [name.strip() for name in text.split(",") if name.strip()]
+    unknown = [name for name in names if name not in POLICIES or name == "planner"]
+    if unknown or not names:
+        known = ", ".join(name for name in POLICIES if name != "planner")
+        msg = f"unknown policy {', '.join(unknown) or text!r}: choose from {known}"
+        raise argparse.ArgumentTypeError(msg)
+    return list(dict.fromkeys(names))
 
 
 def _run(args: argparse.Namespace) -> int:
@@ -49,7 +62,7 @@ def _run(args: argparse.Namespace) -> int:
         return USER_ERROR
     results: list[Result] = []
     walls: list[float] = []
-    for policy in ("planner", *([args.compare] if args.compare else [])):
+    for policy in ("planner", *args.compare):
         started = time.perf_counter()
         results.append(simulate(scenario, config, policy, seed=args.seed))
         walls.append(time.perf_counter() - started)

@@ -16,8 +16,11 @@ from failover.config import Config, Job, all_jobs
 from failover.controller import Inputs, Planner
 from failover.health import HealthTracker, ProbeResult
 from failover.planner import ClusterState, Plan, plan
+from failover.planner.model import Signals
 from failover.simulate.faults import PROBE_LATENCY, Faults, probe_result
+from failover.simulate.fluid import FluidCluster, FluidModel
 from failover.simulate.load import SERVING, DemandCurve, LoadModel
+from failover.simulate.oracle import Oracle
 from failover.simulate.policies import POLICIES
 from failover.simulate.result import (
     Evacuation,
@@ -28,6 +31,7 @@ from failover.simulate.result import (
     Series,
 )
 from failover.simulate.scenario import AddEvent, FaultEvent, Scenario, with_cluster
+from failover.simulate.signals import SignalFeed
 
 S = ClusterState
 GATED = (S.WAITING, S.RECOVERING)
@@ -55,8 +59,14 @@ class _Mark:
     """A demand point: the load integration splits there, as demand bends."""
 
 
-_Item = FaultEvent | AddEvent | _Outcome | _Run | _Tick | _Mark
-_ORDER = {FaultEvent: 0, AddEvent: 0, _Outcome: 1, _Run: 2, _Tick: 3, _Mark: 4}
+@dataclass(frozen=True, slots=True)
+class _Sample:
+    """A scrape of the load signals (model v2)."""
+
+
+_Item = FaultEvent | AddEvent | _Outcome | _Run | _Sample | _Tick | _Mark
+_ORDER = {FaultEvent: 0, AddEvent: 0, _Outcome: 1, _Run: 2, _Sample: 3, _Tick: 4, _Mark: 5}
+HEALTH_CHECK_FAILED = "simulated 503: the cluster fails this share of its requests"
 
 
 @dataclass
@@ -77,11 +87,20 @@ class Simulation:
                  policy_name: str = "planner", seed: int = 0) -> None:
         self.scenario, self.config, self.planner = scenario, config, planner
         self.policy_name, self.seed = policy_name, seed
+        # Separate streams, so that what one policy's load does to the health checks or the
+        # signals never moves another's probe schedule.
         self.rng = random.Random(seed)  # noqa: S311 - probe jitter, not cryptography
+        self.check_rng = random.Random(f"checks-{seed}")  # noqa: S311 - simulation
         self.health = HealthTracker(config)
         self.demand = (DemandCurve(scenario.demand) if scenario.demand
                        else DemandCurve.constant(config.demand_rps or 0.0))
-        self.load = LoadModel(scenario.load)
+        params = scenario.load
+        self.fluid = FluidModel(params) if params.model == "v2" else None
+        self.load: LoadModel | FluidModel = self.fluid or LoadModel(params)
+        self.oracle = Oracle(params, params.step)
+        self.feed = None if self.fluid is None else SignalFeed(
+            scenario.signals, random.Random(f"signals-{seed}"),  # noqa: S311 - simulation
+            shared_expected=params.shared is not None)
         self.faults: dict[str, Faults] = {}
         self.queue: list[tuple[float, int, int, _Item]] = []
         self._seq = 0
@@ -107,6 +126,8 @@ class Simulation:
         for at in self.demand.breakpoints:
             if 0 < at < scenario.duration:
                 self._push(at, _Mark())
+        if self.feed is not None:
+            self._push(0.0, _Sample())
         self._push(0.0, _Tick())
 
     def _push(self, at: float, item: _Item) -> None:
@@ -116,6 +137,7 @@ class Simulation:
     def _join(self, name: str, capacity_rps: float | None, now: float, *, warm: bool) -> None:
         self.faults[name] = Faults()
         self.load.add(name, capacity_rps, now, warm=warm)
+        self.oracle.add(name, capacity_rps, warm=warm)
         self.capacity[name] = capacity_rps
         series = self.series[name] = Series()
         for column in (series.share, series.offered_rps, series.capacity_rps, series.state,
@@ -153,6 +175,8 @@ class Simulation:
                     self._add(item)
                 elif isinstance(item, _Tick):
                     self._tick(at)
+                elif isinstance(item, _Sample):
+                    self._sample_signals(at)
         self._advance(duration)
         for pending in self.pending:
             pending.open = False
@@ -161,17 +185,29 @@ class Simulation:
     def _advance(self, now: float) -> None:
         """Integrate load from the last change to ``now``."""
         self.load.advance(self.last, now, self.demand, recovering=self._recovering())
+        self.oracle.advance(now, self.demand)
         self.last = max(self.last, now)
 
     def _recovering(self) -> set[str]:
         """Clusters up but not back in full: cold, or held by the recovery gate. From the
         instant the fault is lifted, so the seconds health takes to notice count too."""
         return {name for name, load in self.load.clusters.items()
-                if not load.down and (load.warmth < 1 or self.states.get(name) in GATED)}
+                if not load.down and (load.cold or self.states.get(name) in GATED)}
+
+    def _sample_signals(self, now: float) -> None:
+        if self.feed is None or self.fluid is None:  # only scheduled for model v2
+            return
+        self.feed.take(self.fluid, now)
+        self._push(now + self.scenario.signals.period, _Sample())
 
     def _probe(self, job: Job, now: float) -> None:
         probing = self.config.probing
         result = probe_result(job.kind, self.faults[job.cluster], probing.timeout)
+        if result.ok and job.kind == "http" and self.fluid is not None \
+                and self.scenario.load.probes_see_load:
+            self._advance(now)
+            if self.check_rng.random() < self.fluid.failure_ratio(job.cluster):
+                result = ProbeResult.failed(PROBE_LATENCY, "bad_status", HEALTH_CHECK_FAILED)
         # The verdict lands when the probe ends: after its timeout, for a timeout.
         self._push(now + result.latency, _Outcome(job.key, result))
         gap = probing.interval * (1 + self.rng.uniform(-probing.jitter, probing.jitter))
@@ -183,6 +219,7 @@ class Simulation:
         now = was.apply(event)
         self.faults[name] = now
         self.load.set_down(name, now.down, event.at)
+        self.oracle.set_down(name, now.down)
         self.markers.append(Marker(event.at, name, event.label()))
         if now.down and not was.down:
             self.pending.append(_Pending(event.at, name, event.label()))
@@ -206,8 +243,10 @@ class Simulation:
 
     def _tick(self, now: float) -> None:
         demand = self.demand(now)
+        signals = Signals() if self.feed is None else self.feed.signals(now)
         step = controller.tick(self.config.policy, self.previous,
-                               Inputs(self.health.views(), demand), now, self.planner)
+                               Inputs(self.health.views(now), demand, signals=signals), now,
+                               self.planner)
         new = self.previous = step.plan
         if step.actuate:  # the data plane takes a plan at once
             self.shares = new.shares
@@ -228,7 +267,8 @@ class Simulation:
             load = self.load.clusters[name]
             capacity = load.effective_capacity()
             series.share.append(round(load.share, 6))
-            series.offered_rps.append(round(load.share * demand, 3))
+            offered = load.offered if isinstance(load, FluidCluster) else load.share * demand
+            series.offered_rps.append(round(offered, 3))
             series.capacity_rps.append(None if capacity is None else round(capacity, 3))
             state = self.states.get(name)
             series.state.append(None if state is None else str(state))
@@ -237,6 +277,7 @@ class Simulation:
     def _result(self) -> Result:
         requests = self.load.requests
         peaks = self.load.peaks
+        planned = {} if self.fluid is None else self.fluid.planned_peaks
         return Result(
             scenario=self.scenario.name, policy=self.policy_name, seed=self.seed,
             duration=self.scenario.duration, tick=self.config.policy.tick,
@@ -244,11 +285,13 @@ class Simulation:
             clusters=self.series, capacity_rps=self.capacity,
             evacuations=[Evacuation(p.at, p.cluster, p.fault, p.after) for p in self.pending],
             peaks={name: Peak(_rounded(peaks.overall.get(name)),
-                              _rounded(peaks.recovery.get(name))) for name in self.series},
+                              _rounded(peaks.recovery.get(name)), _rounded(planned.get(name)))
+                   for name in self.series},
             requests=RequestTotals(
                 total=round(requests.total, 3), errored=round(requests.errored, 3),
                 down=round(requests.down, 3), overload=round(requests.overload, 3),
-                unplaced=round(requests.unplaced, 3)),
+                unplaced=round(requests.unplaced, 3),
+                dependency=round(requests.dependency, 3), floor=round(self.oracle.floor, 3)),
             events=self.markers)
 
 

@@ -77,6 +77,11 @@ class ClusterLoad:
     def serving(self) -> bool:
         return self.share > SERVING and not self.down
 
+    @property
+    def cold(self) -> bool:
+        """Not back to its full capacity yet."""
+        return self.warmth < 1
+
     def effective_capacity(self) -> float | None:
         """Requests/s it serves without errors now: 0 when down, None when unlimited."""
         if self.down:
@@ -95,10 +100,12 @@ class Requests:
     """Beyond a cluster's effective capacity."""
     unplaced: float = 0.0
     """Sent nowhere: the shares summed below 1 (the planner shed them)."""
+    dependency: float = 0.0
+    """Failed by the shared dependency (model v2)."""
 
     @property
     def errored(self) -> float:
-        return self.down + self.overload + self.unplaced
+        return self.down + self.overload + self.unplaced + self.dependency
 
 
 @dataclass

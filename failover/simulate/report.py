@@ -32,6 +32,15 @@ def _peak(peak: Peak | None) -> str:
     return f"{_ratio(peak.overall)} / {_ratio(peak.recovery)}"
 
 
+def _avoidable(result: Result, results: Sequence[Result]) -> str:
+    """The avoidable errors, and as a multiple of the first run's (the planner's)."""
+    text = f"{result.requests.avoidable:,.0f}"
+    first = results[0].requests.avoidable
+    if result is results[0] or first <= 0:
+        return text
+    return f"{text} (x{result.requests.avoidable / first:.1f})"
+
+
 def render(results: Sequence[Result], wall_seconds: Sequence[float]) -> str:
     """Summaries of runs of one scenario (same events), one column each."""
     first = results[0]
@@ -49,6 +58,11 @@ def render(results: Sequence[Result], wall_seconds: Sequence[float]) -> str:
     row("  sent to down clusters", [f"{r.requests.down:,.0f}" for r in results])
     row("  over effective capacity", [f"{r.requests.overload:,.0f}" for r in results])
     row("  sent nowhere (shed)", [f"{r.requests.unplaced:,.0f}" for r in results])
+    if any(r.requests.dependency for r in results):
+        row("  failed by the shared dependency",
+            [f"{r.requests.dependency:,.0f}" for r in results])
+    row("floor (no policy errs fewer)", [f"{r.requests.floor:,.0f}" for r in results])
+    row("avoidable (errored - floor)", [_avoidable(r, results) for r in results])
     if first.evacuations:
         row("evacuated (fault -> share 0)", [])
         for index, evacuation in enumerate(first.evacuations):
@@ -58,6 +72,10 @@ def render(results: Sequence[Result], wall_seconds: Sequence[float]) -> str:
     row("peak load/capacity (overall / recovering)", [])
     for name in first.clusters:
         row(f"  {name}", [_peak(r.peaks.get(name)) for r in results])
+    if any(p.planned is not None for r in results for p in r.peaks.values()):
+        row("peak planned load/capacity", [_ratio(max(
+            (p.planned for p in r.peaks.values() if p.planned is not None), default=None))
+            for r in results])
 
     label_width = max(LABEL_WIDTH, *(len(label) + 2 for label, _ in rows))
     header = (f"{first.scenario}: {clock(first.duration)} simulated, tick "

@@ -40,6 +40,9 @@ class Peak:
     recovery: float | None
     """Only while this cluster was recovering: up (its faults lifted) but cold, or held by the
     recovery gate (waiting, recovering)."""
+    planned: float | None = None
+    """Highest planned load (share x demand, retries left out) over effective capacity:
+    above 1, the policy planned it past what it could serve (model v2)."""
 
 
 @dataclass(frozen=True)
@@ -62,10 +65,19 @@ class RequestTotals:
     """Errored because beyond a cluster's effective capacity."""
     unplaced: float
     """Errored because no cluster got them (shares summing below 1)."""
+    dependency: float = 0.0
+    """Errored because the shared dependency failed their cache miss (model v2)."""
+    floor: float = 0.0
+    """The fewest errored requests any policy could have here (`oracle`)."""
 
     @property
     def errored_fraction(self) -> float:
         return self.errored / self.total if self.total > 0 else 0.0
+
+    @property
+    def avoidable(self) -> float:
+        """Errored requests beyond the floor: what the policy could have saved."""
+        return max(0.0, self.errored - self.floor)
 
 
 @dataclass
@@ -88,4 +100,5 @@ class Result:
     def as_dict(self) -> dict[str, Any]:
         doc = asdict(self)
         doc["requests"]["errored_fraction"] = self.requests.errored_fraction
+        doc["requests"]["avoidable"] = round(self.requests.avoidable, 3)
         return doc

@@ -39,13 +39,83 @@ class DemandPoint(Strict):
     """Total requests per second at ``at``; linear in between points, flat beyond the ends."""
 
 
+class Retries(Strict):
+    """How clients retry a failed request (every policy's clients alike)."""
+
+    max_attempts: int = Field(3, ge=1, le=10)
+    """Attempts per request, the first included (the SRE book: at most 3)."""
+    budget: float | None = Field(0.1, ge=0)
+    """Retries allowed, as a fraction of fresh requests (the SRE book's per-client retry
+    budget: 10 %); null: no budget, only ``max_attempts``."""
+
+
+class SharedDependency(Strict):
+    """A dependency the clusters' cache misses load (a database, an origin, a registry)."""
+
+    capacity_rps: float = Field(gt=0)
+    """Misses per second it serves; beyond, it loses goodput as a cluster does."""
+    clusters: list[str] | None = None
+    """Clusters that depend on it; null: all, added ones included."""
+
+
 class LoadParams(Strict):
+    model: Literal["v1", "v2"] = "v2"
+    """``v2``: the fluid model with congestion collapse, retries, warm-up by requests served
+    and a shared dependency (docs/simulate.md); ``v1``: overload errors only what exceeds
+    capacity, and cold clusters warm with time."""
     cold_factor: float = Field(0.3, gt=0, le=1)
     """Fraction of its capacity a cold cluster serves (empty caches, scaled-in replicas)."""
     warmup: Duration = 300.0
-    """Seconds of taking traffic for a cold cluster to get back to full capacity, linearly."""
+    """v1: seconds of taking traffic for a cold cluster to get back to full capacity,
+    linearly. v2: seconds of serving its full capacity that fill its cache (95 % of the way):
+    warm-up is counted in requests served, so a cluster given less takes longer."""
     cold_after: Duration = 30.0
     """Seconds without serving (share 0, or down) after which a cluster is cold."""
+    hit_ratio: float = Field(0.95, gt=0, lt=1)
+    """v2: a warm cluster's cache hit ratio; a cold one starts at 0."""
+    reject_cost: float = Field(0.2, ge=0, lt=1)
+    """v2: work a request refused under overload costs, as a fraction of serving one (the SRE
+    book: rejecting is not free); goodput falls as offered load rises past capacity."""
+    retries: Retries = Retries()
+    probes_see_load: bool = True
+    """v2: an HTTP health check is a request like any: an overloaded cluster fails it as
+    often as it fails requests."""
+    step: Duration = 0.25
+    """v2: seconds per step of the fluid model; a retry comes one step after its failure."""
+    shared: SharedDependency | None = None
+
+    @model_validator(mode="after")
+    def _cold_is_possible(self) -> LoadParams:
+        if self.model == "v2" and self.cold_factor < 1 and self.cold_factor <= 1 - self.hit_ratio:
+            raise located(("cold_factor",), (
+                f"cold_factor {self.cold_factor:g} needs a hit ratio above "
+                f"{1 - self.cold_factor:g}: with hit_ratio {self.hit_ratio:g} a warm cluster "
+                "would already be as slow as a cold one"))
+        if self.step <= 0:
+            raise located(("step",), "step must be greater than 0")
+        return self
+
+
+class SignalParams(Strict):
+    """v2: the live load signals the daemon would read, as a Prometheus scraping the clusters
+    gives them: late, noisy, sometimes missing."""
+
+    period: Duration = 5.0
+    """Seconds between two samples (the scrape interval)."""
+    delay: Duration = 5.0
+    """Seconds a sample is old when it can be read (scrape plus rate window and query)."""
+    noise: float = Field(0.05, ge=0, le=1)
+    """Relative standard deviation of each value."""
+    dropout: float = Field(0.05, ge=0, lt=1)
+    """Probability that a cluster's sample is lost."""
+
+    @field_validator("period")
+    @classmethod
+    def _positive(cls, value: float) -> float:
+        if value <= 0:
+            msg = "period must be greater than 0"
+            raise ValueError(msg)
+        return value
 
 
 class FaultEvent(Strict):
@@ -107,6 +177,7 @@ class Scenario(Strict):
     demand: list[DemandPoint] = Field(default_factory=list)
     """Empty: the config's ``demand_rps``, constant."""
     load: LoadParams = LoadParams()
+    signals: SignalParams = SignalParams()
     events: list[Event] = Field(default_factory=list)
 
     @field_validator("duration")
@@ -135,6 +206,13 @@ class Scenario(Strict):
         if not self.demand and config.demand_rps is None:
             raise located(("demand",), "no demand: give 'demand' here or 'demand_rps' in the "
                                        "config")
+        known = {c.name for c in config.clusters} | {
+            e.add.name for e in self.events if isinstance(e, AddEvent)}
+        shared = self.load.shared
+        for index, name in enumerate(shared.clusters or [] if shared else []):
+            if name not in known:
+                raise located(("load", "shared", "clusters", index),
+                              f"unknown cluster {name!r}")
         for index in self.order():
             event = self.events[index]
             if event.at >= self.duration:
