@@ -99,10 +99,11 @@ def advance(  # noqa: PLR0911 - one return per transition reads best
                                            and before.share > SERVING_SHARE):
         # Served until now (or until its verdict lapsed: a restart, a reload that changed its
         # checks): it is not cold, so there is nothing to ramp.
+        limit = before.guard if before is not None else None
         if on_probation:
-            return Life(passing, began, until, failed, probation_until=probation)
+            return Life(passing, began, until, failed, probation_until=probation, guard=limit)
         # Through its probation (or never recovering): the failure count starts over.
-        return Life(passing, None, until, 0 if probation is not None else failed)
+        return Life(passing, None, until, 0 if probation is not None else failed, guard=limit)
     if was in (S.RECOVERING, S.UNKNOWN) and ramp is not None:
         return Life(S.RECOVERING, began, until, failed, RESUMED if was == S.UNKNOWN else None,
                     ramp=ramp)
@@ -114,10 +115,17 @@ def finish(life: Life, recovery: Recovery, now: float) -> Life:
     """A recovering cluster whose ramp reached its target is healthy, on probation for one
     more slow start: a failure then still counts as a failed recovery, so a cluster that
     flaps slower than its ramp is damped too."""
-    if life.state != S.RECOVERING or life.ramp is None or life.ramp.level < 1.0:
+    ramp = life.ramp
+    if life.state != S.RECOVERING or ramp is None or ramp.level < 1.0:
         return life
+    # An adaptive ramp reached its target, not necessarily the capacity its cluster is
+    # configured with: a cold cluster may still serve less. What its signals allowed stays
+    # as its limit, lifted once the signals show it no longer binds.
+    limit = None if ramp.limit is None else dataclasses.replace(
+        ramp, action="hold", reason="ramp done; its limit stays until it no longer binds")
     return dataclasses.replace(life, state=S.HEALTHY, event=RECOVERED, ramp=None,
-                               cooldown_until=None, probation_until=now + recovery.slow_start)
+                               cooldown_until=None, probation_until=now + recovery.slow_start,
+                               guard=limit)
 
 
 def demote(views: Sequence[ClusterView], lives: dict[str, Life],

@@ -39,7 +39,14 @@ from failover.planner.model import (
     Plan,
     Signals,
 )
-from failover.planner.ramp import BACK_OFF, guard, shared_view, slots, start_level, step_all
+from failover.planner.ramp import (
+    BACK_OFF,
+    shared_view,
+    slots,
+    start_level,
+    step_all,
+    step_guard,
+)
 from failover.planner.rank import ranks
 from failover.planner.shares import EPSILON, differ, proportional
 from failover.planner.shift import phase
@@ -105,7 +112,7 @@ def _limits(before: Mapping[str, ClusterPlan]) -> dict[str, float]:
 
 
 def _guards(ordered: Sequence[ClusterView], lives: dict[str, Life],
-            before: Mapping[str, ClusterPlan], signals: Signals, policy: Policy, now: float,
+            signals: Signals, policy: Policy, now: float,
             observed: Mapping[str, float], kept: Mapping[str, float],
             demand_rps: float | None) -> tuple[dict[str, Life], set[str]]:
     """Serving clusters' share limits from their signals (adaptive); and those lowered now."""
@@ -115,10 +122,9 @@ def _guards(ordered: Sequence[ClusterView], lives: dict[str, Life],
         life = lives[view.name]
         if life.state not in (S.HEALTHY, S.DEGRADED):
             continue
-        previous = before[view.name].guard if view.name in before else None
         bound = 1.0 if view.capacity_rps is None or not demand_rps else \
             min(1.0, view.capacity_rps / demand_rps)
-        limit = guard(previous, signals.clusters.get(view.name), now,
+        limit = step_guard(life.guard, signals.clusters.get(view.name), now,
                       observed.get(view.name, 0.0), policy.recovery,
                       kept.get(view.name, 0.0), bound)
         if limit is not None and limit.action == BACK_OFF:
@@ -147,8 +153,7 @@ def _move(ordered: Sequence[ClusterView], lives: dict[str, Life], policy: Policy
     lives, fared, backed = step_all(lives, signals, shared, now, observed, full_now,
                                     recovery)
     lives = {name: finish(life, recovery, now) for name, life in lives.items()}
-    lives, guarded = _guards(ordered, lives, before, signals, policy, now, observed, kept,
-                             demand_rps)
+    lives, guarded = _guards(ordered, lives, signals, policy, now, observed, kept, demand_rps)
     backed |= guarded
     k, k_reason = slots(
         slots_before, recovery, fared, shared,

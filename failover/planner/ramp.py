@@ -22,10 +22,12 @@ its cluster's latest sample.
   error ratio and one of utilization or latency: fast errors look like low latency), it goes
   at the timed pace: never faster than ``timed`` on missing data, never slower on good data.
 
-A serving cluster whose sample shows it failing requests (errors or latency past their
-maximum: a survivor pushed past what it serves by the retries of traffic shed elsewhere) gets
-a *guard*: a share limit at what it served, which grows back on samples with room (by the
-gradient, or a few percent at a time near its capacity) and is lifted once it no longer binds.
+A serving cluster whose sample shows it failing requests (errors past their maximum: a
+survivor pushed past what it serves by the retries of traffic shed elsewhere) gets a *guard*:
+a share limit at what it served, which grows back on samples with room (by the gradient, or
+a few percent at a time near its capacity) and is lifted once it no longer binds. An adaptive
+ramp that reaches its target hands its limit on as a guard the same way: its target is not
+the capacity a still cold cluster has.
 
 Only observed time counts (``dt``): a ramp does not move while its cluster's checks are
 overdue or the data plane lags the plan.
@@ -98,12 +100,11 @@ def assess(sample: Sample, adaptive: Adaptive) -> tuple[str, str]:  # noqa: PLR0
 
 
 def failing(sample: Sample, adaptive: Adaptive) -> str | None:
-    """What says a serving cluster fails requests it is sent, None if nothing does."""
-    e, lat = sample.error_ratio or 0.0, sample.latency_ratio
+    """What says a serving cluster fails requests it is sent, None if nothing does. Only
+    errors: a warm cluster near its capacity is slower, and serving slower beats shedding."""
+    e = sample.error_ratio or 0.0
     if e >= adaptive.max_error_ratio:
         return f"errors {e:.1%}"
-    if lat is not None and lat >= adaptive.max_latency_ratio:
-        return f"latency x{lat:.2f}"
     return None
 
 
@@ -188,6 +189,11 @@ def step(ramp: Ramp, sample: Sample | None, shared: Shared, now: float, dt: floa
         verdict, what = BREACH, shared.reason
     elif shared.state in (BREACH, NEAR) and verdict == ROOM:
         verdict, what = NEAR, shared.reason
+    if verdict == ROOM and limit < adaptive.initial * full:
+        # Its first usable sample (admitted without one): start where an adaptive ramp does.
+        start = adaptive.initial * full
+        return _moved(ramp, start, full, mark=start, changed_at=now, action=ADVANCE,
+                      sample=sample, reason=f"{what}: first usable signals, initial share")
     if verdict == BREACH:
         if ramp.backoff_at is not None and sample.measured_at <= ramp.backoff_at:
             return dataclasses.replace(ramp, action=HOLD, sample=sample,
@@ -209,7 +215,7 @@ def step(ramp: Ramp, sample: Sample | None, shared: Shared, now: float, dt: floa
                   sample=sample, reason=f"{what}: advancing x{growth:.2f}")
 
 
-def guard(limit: Ramp | None, sample: Sample | None, now: float, dt: float,  # noqa: PLR0911 - a move per return
+def step_guard(limit: Ramp | None, sample: Sample | None, now: float, dt: float,  # noqa: PLR0911 - a move per return
           recovery: Recovery, share: float, bound: float) -> Ramp | None:
     """A serving cluster's share limit after this tick; None: no limit. ``share``: what it
     carries now; ``bound``: its share at full capacity, where a limit no longer binds."""
