@@ -34,12 +34,13 @@ from failover.config.models import HaproxyActuator as HaproxyActuatorConfig
 from failover.controller import Inputs
 from failover.health import HealthTracker
 from failover.health.results import ProbeResult
-from failover.metrics import Metrics
+from failover.metrics import RAMP_ACTIONS, Metrics
 from failover.overrides import Drain, Freeze, Overrides
 from failover.planner import plan as make_plan
-from failover.planner.model import ClusterState, Decision, Plan
+from failover.planner.model import ClusterState, Decision, Plan, Signals
 from failover.probes import PROBES
 from failover.probes.scheduler import Scheduler
+from failover.signals import PrometheusSource, SignalMetrics
 
 log = logging.getLogger(__name__)
 
@@ -131,12 +132,18 @@ class Daemon:
         self._decisions: deque[dict[str, Any]] = deque(maxlen=1000)
         self._last_reload: dict[str, Any] = {"result": None, "at": None, "error": None}
         self._heartbeats: dict[str, float] = {}
+        self._ramp_series: set[str] = set()
+        self._limit_series: set[str] = set()
         self._scheduler: Scheduler | None = None
         self.status = Listener("status", status_app(self, self.metrics), config.listen.status)
         self.overrides = Overrides()
         self.audit = AuditLog(config.state_dir / "audit.jsonl")
         self.state_path = config.state_dir / "state.json"
         self._saved: dict[str, Any] | None = None
+        self.signals: PrometheusSource | None = None
+        if config.signals.prometheus is not None:
+            self.signals = PrometheusSource(config.signals.prometheus, self._signal_clusters,
+                                            SignalMetrics(self.metrics.registry))
         token = admin_token(config)
         self.admin: Listener | None = None
         if token is None:
@@ -177,7 +184,23 @@ class Daemon:
             "config": {"path": str(self.config_path) if self.config_path else None,
                        "last_reload": self._last_reload},
             "overrides": self.overrides.as_dict(),
+            "signals": self._signals_status(),
         }
+
+    def _signals_status(self) -> dict[str, Any]:
+        """Where the closed loop's signals come from and how fresh they are."""
+        signals = self._live_signals()
+        # Ages against the plan's clock: what the last tick saw, and no loop needed.
+        now = self.plan.at if self.plan is not None else max(
+            (s.measured_at for s in signals.clusters.values()), default=0.0)
+        ages = [now - s.measured_at for s in signals.clusters.values()]
+        shared = signals.shared
+        return {"source": signals.source, "clusters": len(signals.clusters),
+                "oldest_age_s": round(max(ages), 3) if ages else None,
+                "shared_expected": signals.shared_expected,
+                "shared": None if shared is None else {
+                    "utilization": shared.utilization, "error_ratio": shared.error_ratio,
+                    "age_s": round(now - shared.measured_at, 3)}}
 
     def alive(self) -> bool:
         now = asyncio.get_running_loop().time()
@@ -242,6 +265,10 @@ class Daemon:
                 scheduler = self._scheduler
                 tasks.create_task(self._supervised("prober", scheduler.run), name="prober")
                 tasks.create_task(self._supervised("planner", self._plan_loop), name="planner")
+                if self.signals is not None:
+                    # Its own task, session and budget: never on the probe path.
+                    tasks.create_task(self._supervised("signals", self.signals.run),
+                                      name="signals")
                 tasks.create_task(self._supervised("loop-lag", self._lag_loop), name="loop-lag")
                 tasks.create_task(self._supervised("reload", self._reload_loop), name="reload")
                 tasks.create_task(self._supervised("config-watch", self._watch_loop),
@@ -297,7 +324,7 @@ class Daemon:
                 inputs = Inputs(self.health.views(now), self.config.demand_rps,
                                 self.health.vantage_ok(), self.overrides.drain_reasons(),
                                 None if freeze is None else freeze.reason,
-                                applied=self._applied())
+                                self._live_signals(), applied=self._applied())
                 step = controller.tick(self.config.policy, self.plan, inputs, now, make_plan)
                 # Saved before it is applied: a restart never resumes from behind what the
                 # data plane already carries.
@@ -310,6 +337,22 @@ class Daemon:
                 self.metrics.errors.labels("planner").inc()
                 log.exception("planning failed; keeping the last plan")
             await asyncio.sleep(self.config.policy.tick)
+
+    def _live_signals(self) -> Signals:
+        """Prometheus's when it is configured; else what the probes themselves say."""
+        if self.signals is not None:
+            return self.signals.signals()
+        return self.health.probe_signals()
+
+    def _signal_clusters(self) -> list[str]:
+        """Clusters to query, most important first: those recovering, then waiting, then
+        held to a limit, then the rest (the query budget may not reach the last)."""
+        if self.plan is None:
+            return [c.name for c in self.config.clusters]
+        order = {ClusterState.RECOVERING: 0, ClusterState.WAITING: 1}
+        return [c.name for c in sorted(
+            self.plan.clusters,
+            key=lambda c: (order.get(c.state, 2 if c.guard is not None else 3), c.rank))]
 
     def _applied(self) -> bool:
         """Every actuator carries the current plan (what a ramp needs to count the time)."""
@@ -356,6 +399,7 @@ class Daemon:
             for state in ClusterState:
                 m.cluster_state.labels(c.name, str(state)).set(1 if c.state == state else 0)
         m.plan_version.set(new.version)
+        self._export_ramps(new)
         m.recoveries_active.set(sum(c.state == ClusterState.RECOVERING for c in new.clusters))
         m.recoveries_queued.set(sum(c.state == ClusterState.WAITING for c in new.clusters))
         # Every freeze reason seen keeps its series, at 0 when not in force: alerts and
@@ -364,6 +408,30 @@ class Daemon:
             m.frozen.labels(previous.frozen_reason).set(0)
         if new.frozen_reason is not None:
             m.frozen.labels(new.frozen_reason).set(1 if new.frozen else 0)
+
+    def _export_ramps(self, new: Plan) -> None:
+        """Ramp levels and limits per cluster while they exist, ramps by their last move."""
+        m = self.metrics
+        actions = dict.fromkeys(RAMP_ACTIONS, 0)
+        levels = {c.name: c.ramp.level for c in new.clusters
+                  if c.ramp is not None and c.state == ClusterState.RECOVERING}
+        limits = {c.name: c.guard.limit for c in new.clusters
+                  if c.guard is not None and c.guard.limit is not None}
+        for c in new.clusters:
+            if c.name in levels and c.ramp is not None:
+                actions[c.ramp.action] = actions.get(c.ramp.action, 0) + 1
+        for gauge, values, shown in ((m.recovery_ramp_level, levels, self._ramp_series),
+                                     (m.cluster_limit_share, limits, self._limit_series)):
+            for name in shown - values.keys():
+                gauge.remove(name)
+            for name, value in values.items():
+                gauge.labels(name).set(value)
+            shown.clear()
+            shown.update(values)
+        for action, count in actions.items():
+            m.recovery_ramps.labels(action).set(count)
+        if new.slots is not None:
+            m.recovery_slots.set(new.slots)
 
     async def _lag_loop(self) -> None:
         loop = asyncio.get_running_loop()
@@ -432,8 +500,9 @@ class Daemon:
             self._last_reload = {"result": "error", "at": now, "error": str(exc)}
             log.error("config reload failed, keeping the running config:\n%s", exc)
             return False
-        if new.actuators != self.config.actuators or new.listen != self.config.listen:
-            log.warning("listener and actuator changes take effect at the next restart")
+        if new.actuators != self.config.actuators or new.listen != self.config.listen \
+                or new.signals != self.config.signals:
+            log.warning("listener, actuator and signals changes take effect at the next restart")
         self.config = new
         self.health.update_config(new)
         self.overrides.forget({c.name for c in new.clusters})

@@ -6,6 +6,8 @@ from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, Proc
 
 from failover import __version__
 
+RAMP_ACTIONS = ("start", "timed", "fallback", "await", "advance", "hold", "back_off", "resume")
+"""Every value a ramp's ``action`` takes (failover.planner.ramp), so each series exists."""
 _PROBE_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0)
 _LAG_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0)
 
@@ -52,6 +54,22 @@ class Metrics:
         self.recoveries_queued = Gauge(
             "failover_recoveries_queued", "Clusters waiting for a recovery slot.",
             registry=registry)
+        self.recovery_ramps = Gauge(
+            "failover_recovery_ramps",
+            "Recovering clusters by the last move of their ramp: timed, fallback (signals "
+            "missing or stale: the timed pace), await, advance, hold, back_off, start.",
+            ["action"], registry=registry)
+        self.recovery_ramp_level = Gauge(
+            "failover_recovery_ramp_level",
+            "Fraction of its target share a recovering cluster may take now.", ["cluster"],
+            registry=registry)
+        self.recovery_slots = Gauge(
+            "failover_recovery_slots", "Recoveries that may run at once (adaptive admission).",
+            registry=registry)
+        self.cluster_limit_share = Gauge(
+            "failover_cluster_limit_share",
+            "Share live signals hold a serving cluster to, while they do (adaptive).",
+            ["cluster"], registry=registry)
         self.frozen = Gauge(
             "failover_frozen", "1 while automatic weight changes are stopped.", ["reason"],
             registry=registry)
@@ -95,3 +113,5 @@ class Metrics:
         self.config_reloads.labels(result="error")
         self.recoveries_active.set(0)
         self.recoveries_queued.set(0)
+        for action in RAMP_ACTIONS:
+            self.recovery_ramps.labels(action).set(0)

@@ -59,7 +59,8 @@ def document(plan: Plan | None, overrides: Overrides, clocks: Clocks) -> dict[st
                  "cooldown_until": _rounded(clocks.to_wall(c.cooldown_until)),
                  "failed_recoveries": c.failed_recoveries,
                  "probation_until": _rounded(clocks.to_wall(c.probation_until)),
-                 "ramp": None if c.ramp is None else _ramp(c.ramp, clocks)}
+                 "ramp": None if c.ramp is None else _ramp(c.ramp, clocks),
+                 "guard": None if c.guard is None else _ramp(c.guard, clocks)}
                 for c in sorted(plan.clusters, key=lambda c: c.name)],
             "slots": plan.slots,
         }
@@ -70,6 +71,7 @@ def _ramp(ramp: Ramp, clocks: Clocks) -> dict[str, Any]:
     """A ramp's level and the instants its next move depends on; the rest is re-derived."""
     return {"level": round(ramp.level, 6), "held": round(ramp.held, 6),
             "mark": round(ramp.mark, 6),
+            "limit": None if ramp.limit is None else round(ramp.limit, 6),
             "changed_at": _rounded(clocks.to_wall(ramp.changed_at)),
             "backoff_at": _rounded(clocks.to_wall(ramp.backoff_at))}
 
@@ -84,7 +86,11 @@ def _load_ramp(doc: object, clocks: Clocks) -> Ramp | None:
     if level is None or not 0 <= level <= 1:
         msg = f"ramp level {doc['level']!r} is not in [0, 1]"
         raise ValueError(msg)
-    return Ramp(level, held=_number(doc.get("held")) or 0.0,
+    limit = _number(doc.get("limit"))
+    if limit is not None and not 0 <= limit <= 1:
+        msg = f"ramp limit {limit!r} is not in [0, 1]"
+        raise ValueError(msg)
+    return Ramp(level, limit=limit, held=_number(doc.get("held")) or 0.0,
                 mark=_number(doc.get("mark")) or level,
                 changed_at=clocks.to_loop(_number(doc.get("changed_at"))),
                 backoff_at=clocks.to_loop(_number(doc.get("backoff_at"))),
@@ -131,6 +137,7 @@ def decode(data: bytes, clocks: Clocks) -> Saved:
                 clocks.to_loop(_number(c.get("cooldown_until"))),
                 int(c.get("failed_recoveries", 0)),
                 ramp=_load_ramp(c.get("ramp"), clocks) or _legacy_ramp(c),
+                guard=_load_ramp(c.get("guard"), clocks),
                 probation_until=clocks.to_loop(_number(c.get("probation_until"))))
             for rank, c in enumerate(saved["clusters"], start=1))
         slots = saved.get("slots")

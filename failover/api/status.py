@@ -9,7 +9,7 @@ from prometheus_client.aiohttp import make_aiohttp_handler
 
 from failover.api.source import StatusSource
 from failover.metrics import Metrics
-from failover.planner.model import ClusterPlan, Plan
+from failover.planner.model import ClusterPlan, Plan, Ramp, Sample
 
 MAX_DECISIONS = 1000
 
@@ -30,6 +30,8 @@ def status_document(source: StatusSource) -> dict[str, Any]:
             "capped": c.capped,
             "spilled": c.spilled,
             "recovery": _recovery(c, plan.at),
+            "ramp": None if c.ramp is None else _ramp(c.ramp, plan.at),
+            "limit": None if c.guard is None else _ramp(c.guard, plan.at),
             "checks": source.cluster_checks(c.name),
         }
         for c in sorted(plan.clusters, key=lambda c: c.rank)
@@ -56,12 +58,37 @@ def _recovery(c: ClusterPlan, now: float) -> dict[str, Any]:
     }
 
 
-def _recoveries(plan: Plan | None) -> dict[str, list[str]]:
+def _sample(sample: Sample | None, now: float) -> dict[str, Any] | None:
+    if sample is None:
+        return None
+    return {"utilization": _round(sample.utilization), "error_ratio": _round(sample.error_ratio),
+            "latency_ratio": _round(sample.latency_ratio),
+            "age_s": round(now - sample.measured_at, 3)}
+
+
+def _round(value: float | None) -> float | None:
+    return None if value is None else round(value, 4)
+
+
+def _ramp(ramp: Ramp, now: float) -> dict[str, Any]:
+    """Where a ramp (or a serving cluster's limit) stands, what it read and why it moved:
+    ``action`` is one of start, timed, fallback, await, advance, hold, back_off."""
+    return {"level": round(ramp.level, 4),
+            "limit_share": None if ramp.limit is None else round(ramp.limit, 6),
+            "mode": "timed" if ramp.limit is None else "adaptive",
+            "action": ramp.action, "reason": ramp.reason,
+            "signals": _sample(ramp.sample, now),
+            "last_move_s": None if ramp.changed_at is None else round(now - ramp.changed_at, 3)}
+
+
+def _recoveries(plan: Plan | None) -> dict[str, Any]:
     if plan is None:
-        return {"active": [], "queued": []}
+        return {"active": [], "queued": [], "slots": None, "slots_reason": ""}
     return {
         "active": [c.name for c in plan.clusters if c.state == "recovering"],
         "queued": [c.name for c in plan.clusters if c.state == "waiting"],
+        "slots": plan.slots,
+        "slots_reason": plan.slots_reason,
     }
 
 

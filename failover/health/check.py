@@ -47,6 +47,8 @@ class CheckRecord:
     last_failure: FailureClass | None = None
     """Kept after passes resume, so a still-failing check can say what failed."""
     recent: deque[tuple[bool, float]] = field(default_factory=lambda: deque(maxlen=WINDOW))
+    stamps: deque[float] = field(default_factory=lambda: deque(maxlen=WINDOW))
+    """Loop-clock seconds of each result in ``recent``."""
     observed_since: float | None = None
     """Loop-clock seconds since which results have come without a gap longer than the bound
     the tracker passes in (a restart or a stalled process breaks the run)."""
@@ -60,6 +62,7 @@ class CheckRecord:
         if not result.ok:
             self.last_failure = result.failure_class
         self.recent.append((result.ok, result.latency))
+        self.stamps.append(now)
 
     def score(self, timeout: float) -> Score:
         return check_score(self.recent, timeout)

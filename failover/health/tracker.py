@@ -10,7 +10,8 @@ from failover.config.models import Cluster, Config, Probing
 from failover.health.check import CheckRecord, CheckStatus
 from failover.health.cluster import ClusterHealth, assess
 from failover.health.results import ProbeResult
-from failover.planner.model import ClusterState, ClusterView
+from failover.health.signals import probe_sample
+from failover.planner.model import ClusterState, ClusterView, Signals
 
 
 class HealthTracker:
@@ -103,6 +104,15 @@ class HealthTracker:
                                      cluster.weight, health.reason, cluster.capacity_rps,
                                      since))
         return views
+
+    def probe_signals(self) -> Signals:
+        """Per-cluster load signals from the probes' own results (`signals`)."""
+        samples = {}
+        for cluster in self._clusters:
+            sample = probe_sample(self._by_cluster[cluster.name], self._probing.timeout)
+            if sample is not None:
+                samples[cluster.name] = sample
+        return Signals(samples, source="probes")
 
     def check_statuses(self, cluster: str) -> list[CheckStatus]:
         """The cluster's checks in config order; empty for a name not configured."""

@@ -29,6 +29,8 @@ RECOVERY_START = "recovery_start"
 RECOVERY_FAILED = "recovery_failed"
 RECOVERED = "recovered"
 RESUMED = "resumed"
+STEERED = ("advance", "await", "hold", "back_off")
+"""Ramp moves made on usable signals (failover.planner.ramp)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -121,8 +123,12 @@ def finish(life: Life, recovery: Recovery, now: float) -> Life:
     # An adaptive ramp reached its target, not necessarily the capacity its cluster is
     # configured with: a cold cluster may still serve less. What its signals allowed stays
     # as its limit, lifted once the signals show it no longer binds.
-    limit = None if ramp.limit is None else dataclasses.replace(
-        ramp, action="hold", reason="ramp done; its limit stays until it no longer binds")
+    # A ramp that went at the timed pace for want of signals knows nothing of that, and a
+    # timed one assumes the configured capacity: neither leaves a limit.
+    steered = ramp.limit is not None and ramp.action in STEERED
+    limit = dataclasses.replace(
+        ramp, action="hold", reason="ramp done; its limit stays until it no longer binds") \
+        if steered else None
     return dataclasses.replace(life, state=S.HEALTHY, event=RECOVERED, ramp=None,
                                cooldown_until=None, probation_until=now + recovery.slow_start,
                                guard=limit)

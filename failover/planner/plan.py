@@ -41,6 +41,8 @@ from failover.planner.model import (
 )
 from failover.planner.ramp import (
     BACK_OFF,
+    FALLBACK,
+    Round,
     shared_view,
     slots,
     start_level,
@@ -150,9 +152,17 @@ def _move(ordered: Sequence[ClusterView], lives: dict[str, Life], policy: Policy
     if recovery.mode == "adaptive" and any(life.ramp is not None for life in lives.values()):
         full_now = basis(ordered, lives, _held(ordered, lives, kept), policy, demand_rps,
                          _limits(before)).full
-    lives, fared, backed = step_all(lives, signals, shared, now, observed, full_now,
-                                    recovery)
-    lives = {name: finish(life, recovery, now) for name, life in lives.items()}
+    # While some cluster has no verdict (after a restart, say) its share is held, and the
+    # others' targets are only what it leaves: ramps hold where they are until it has one,
+    # neither moving on nor measured against such a target.
+    settling = any(life.state == S.UNKNOWN for life in lives.values())
+    resuming = [name for name, life in lives.items() if life.state == S.RECOVERING]
+    fared = Round()
+    backed: set[str] = set()
+    if not settling:
+        lives, fared, backed = step_all(lives, signals, shared, now, observed, full_now,
+                                        recovery)
+        lives = {name: finish(life, recovery, now) for name, life in lives.items()}
     lives, guarded = _guards(ordered, lives, signals, policy, now, observed, kept, demand_rps)
     backed |= guarded
     k, k_reason = slots(
@@ -161,15 +171,20 @@ def _move(ordered: Sequence[ClusterView], lives: dict[str, Life], policy: Policy
         waiting=sum(life.state == S.WAITING and not cooling(life, now)
                     for life in lives.values()))
     lives = admit(ordered, lives, k, now, kept)
-    base = basis(ordered, lives, _held(ordered, lives, kept), policy, demand_rps,
+    held = _held(ordered, lives, kept)
+    if settling:
+        held |= {name: kept.get(name, 0.0) for name in resuming}
+    base = basis(ordered, lives, held, policy, demand_rps,
                  {name: life.guard.limit for name, life in lives.items()
                   if life.guard is not None and life.guard.limit is not None})
     for name, life in lives.items():
         ramp, full = life.ramp, base.full.get(name, 0.0)
-        if life.state != S.RECOVERING or ramp is None:
+        if life.state != S.RECOVERING or ramp is None or name in base.held:
             continue
         if life.event == RECOVERY_START:
             ramp = start_level(ramp, full, recovery, signals.clusters.get(name), now)
+        elif ramp.action == FALLBACK:  # the timed ramp: a level of this tick's target
+            ramp = dataclasses.replace(ramp, limit=ramp.level * full)
         elif ramp.limit is not None:  # the level against this tick's target
             ramp = dataclasses.replace(ramp, level=1.0 if full <= 0 else
                                        min(1.0, ramp.limit / full))

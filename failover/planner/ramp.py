@@ -178,9 +178,8 @@ def step(ramp: Ramp, sample: Sample | None, shared: Shared, now: float, dt: floa
         why = shared.reason
     if why is not None or sample is None:
         # Exactly the timed ramp: its level of the target, at the slow-start pace.
-        level = 1.0 if full <= 0 else min(1.0, limit / full)
         pace = dt / recovery.slow_start if recovery.slow_start > 0 else 1.0
-        level = min(1.0, level + pace)
+        level = min(1.0, ramp.level + pace)
         return dataclasses.replace(ramp, limit=level * full, level=level,
                                    action=FALLBACK, reason=f"{why}: slow-start pace",
                                    sample=sample)

@@ -89,7 +89,8 @@ def basis(views: Sequence[ClusterView], lives: Mapping[str, Life], held: Mapping
     caps = capacity_bounds(views, policy, demand_rps, limits)
     kept = {name: min(share, caps[name]) for name, share in held.items()}
     rest = max(0.0, 1.0 - math.fsum(kept.values()))
-    serving = {v.name: v.base_weight for v in views if lives[v.name].state in SERVING}
+    serving = {v.name: v.base_weight for v in views
+               if lives[v.name].state in SERVING and v.name not in kept}
     full, _ = fill(serving, caps, rest)
     return Basis(caps, kept, rest, serving, full, limits)
 

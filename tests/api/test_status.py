@@ -77,14 +77,15 @@ async def test_status_document_shape(served: tuple[FakeSource, str]) -> None:
     first = doc["clusters"][0]
     assert set(first) == {"name", "rank", "state", "score", "share", "target_share",
                           "base_weight", "reason", "checks", "score_components", "capped",
-                          "spilled", "recovery"}
+                          "spilled", "recovery", "ramp", "limit"}
     assert first["score_components"] == {"success_ratio": 1.0, "latency_factor": 1.0}
     assert first["recovery"] == {"ramp_elapsed_s": None, "cooldown_remaining_s": None,
                                  "failed_recoveries": 0}
     assert doc["shed"] == 0
     assert first["share"] == 0.6
     assert first["checks"][0]["target"] == "a:53"
-    assert doc["recoveries"] == {"active": [], "queued": []}
+    assert doc["recoveries"] == {"active": [], "queued": [], "slots": None, "slots_reason": ""}
+    assert (first["ramp"], first["limit"]) == (None, None)
 
 
 async def test_readyz_follows_verdicts(served: tuple[FakeSource, str]) -> None:
