@@ -73,7 +73,8 @@ def _ramp(ramp: Ramp, clocks: Clocks) -> dict[str, Any]:
             "mark": round(ramp.mark, 6),
             "limit": None if ramp.limit is None else round(ramp.limit, 6),
             "changed_at": _rounded(clocks.to_wall(ramp.changed_at)),
-            "backoff_at": _rounded(clocks.to_wall(ramp.backoff_at))}
+            "backoff_at": _rounded(clocks.to_wall(ramp.backoff_at)),
+            "since": _rounded(clocks.to_wall(ramp.since))}
 
 
 def _load_ramp(doc: object, clocks: Clocks) -> Ramp | None:
@@ -94,6 +95,7 @@ def _load_ramp(doc: object, clocks: Clocks) -> Ramp | None:
                 mark=_number(doc.get("mark")) or level,
                 changed_at=clocks.to_loop(_number(doc.get("changed_at"))),
                 backoff_at=clocks.to_loop(_number(doc.get("backoff_at"))),
+                since=clocks.to_loop(_number(doc.get("since"))),
                 action="resume", reason="restored from state.json")
 
 

@@ -43,6 +43,10 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
                      metavar="S", help="with --capacity: seconds without serving traffic "
                                        "(health checks do not count) before a cluster is "
                                        f"cold (default {LabOptions.cold_after:g})")
+    lab.add_argument("--reject-cost", type=float, default=LabOptions.reject_cost,
+                     metavar="C", help="with --capacity: work a 503 costs, as a fraction of "
+                                       "serving a request, taken from the next second's "
+                                       f"capacity (default {LabOptions.reject_cost:g})")
     lab.add_argument("--control", default=DEFAULT_CONTROL,
                      help=f"control API address, or 'none' (default {DEFAULT_CONTROL})")
     lab.set_defaults(func=_run)
@@ -78,7 +82,7 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
 
 FLAGS = {"clusters": "--clusters", "capacity_rps": "--capacity", "cold_factor": "--cold-factor",
          "warm_requests": "--warm-requests", "cold_after": "--cold-after",
-         "control": "--control"}
+         "reject_cost": "--reject-cost", "control": "--control"}
 """The flag each LabOptions field comes from, to name it in errors."""
 
 
@@ -88,7 +92,8 @@ def _run(args: argparse.Namespace) -> int:
             clusters=args.clusters, host=args.host, dns_base_port=args.dns_base_port,
             http_base_port=args.http_base_port, capacity_rps=args.capacity,
             cold_factor=args.cold_factor, warm_requests=args.warm_requests,
-            cold_after=args.cold_after, control=None if args.control == "none" else args.control)
+            cold_after=args.cold_after, reject_cost=args.reject_cost,
+            control=None if args.control == "none" else args.control)
     except LabOptionsError as exc:
         print(f"failover lab: {FLAGS.get(exc.option, exc.option)} {exc.problem}",
               file=sys.stderr)

@@ -51,6 +51,10 @@ class LabOptions:
     None: ``WARM_SECONDS x capacity_rps``."""
     cold_after: float = 30.0
     """Seconds without serving traffic (health checks do not count) before a cluster is cold."""
+    reject_cost: float = 0.0
+    """Work a 503 costs, as a fraction of serving a request, taken from the next second's
+    capacity: refusing is not free (the SRE book), so an overloaded cluster's goodput falls
+    below its capacity, as in the simulator's model. 0: refusals are free."""
     control: str | None = "127.0.0.1:9480"
     """Address of the control API, or None for none (tests drive the Lab object directly)."""
 
@@ -66,6 +70,9 @@ class LabOptions:
             raise LabOptionsError("warm_requests", _positive_message(self.warm_requests))
         if not _positive(self.cold_after):
             raise LabOptionsError("cold_after", _positive_message(self.cold_after))
+        if not (math.isfinite(self.reject_cost) and 0 <= self.reject_cost < 1):
+            raise LabOptionsError(
+                "reject_cost", f"must be at least 0 and below 1, got {self.reject_cost:g}")
         if self.control is not None:
             try:
                 split_hostport(self.control, listen=True)
@@ -112,7 +119,7 @@ class LabCluster:
         self.dns = DnsServer(self.name, self.answer, wrong_address(number), self.faults,
                              self.counters)
         self.http = HttpService(self.name, self.faults, self.counters, options.capacity_rps,
-                                options.warmth(), clock)
+                                options.warmth(), clock, reject_cost=options.reject_cost)
 
     @property
     def dns_address(self) -> str:

@@ -3,8 +3,10 @@
 Windows are one second long and back to back while requests keep coming; after a second or
 more with none, the next window starts at the next request (so a burst after a pause gets
 a full window from its first request, as before warm-up existed). Each window's capacity is
-fixed when it starts, at ``capacity_rps x warmth`` then; requests offered beyond it get 503.
-A cold call lowers the current window's capacity at once.
+fixed when it starts, at ``capacity_rps x warmth`` then, less ``reject_cost`` for each 503
+of the window before (refusing costs work too: an overloaded cluster serves less than its
+capacity); requests offered beyond it get 503. A cold call lowers the current window's
+capacity at once.
 
 The figures reported are those of the last complete window: exact counts, so rates in
 requests per second, of a real one-second interval that ended at most a second ago.
@@ -42,8 +44,9 @@ class ClusterLoad:
     """Without ``capacity_rps`` it only counts; with it, it rejects and warms up too."""
 
     def __init__(self, capacity_rps: float | None, params: WarmthParams | None,
-                 now: float) -> None:
+                 now: float, *, reject_cost: float = 0.0) -> None:
         self.capacity_rps = capacity_rps
+        self.reject_cost = reject_cost
         self.warmth = None if capacity_rps is None or params is None else Warmth(params, now)
         self._start: float | None = None
         """Start of the current window; None before the first request."""
@@ -105,9 +108,13 @@ class ClusterLoad:
             return
         if self._start is not None and now - self._start < 2:
             self._previous, self._start = self._current, self._start + 1
+            debt = self.reject_cost * self._previous.rejected
         else:
             self._previous = WindowFigures(capacity=self.capacity(now - 1))
             self._start = now
+            debt = 0.0  # a quiet second in between paid it off
         # Nothing happened between the window's start and now (this is its first event), so
         # the capacity it had at its start is known exactly.
-        self._current = WindowFigures(capacity=self.capacity(self._start))
+        capacity = self.capacity(self._start)
+        self._current = WindowFigures(
+            capacity=None if capacity is None else max(0.0, capacity - debt))

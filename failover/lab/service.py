@@ -34,7 +34,7 @@ HOLD_LIMIT = 3600.0
 class HttpService:
     def __init__(self, name: str, faults: Faults, counters: Counters,
                  capacity_rps: float | None = None, warmth: WarmthParams | None = None,
-                 clock: Callable[[], float] | None = None) -> None:
+                 clock: Callable[[], float] | None = None, *, reject_cost: float = 0.0) -> None:
         """``warmth`` applies only with ``capacity_rps``; ``clock``: the loop's by default."""
         self.name = name
         self.faults = faults
@@ -44,6 +44,7 @@ class HttpService:
         self.port = 0
         self.clock = clock or _loop_time
         self._warmth = warmth
+        self._reject_cost = reject_cost
         self._load: ClusterLoad | None = None
         app = web.Application()
         app.router.add_get("/healthz", self._health)
@@ -64,7 +65,8 @@ class HttpService:
 
     async def start(self, host: str, port: int) -> None:
         # Here, not in __init__: the idle clock of a warm start runs from when it serves.
-        self._load = ClusterLoad(self.capacity_rps, self._warmth, self.clock())
+        self._load = ClusterLoad(self.capacity_rps, self._warmth, self.clock(),
+                                 reject_cost=self._reject_cost)
         await self._runner.setup()
         self.host = host
         await self._listen(port)

@@ -164,8 +164,8 @@ def admit(views: Sequence[ClusterView], lives: dict[str, Life], slots: int, now:
     admitted = dict(lives)
     for view in sorted(ready, key=rank_key)[:free]:
         life = lives[view.name]
-        ramp = Ramp(0.0, held=held.get(view.name, 0.0), changed_at=now, action="start",
-                    reason="took a recovery slot")
+        ramp = Ramp(0.0, held=held.get(view.name, 0.0), changed_at=now, since=now,
+                    action="start", reason="took a recovery slot")
         admitted[view.name] = Life(S.RECOVERING, now, life.cooldown_until,
                                    life.failed_recoveries, RECOVERY_START, ramp=ramp)
     return admitted

@@ -108,6 +108,9 @@ class Ramp:
     before it describes a smaller share and cannot justify growing further."""
     backoff_at: float | None = None
     """Planner clock of the last back-off: one overloaded sample backs off once."""
+    since: float | None = None
+    """Planner clock of its admission: a sample from before describes the cluster while it
+    was out, not this ramp."""
     action: str = "start"
     """What this tick did: ``start``, ``timed`` (slow-start pace), ``advance``, ``hold`` or
     ``back_off``."""

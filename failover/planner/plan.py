@@ -173,7 +173,7 @@ def _move(ordered: Sequence[ClusterView], lives: dict[str, Life], policy: Policy
     lives = admit(ordered, lives, k, now, kept)
     held = _held(ordered, lives, kept)
     if settling:
-        held |= {name: kept.get(name, 0.0) for name in resuming}
+        held |= {name: kept[name] for name in resuming if kept.get(name, 0.0) > SERVING_SHARE}
     base = basis(ordered, lives, held, policy, demand_rps,
                  {name: life.guard.limit for name, life in lives.items()
                   if life.guard is not None and life.guard.limit is not None})

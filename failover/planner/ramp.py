@@ -18,9 +18,10 @@ its cluster's latest sample.
   than AIMD, because a cold cluster pushed past its capacity loses goodput, warms more
   slowly and stays degraded until its load falls well below it: probing past the limit, as
   AIMD does, costs more than it finds.
-- Between samples with room, or without a usable sample (missing, stale, or without an
-  error ratio and one of utilization or latency: fast errors look like low latency), it goes
-  at the timed pace: never faster than ``timed`` on missing data, never slower on good data.
+- Without a usable sample (missing, stale, or without an error ratio and one of utilization
+  or latency: fast errors look like low latency) it goes at the timed pace: never faster
+  than ``timed`` on missing data. After a move it waits for a sample taken since: the move
+  went as far as the last one pointed.
 
 A serving cluster whose sample shows it failing requests (errors past their maximum: a
 survivor pushed past what it serves by the retries of traffic shed elsewhere) gets a *guard*:
@@ -173,6 +174,8 @@ def step(ramp: Ramp, sample: Sample | None, shared: Shared, now: float, dt: floa
                                    sample=None)
     adaptive = recovery.adaptive
     limit = ramp.limit
+    if sample is not None and ramp.since is not None and sample.measured_at <= ramp.since:
+        sample = None  # from before its admission: nothing about this ramp yet
     why = usable(sample, now, adaptive)
     if why is None and shared.state == MISSING:
         why = shared.reason
@@ -203,13 +206,14 @@ def step(ramp: Ramp, sample: Sample | None, shared: Shared, now: float, dt: floa
                       reason=f"{what}: backing off")
     if verdict == NEAR:
         return dataclasses.replace(ramp, action=HOLD, sample=sample, reason=f"{what}: holding")
-    paced = _paced(limit, full, dt, recovery)
-    # A sample describes the share before a change until it is taken after it.
-    if ramp.changed_at is not None and sample.measured_at <= ramp.changed_at:
-        return _moved(ramp, paced, full, action=AWAIT, sample=sample,
-                      reason=f"{what}; awaiting a sample at the new share: slow-start pace")
     growth = min(_growth(sample, adaptive), shared.growth)
-    grown = min(max(full, limit), max(paced, ramp.mark * growth))
+    # A sample describes the share before a change until it is taken after it: the last
+    # move already went as far as it pointed, so the ramp waits for one that shows where
+    # the move landed (creeping on meanwhile overshot a cold cluster, in the lab).
+    if ramp.changed_at is not None and sample.measured_at <= ramp.changed_at:
+        return dataclasses.replace(ramp, action=AWAIT, sample=sample,
+                                   reason=f"{what}; awaiting a sample at the new share")
+    grown = min(max(full, limit), max(limit, ramp.mark * growth))
     return _moved(ramp, grown, full, mark=grown, changed_at=now, action=ADVANCE,
                   sample=sample, reason=f"{what}: advancing x{growth:.2f}")
 

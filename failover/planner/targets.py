@@ -141,8 +141,14 @@ def targets(views: Sequence[ClusterView], lives: Mapping[str, Life], base: Basis
     shed = 0.0
     if unplaced > EPSILON and policy.overflow == "spill":
         failing = {v.name: v.base_weight for v in views if lives[v.name].state in SPILL_TO}
-        extra, _ = fill(failing if math.fsum(failing.values()) > 0 else serving, {}, unplaced)
-        _add(shares, extra, spilled)
+        # Failing clusters, else serving ones, else those held where they are: some answers
+        # beat none.
+        for takers in (failing, serving, {v.name: v.base_weight for v in views
+                                          if v.name in held}):
+            if math.fsum(takers.values()) > 0:
+                extra, _ = fill(takers, {}, unplaced)
+                _add(shares, extra, spilled)
+                break
     elif unplaced > EPSILON:
         shed = unplaced
     # Held clusters are never serving, so a share and a held share never add up twice, bar

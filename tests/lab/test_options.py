@@ -26,6 +26,8 @@ def test_warm_up_defaults() -> None:
     ("warm_requests", 0.0, "warm_requests must be a finite number above 0, got 0"),
     ("warm_requests", float("inf"), "warm_requests must be a finite number above 0"),
     ("cold_after", -1.0, "cold_after must be a finite number above 0, got -1"),
+    ("reject_cost", 1.0, "reject_cost must be at least 0 and below 1, got 1"),
+    ("reject_cost", -0.1, "reject_cost must be at least 0 and below 1, got -0.1"),
     ("capacity_rps", 0.0, "capacity_rps must be a finite number above 0, got 0"),
     ("clusters", 0, "clusters must be at least 1, got 0"),
     ("control", "nowhere", "control expected host:port, got 'nowhere'"),

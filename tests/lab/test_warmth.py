@@ -138,3 +138,21 @@ def test_reading_changes_nothing() -> None:
         load.last_window(now)
         load.capacity(now)
     assert [load.offer(5.9) for _ in range(5)] == [True] * 4 + [False]
+
+
+def test_refusals_cost_the_next_seconds_capacity() -> None:
+    """With a reject cost of half a request, 20 requests at capacity 10 serve 10 and refuse
+    10, which cost the next second 5: it serves only 5 of another 20; a quiet second in
+    between pays the debt off."""
+    load = ClusterLoad(10, None, now=0, reject_cost=0.5)
+    first = [load.offer(0.01 * i) for i in range(20)]
+    assert first.count(True) == 10
+    second = [load.offer(1.0 + 0.01 * i) for i in range(20)]
+    assert second.count(True) == 5
+    assert load.last_window(2.0).capacity == 5
+    after_pause = [load.offer(4.0 + 0.01 * i) for i in range(20)]
+    assert after_pause.count(True) == 10
+    free = ClusterLoad(10, None, now=0)
+    for i in range(20):
+        free.offer(0.01 * i)
+    assert [free.offer(1.0 + 0.01 * i) for i in range(20)].count(True) == 10
