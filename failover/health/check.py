@@ -53,6 +53,10 @@ class CheckRecord:
     """Loop-clock seconds since which results have come without a gap longer than the bound
     the tracker passes in (a restart or a stalled process breaks the run)."""
 
+    _scored: tuple[float, Score] | None = field(default=None, repr=False, compare=False)
+    """The score of the window as it stands, for the timeout it was computed with: every
+    tick reads it, a result replaces it."""
+
     def record(self, result: ProbeResult, now: float, rise: int, fall: int,
                gap: float = float("inf")) -> None:
         self.hysteresis = self.hysteresis.observe(result.ok, rise, fall)
@@ -63,9 +67,12 @@ class CheckRecord:
             self.last_failure = result.failure_class
         self.recent.append((result.ok, result.latency))
         self.stamps.append(now)
+        self._scored = None
 
     def score(self, timeout: float) -> Score:
-        return check_score(self.recent, timeout)
+        if self._scored is None or self._scored[0] != timeout:
+            self._scored = (timeout, check_score(self.recent, timeout))
+        return self._scored[1]
 
     def failing_reason(self, rise: int) -> str:
         """Why this failing check is failing: ``dns 127.0.0.1:5301 api.local timeout x3``."""

@@ -33,12 +33,13 @@ the capacity a still cold cluster has.
 Only observed time counts (``dt``): a ramp does not move while its cluster's checks are
 overdue or the data plane lags the plan.
 
-Admission (``slots``): ``timed`` keeps ``max_concurrent``. ``adaptive`` starts there and grows
-by one for every ramp that advanced on a fresh sample (so it doubles per round of samples, as
-TCP's congestion window does in slow start) while nothing holds or backs off and the shared
-dependency, if one is watched, has room (and at most by its gradient); it halves when that
-dependency is past its limit, then the newest ramp backs off first; it falls back to
-``max_concurrent`` while a watched dependency's signal is missing.
+Admission (``slots``): ``timed`` keeps ``max_concurrent``. ``adaptive`` starts there and, while
+every slot is taken, every ramp has usable signals and none backs off, and the shared
+dependency (if one is watched) is below ``shared_target``, grows by one a tick and one more
+for every ramp that advanced on a fresh sample (a slow start on the number of ramps, as
+TCP's congestion window), at most by the dependency's gradient; it halves when that
+dependency is past ``shared_max``, and the newest ramp backs off first; it falls back to
+``max_concurrent`` while a watched dependency's signal is missing or a ramp has none.
 """
 
 from __future__ import annotations
@@ -120,20 +121,24 @@ class Shared:
 
 
 def shared_view(signals: Signals, adaptive: Adaptive, now: float) -> Shared:
+    """The dependency's verdict: ``breach`` at ``shared_max`` (or errors at their maximum),
+    ``near`` from ``shared_target`` (no more admissions; ramps may still grow toward just
+    under ``shared_max``, all together by at most its gradient), else ``room``."""
     if not signals.shared_expected:
         return Shared(NONE)
     why = usable(signals.shared, now, adaptive)
     if why is not None or signals.shared is None:
         return Shared(MISSING, f"shared dependency: {why}")
     sample = signals.shared
-    verdict, what = assess(sample, adaptive)
-    u = sample.utilization
-    growth = math.inf if u is None or u <= 0 else max(1.0, adaptive.shared_target / u)
-    if verdict == ROOM and u is not None and u >= adaptive.shared_target:
-        verdict = NEAR
-    if u is not None and u >= adaptive.shared_max:
-        verdict = BREACH
-    return Shared(verdict, f"shared dependency {what}", growth)
+    u, e = sample.utilization, sample.error_ratio or 0.0
+    aim = GUARD_MARGIN * adaptive.shared_max
+    growth = math.inf if u is None or u <= 0 else max(1.0, aim / u)
+    what = "utilization " + ("unknown" if u is None else f"{u:.0%}") + f", errors {e:.1%}"
+    if e >= adaptive.max_error_ratio or (u is not None and u >= adaptive.shared_max):
+        return Shared(BREACH, f"shared dependency {what}", 1.0)
+    if u is not None and u >= adaptive.shared_target:
+        return Shared(NEAR, f"shared dependency {what}", growth)
+    return Shared(ROOM, f"shared dependency {what}", growth)
 
 
 def _paced(share: float, full: float, dt: float, recovery: Recovery) -> float:
@@ -189,7 +194,7 @@ def step(ramp: Ramp, sample: Sample | None, shared: Shared, now: float, dt: floa
     verdict, what = assess(sample, adaptive)
     if shared.state == BREACH and newest:
         verdict, what = BREACH, shared.reason
-    elif shared.state in (BREACH, NEAR) and verdict == ROOM:
+    elif shared.state == BREACH and verdict == ROOM:
         verdict, what = NEAR, shared.reason
     if verdict == ROOM and limit < adaptive.initial * full:
         # Its first usable sample (admitted without one): start where an adaptive ramp does.
@@ -297,7 +302,8 @@ class Round:
     advanced: int = 0
     """Ramps that grew on a fresh sample."""
     held: int = 0
-    """Ramps that held or backed off on their signals."""
+    """Ramps that backed off on their signals (holding near the target is no trouble: it
+    is where a cold cluster's ramp spends its warm-up)."""
     blind: int = 0
     """Ramps without usable signals (on the timed pace for that reason)."""
 
@@ -321,7 +327,7 @@ def step_all(lives: Mapping[str, Life], signals: Signals, shared: Shared, now: f
         out[name] = dataclasses.replace(lives[name], ramp=ramp)
         if ramp.action == ADVANCE:
             advanced += 1
-        elif ramp.action in (HOLD, BACK_OFF):
+        elif ramp.action == BACK_OFF:
             held += 1
         elif ramp.action == FALLBACK:
             blind += 1
@@ -345,16 +351,18 @@ def slots(previous: int | None, recovery: Recovery, fared: Round, shared: Shared
     elif shared.state == NEAR:
         why = f"{shared.reason}: holding"
     elif fared.held:
-        why = f"{fared.held} ramp(s) at their limit: holding"
+        why = f"{fared.held} ramp(s) backed off: holding"
     elif fared.blind:
         k, why = min(k, max(base, busy)), "ramps without signals: no more admissions"
-    elif fared.advanced:
-        grown = k + fared.advanced
+    elif busy and k <= busy:
+        # Every ramp has usable signals and none backs off: one more each tick, and one
+        # more for every ramp that advanced (slow start on the number of ramps).
+        grown = k + max(1, fared.advanced)
         if shared.growth < math.inf:
             grown = min(grown, max(k + 1, math.floor(k * shared.growth)))
-        k, why = grown, f"{fared.advanced} ramp(s) advanced on fresh signals: growing"
+        k, why = grown, "ramps on fresh signals, none backing off: growing"
     else:
-        why = "awaiting signals"
+        why = "slots free"
     # Slots nobody needs are not banked: once the fleet is back, admission starts over.
     k = int(max(1, min(k, cap, max(base, busy + waiting))))
     return k, why

@@ -184,6 +184,10 @@ class Simulation:
 
     def _advance(self, now: float) -> None:
         """Integrate load from the last change to ``now``."""
+        if self.fluid is not None and not self.fluid.due(now):
+            self.oracle.advance(now, self.demand)
+            self.last = max(self.last, now)
+            return  # no step of the fluid model ends by now: nothing to integrate yet
         self.load.advance(self.last, now, self.demand, recovering=self._recovering())
         self.oracle.advance(now, self.demand)
         self.last = max(self.last, now)

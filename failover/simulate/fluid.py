@@ -13,10 +13,11 @@ force (docs/simulate.md gives each mechanism with its source):
   serving one, so goodput falls below capacity as load rises past it, to nothing at C / c.
   With retries this is metastable: once tipped over, the retries of its own failures keep it
   overloaded until λ falls well below C (the hysteresis of Bronson et al. and Huang et al.).
-- **Cold caches.** A cluster's hit ratio h rises toward ``hit_ratio`` with the requests it
-  completes, ``h <- H - (H - h) exp(-completed / N)`` with N = capacity x warmup / 3 (so
-  ``warmup`` seconds at full capacity fill it to 95 %), and drops to 0 after ``cold_after``
-  without serving. A miss costs more than a hit, so capacity is
+- **Cold caches.** A cluster's hit ratio h rises toward ``hit_ratio`` with the misses it
+  serves (a miss the dependency fails fills nothing): per request served,
+  ``h <- H - (H - h) exp(-requests / N)`` with N = capacity x warmup / 3 (so ``warmup``
+  seconds at full capacity fill it to 95 %); it drops to 0 after ``cold_after`` without
+  serving. A miss costs more than a hit, so capacity is
   ``C(h) = C cost(H) / cost(h)``, ``cost(h) = h k + (1 - h)``, with k set so that
   ``C(0) = cold_factor x C``.
 - **Shared dependency.** The misses of the clusters that depend on it load it; past its
@@ -82,12 +83,19 @@ class Warmth:
     def capacity(self, capacity: float, hits: float) -> float:
         return capacity * self.cost(self.hit_ratio) / self.cost(hits)
 
-    def fill(self, hits: float, completed: float, capacity: float) -> float:
-        """The hit ratio after ``completed`` more requests."""
+    def fill(self, hits: float, filled: float, capacity: float) -> float:
+        """The hit ratio after ``filled`` more misses were served (and cached).
+
+        A cache holds what its misses brought in; hits change nothing. Served requests of a
+        cluster that misses ``1 - h`` of them fill ``(1 - h)`` each, so counted in requests
+        this is ``h <- H - (H - h) exp(-requests / N)``: the independent-reference model's
+        warm-up (When is the Cache Warm?, HotCloud'20) with N = capacity x warmup / 3.
+        """
         if self.warmup <= 0:
             return self.hit_ratio
         requests_per_e = capacity * self.warmup / 3.0
-        return self.hit_ratio - (self.hit_ratio - hits) * math.exp(-completed / requests_per_e)
+        requests = filled / max(1.0 - hits, 1.0 - self.hit_ratio)
+        return self.hit_ratio - (self.hit_ratio - hits) * math.exp(-requests / requests_per_e)
 
 
 @dataclass
@@ -174,6 +182,10 @@ class FluidModel:
         cluster = self.clusters[name]
         cluster.down = down
         cluster.warmth_now = self._warmth(cluster)
+
+    def due(self, t1: float) -> bool:
+        """Whether a step ends by ``t1`` (else `advance` would do nothing)."""
+        return self.clock is None or self.clock + self.params.step <= t1 + 1e-9
 
     def advance(self, t0: float, t1: float, demand: DemandCurve, *,
                 recovering: Collection[str] = ()) -> None:
@@ -295,7 +307,8 @@ class FluidModel:
                  recovering: Collection[str]) -> None:
         """Warm-up, cooling and peaks after a step."""
         if cluster.capacity_rps is not None and not cluster.down:
-            cluster.hits = self.warm.fill(cluster.hits, cluster.completed * dt,
+            filled = cluster.completed - cluster.served * cluster.hits  # misses served
+            cluster.hits = self.warm.fill(cluster.hits, max(0.0, filled) * dt,
                                           cluster.capacity_rps)
         if cluster.serving:
             cluster.idle = 0.0

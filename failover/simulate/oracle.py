@@ -4,8 +4,9 @@ An oracle that knows every fault and capacity ahead does no better than this, be
 part of it is an upper bound on what any policy can serve:
 
 - a cluster's capacity is at most what it would have had serving its full capacity ever since
-  it came up (warmth grows only with what a cluster serves, and can serve no more than its
-  capacity; a cluster goes cold only by not serving, and a down one serves nothing);
+  it came up (warmth grows only with the misses a cluster serves, no more than its capacity
+  allows nor than the shared dependency serves; a cluster goes cold only by not serving, and
+  a down one serves nothing);
 - what the clusters together serve is at most the sum of those capacities, with the misses
   they send a shared dependency at most its capacity (it serves no more, and a miss it fails
   is a failed request);
@@ -35,6 +36,8 @@ class _Best:
     """v1: fraction of capacity; v2: hit ratio."""
     down: bool = False
     idle: float = 0.0
+    depends: bool = False
+    """It sends its misses to the shared dependency."""
 
 
 class Oracle:
@@ -59,7 +62,10 @@ class Oracle:
 
     def add(self, name: str, capacity_rps: float | None, *, warm: bool) -> None:
         if self.v2:
-            self.clusters[name] = _Best(capacity_rps, self.params.hit_ratio if warm else 0.0)
+            depends = self.dependency is not None and (self.depends is None
+                                                       or name in self.depends)
+            self.clusters[name] = _Best(capacity_rps, self.params.hit_ratio if warm else 0.0,
+                                        depends=depends)
         else:
             self.clusters[name] = _Best(capacity_rps, 1.0 if warm else self.params.cold_factor)
 
@@ -132,6 +138,9 @@ class Oracle:
             return
         if self.v2:
             capacity = self.warm.capacity(best.capacity_rps, best.warmth)
-            best.warmth = self.warm.fill(best.warmth, capacity * dt, best.capacity_rps)
+            misses = capacity * (1 - best.warmth)
+            if self.dependency is not None and best.depends:
+                misses = min(misses, self.dependency)  # it fills no more than it serves
+            best.warmth = self.warm.fill(best.warmth, misses * dt, best.capacity_rps)
         else:
             best.warmth = min(1.0, best.warmth + self._v1_rate() * dt)

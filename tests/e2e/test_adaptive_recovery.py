@@ -193,6 +193,7 @@ async def one_return(folder: Path, mode: str) -> Returned:
         return result
 
 
+@pytest.mark.timeout(240)  # two cold returns of up to 40 s, each with its own Prometheus
 async def test_adaptive_ramp_beats_timed_on_a_cold_return(tmp_path: Path) -> None:
     """Same lab, same load, same cold return: the adaptive ramp reaches lab-1's full share
     sooner than the timed one and makes the lab answer fewer 503s."""
@@ -203,6 +204,7 @@ async def test_adaptive_ramp_beats_timed_on_a_cold_return(tmp_path: Path) -> Non
     assert adaptive.rejected < timed.rejected
 
 
+@pytest.mark.timeout(120)
 async def test_ramp_falls_back_to_timed_when_prometheus_stops(tmp_path: Path) -> None:
     """Mid-ramp, Prometheus stops: within the signals' maximum age the ramp says it goes at
     the timed pace for want of signals, in /v1/status and in failover_recovery_ramps."""
