@@ -116,6 +116,7 @@ class Simulation:
         self.capacity: dict[str, float | None] = {}
         self.pending: list[_Pending] = []
         self.markers: list[Marker] = []
+        self.planned_peaks: dict[str, float] = {}
 
         for cluster in config.clusters:
             self._join(cluster.name, cluster.capacity_rps, 0.0, warm=True)
@@ -256,12 +257,22 @@ class Simulation:
             self.shares = new.shares
         self.states = {c.name: c.state for c in new.clusters}
         self.load.set_shares(self.shares, now)
+        self._planned(demand)
         self._sample(now, demand)
         for pending in self.pending:
             if pending.open and self.shares.get(pending.cluster, 0.0) <= SERVING:
                 pending.after, pending.open = now - pending.at, False
         ticks = round(now / self.config.policy.tick) + 1
         self._push(ticks * self.config.policy.tick, _Tick())
+
+    def _planned(self, demand: float) -> None:
+        """Planned load (share x the demand the plan was made for) over the capacity each
+        cluster has as the plan takes effect: above 1, planned past what it can serve."""
+        for name, load in self.load.clusters.items():
+            capacity = load.effective_capacity()
+            if load.share > SERVING and not load.down and capacity:
+                ratio = load.share * demand / capacity
+                self.planned_peaks[name] = max(self.planned_peaks.get(name, 0.0), ratio)
 
     def _sample(self, now: float, demand: float) -> None:
         self.times.append(now)
@@ -281,7 +292,7 @@ class Simulation:
     def _result(self) -> Result:
         requests = self.load.requests
         peaks = self.load.peaks
-        planned = {} if self.fluid is None else self.fluid.planned_peaks
+        planned = self.planned_peaks
         return Result(
             scenario=self.scenario.name, policy=self.policy_name, seed=self.seed,
             duration=self.scenario.duration, tick=self.config.policy.tick,

@@ -154,8 +154,6 @@ class FluidModel:
         self.clusters: dict[str, FluidCluster] = {}
         self.requests = Requests()
         self.peaks = Peaks()
-        self.planned_peaks: dict[str, float] = {}
-        """Highest planned load (share x demand) over effective capacity, per cluster."""
         spec = params.shared
         self.shared = None if spec is None else Shared(
             spec.capacity_rps, None if spec.clusters is None else frozenset(spec.clusters))
@@ -326,5 +324,3 @@ class FluidModel:
         self.peaks.overall[name] = max(self.peaks.overall.get(name, 0.0), peak)
         if name in recovering:
             self.peaks.recovery[name] = max(self.peaks.recovery.get(name, 0.0), peak)
-        planned = cluster.share * fresh / capacity
-        self.planned_peaks[name] = max(self.planned_peaks.get(name, 0.0), planned)

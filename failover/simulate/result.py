@@ -41,8 +41,9 @@ class Peak:
     """Only while this cluster was recovering: up (its faults lifted) but cold, or held by the
     recovery gate (waiting, recovering)."""
     planned: float | None = None
-    """Highest planned load (share x demand, retries left out) over effective capacity:
-    above 1, the policy planned it past what it could serve (model v2)."""
+    """Highest planned load (share x the demand the plan was made for, retries left out)
+    over effective capacity as the plan took effect: above 1, the policy planned it past
+    what it could serve."""
 
 
 @dataclass(frozen=True)
