@@ -43,6 +43,7 @@ from failover.planner.ramp import (
     BACK_OFF,
     FALLBACK,
     Round,
+    changed,
     shared_view,
     slots,
     start_level,
@@ -118,20 +119,26 @@ def _guards(ordered: Sequence[ClusterView], lives: dict[str, Life],
             observed: Mapping[str, float], kept: Mapping[str, float],
             demand_rps: float | None) -> tuple[dict[str, Life], set[str]]:
     """Serving clusters' share limits from their signals (adaptive); and those lowered now."""
-    out = dict(lives)
     lowered: set[str] = set()
+    if policy.recovery.mode != "adaptive":
+        return lives, lowered
+    out = dict(lives)
+    worst = policy.recovery.adaptive.max_error_ratio
     for view in ordered:
         life = lives[view.name]
         if life.state not in (S.HEALTHY, S.DEGRADED):
             continue
+        sample = signals.clusters.get(view.name)
+        if life.guard is None and (sample is None or (sample.error_ratio or 0.0) < worst):
+            continue  # the common case, decided here: no limit, and no failing to set one
         bound = 1.0 if view.capacity_rps is None or not demand_rps else \
             min(1.0, view.capacity_rps / demand_rps)
-        limit = step_guard(life.guard, signals.clusters.get(view.name), now,
-                      observed.get(view.name, 0.0), policy.recovery,
-                      kept.get(view.name, 0.0), bound)
+        limit = step_guard(life.guard, sample, now, observed.get(view.name, 0.0),
+                           policy.recovery, kept.get(view.name, 0.0), bound)
         if limit is not None and limit.action == BACK_OFF:
             lowered.add(view.name)
-        out[view.name] = dataclasses.replace(life, guard=limit)
+        if limit is not life.guard:
+            out[view.name] = dataclasses.replace(life, guard=limit)
     return out, lowered
 
 
@@ -146,12 +153,9 @@ def _move(ordered: Sequence[ClusterView], lives: dict[str, Life], policy: Policy
     observed = {v.name: observed_seconds(v, since, now, applied=applied) for v in ordered}
     shared = shared_view(signals, recovery.adaptive, now)
     before = {c.name: c for c in actuated.clusters} if actuated is not None else {}
-    # Adaptive ramps and guards move absolute shares against this tick's targets; a timed
-    # ramp is a level of its target, so it needs none.
-    full_now: Mapping[str, float] = {}
-    if recovery.mode == "adaptive" and any(life.ramp is not None for life in lives.values()):
-        full_now = basis(ordered, lives, _held(ordered, lives, kept), policy, demand_rps,
-                         _limits(before)).full
+    # Adaptive ramps move absolute shares, measured against the targets of the last tick
+    # (this tick's depend on who is admitted next); a timed ramp is a level of its target.
+    full_now = {name: c.target_share for name, c in before.items()}
     # While some cluster has no verdict (after a restart, say) its share is held, and the
     # others' targets are only what it leaves: ramps hold where they are until it has one,
     # neither moving on nor measured against such a target.
@@ -165,11 +169,14 @@ def _move(ordered: Sequence[ClusterView], lives: dict[str, Life], policy: Policy
         lives = {name: finish(life, recovery, now) for name, life in lives.items()}
     lives, guarded = _guards(ordered, lives, signals, policy, now, observed, kept, demand_rps)
     backed |= guarded
-    k, k_reason = slots(
-        slots_before, recovery, fared, shared,
-        busy=sum(life.state == S.RECOVERING for life in lives.values()),
-        waiting=sum(life.state == S.WAITING and not cooling(life, now)
-                    for life in lives.values()))
+    if settling and slots_before is not None:
+        k, k_reason = slots_before, "a verdict is missing: holding"
+    else:
+        k, k_reason = slots(
+            slots_before, recovery, fared, shared,
+            busy=sum(life.state == S.RECOVERING for life in lives.values()),
+            waiting=sum(life.state == S.WAITING and not cooling(life, now)
+                        for life in lives.values()))
     lives = admit(ordered, lives, k, now, kept)
     held = _held(ordered, lives, kept)
     if settling:
@@ -184,11 +191,11 @@ def _move(ordered: Sequence[ClusterView], lives: dict[str, Life], policy: Policy
         if life.event == RECOVERY_START:
             ramp = start_level(ramp, full, recovery, signals.clusters.get(name), now)
         elif ramp.action == FALLBACK:  # the timed ramp: a level of this tick's target
-            ramp = dataclasses.replace(ramp, limit=ramp.level * full)
+            ramp = changed(ramp, limit=ramp.level * full)
         elif ramp.limit is not None:  # the level against this tick's target
-            ramp = dataclasses.replace(ramp, level=1.0 if full <= 0 else
+            ramp = changed(ramp, level=1.0 if full <= 0 else
                                        min(1.0, ramp.limit / full))
-        lives[name] = dataclasses.replace(life, ramp=ramp)
+        lives[name] = changed(life, ramp=ramp)
     wanted = targets(ordered, lives, base, policy, demand_rps)
     if actuated is None:
         return lives, wanted, wanted.shares, frozenset(backed), k, k_reason
@@ -247,7 +254,7 @@ def plan(views: Sequence[ClusterView], policy: Policy, previous: Plan | None,
         shares, shed = placeholder_shares(ordered), 0.0
     version = _next_version(previous, shares, frozen=frozen is not None)
 
-    as_planned = [dataclasses.replace(v, state=lives[v.name].state) for v in ordered]
+    as_planned = [changed(v, state=lives[v.name].state) for v in ordered]
     rank = ranks(as_planned)
     ranked = sorted(as_planned, key=lambda v: rank[v.name])
     was = previous.frozen_reason if previous is not None else None

@@ -48,12 +48,14 @@ import dataclasses
 import math
 from collections.abc import Mapping
 from dataclasses import dataclass
+from typing import TypeVar
 
 from failover.config.models import Adaptive, Recovery
 from failover.planner.lifecycle import Life
 from failover.planner.model import ClusterState, Ramp, Sample, Signals
 
 S = ClusterState
+T = TypeVar("T")
 TIMED, FALLBACK, AWAIT, ADVANCE, HOLD, BACK_OFF = (
     "timed", "fallback", "await", "advance", "hold", "back_off")
 """A ramp's moves: the timed mode's pace; the timed pace for want of usable signals; the timed
@@ -66,6 +68,15 @@ PROBE_UP = 1.02
 capacity a cluster is probed upward a little at a time."""
 GUARD_MARGIN = 0.95
 """A guard backs off to this fraction of what the cluster served."""
+
+
+def changed(value: T, **fields: object) -> T:
+    """``value`` with ``fields`` replaced; ``value`` itself when they are already so, as they
+    are most ticks for most clusters: at 10,000 clusters the copies would cost more in
+    garbage collection than all the rest of an adaptive tick."""
+    if all(getattr(value, name) == new for name, new in fields.items()):
+        return value
+    return dataclasses.replace(value, **fields)  # type: ignore[type-var]
 
 
 def usable(sample: Sample | None, now: float, adaptive: Adaptive) -> str | None:
@@ -203,20 +214,20 @@ def step(ramp: Ramp, sample: Sample | None, shared: Shared, now: float, dt: floa
                       sample=sample, reason=f"{what}: first usable signals, initial share")
     if verdict == BREACH:
         if ramp.backoff_at is not None and sample.measured_at <= ramp.backoff_at:
-            return dataclasses.replace(ramp, action=HOLD, sample=sample,
+            return changed(ramp, action=HOLD, sample=sample,
                                        reason=f"{what}: backed off, awaiting a sample since")
         lowered = max(adaptive.initial * full, limit * _backoff(sample, adaptive))
         return _moved(ramp, min(limit, lowered), full, mark=min(limit, lowered), held=0.0,
                       backoff_at=now, changed_at=now, action=BACK_OFF, sample=sample,
                       reason=f"{what}: backing off")
     if verdict == NEAR:
-        return dataclasses.replace(ramp, action=HOLD, sample=sample, reason=f"{what}: holding")
+        return changed(ramp, action=HOLD, sample=sample, reason=f"{what}: holding")
     growth = min(_growth(sample, adaptive), shared.growth)
     # A sample describes the share before a change until it is taken after it: the last
     # move already went as far as it pointed, so the ramp waits for one that shows where
     # the move landed (creeping on meanwhile overshot a cold cluster, in the lab).
     if ramp.changed_at is not None and sample.measured_at <= ramp.changed_at:
-        return dataclasses.replace(ramp, action=AWAIT, sample=sample,
+        return changed(ramp, action=AWAIT, sample=sample,
                                    reason=f"{what}; awaiting a sample at the new share")
     grown = min(max(full, limit), max(limit, ramp.mark * growth))
     return _moved(ramp, grown, full, mark=grown, changed_at=now, action=ADVANCE,
@@ -249,7 +260,7 @@ def step_guard(limit: Ramp | None, sample: Sample | None, now: float, dt: float,
     what = failing(sample, adaptive)
     if what is not None:
         if limit.backoff_at is not None and sample.measured_at <= limit.backoff_at:
-            return dataclasses.replace(limit, action=HOLD, sample=sample,
+            return changed(limit, action=HOLD, sample=sample,
                                        reason=f"{what}: limited, awaiting a sample since")
         lowered = min(current, share * _guard_backoff(sample))
         return dataclasses.replace(limit, limit=lowered, mark=lowered, changed_at=now,
@@ -257,10 +268,10 @@ def step_guard(limit: Ramp | None, sample: Sample | None, now: float, dt: float,
                                    reason=f"{what}: limited to what it serves")
     errors = sample.error_ratio or 0.0
     if errors >= adaptive.error_ok and errors > 0:
-        return dataclasses.replace(limit, action=HOLD, sample=sample,
+        return changed(limit, action=HOLD, sample=sample,
                                    reason=f"errors {errors:.1%}: holding its limit")
     if limit.changed_at is not None and sample.measured_at <= limit.changed_at:
-        return dataclasses.replace(limit, action=HOLD, sample=sample,
+        return changed(limit, action=HOLD, sample=sample,
                                    reason="awaiting a sample at its limit")
     u = sample.utilization
     growth = PROBE_UP if u is None or u >= adaptive.target_utilization else \
@@ -324,7 +335,7 @@ def step_all(lives: Mapping[str, Life], signals: Signals, shared: Shared, now: f
         ramp = step(ramps[name], signals.clusters.get(name), shared, now,
                     observed.get(name, 0.0), recovery, full.get(name, 0.0),
                     newest=name == newest)
-        out[name] = dataclasses.replace(lives[name], ramp=ramp)
+        out[name] = changed(lives[name], ramp=ramp)
         if ramp.action == ADVANCE:
             advanced += 1
         elif ramp.action == BACK_OFF:

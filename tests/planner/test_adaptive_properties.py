@@ -66,8 +66,7 @@ def signals_at(now: float, per: dict[str, object], shared: object) -> Signals:
 @settings(max_examples=200, deadline=None)
 @given(runs())
 def test_adaptive_plans_stay_plans_whatever_the_signals(run: tuple) -> None:  # type: ignore[type-arg]
-    """Shares in [0, 1] summing to 1 - shed; recovering clusters no more than the admission
-    limit; a ramp's share within its limit (or coming down to it) while others can carry the
+    """Shares in [0, 1] summing to 1 - shed; no admission beyond the admission limit; a ramp's share within its limit (or coming down to it) while others can carry the
     traffic; a ramp whose
     signals cannot be used grows at most at the timed pace."""
     members, policy, demand, steps = run
@@ -83,8 +82,11 @@ def test_adaptive_plans_stay_plans_whatever_the_signals(run: tuple) -> None:  # 
         if not new.frozen:
             assert math.isclose(math.fsum(new.shares.values()) + new.shed, 1.0, abs_tol=1e-9)
             assert new.slots is not None
-            assert sum(c.state == S.RECOVERING for c in new.clusters) <= max(
-                new.slots, policy.recovery.max_concurrent)
+            # Admission only into free slots (a limit that shrank does not stop ramps that
+            # run, it only stops new ones).
+            recovering = [c for c in new.clusters if c.state == S.RECOVERING]
+            if any(c.recovery_started == now for c in recovering):
+                assert len(recovering) <= new.slots
         before = {} if previous is None else {c.name: c for c in previous.clusters}
         for c in new.clusters:
             ramp = c.ramp
