@@ -14,6 +14,10 @@ from pathlib import Path
 from failover.simulate.result import Result
 
 INSTALL_HINT = "pip install failover[plot]"
+MAX_RATIO = 3.0
+"""Top of the load axis: past three times its capacity a cluster serves next to nothing
+anyway, and a taller axis would flatten the policies that stay below 1."""
+MAX_LEGEND = 12
 
 
 def available() -> bool:
@@ -45,6 +49,7 @@ def write_plot(results: Sequence[Result], path: Path) -> None:
     )
     from matplotlib.figure import Figure  # type: ignore[import-not-found, unused-ignore]  # noqa: PLC0415 - optional dependency
 
+    first = results[0]
     figure = Figure(figsize=(7.5 * len(results), 8), layout="constrained")
     FigureCanvasAgg(figure)
     axes = figure.subplots(2, len(results), sharex=True, sharey="row", squeeze=False)
@@ -61,11 +66,14 @@ def write_plot(results: Sequence[Result], path: Path) -> None:
             for ax in (shares_ax, load_ax):
                 ax.axvline(marker.at / 60, color=_colour(marker.what), linewidth=0.8,
                            linestyle="--", alpha=0.6)
-        errored = f"{result.requests.errored_fraction:.2%} of requests errored"
+        errored = (f"{result.requests.errored_fraction:.2%} of requests errored, "
+                   f"{result.requests.avoidable:,.0f} avoidable")
         shares_ax.set_title(f"{result.policy}: {errored}")
         shares_ax.set_ylabel("share of traffic")
         load_ax.set_ylabel("offered load / effective capacity")
+        load_ax.set_ylim(0, MAX_RATIO)
         load_ax.set_xlabel("minutes (dashed: red fault, green fixed, blue cluster added)")
-    axes[0][-1].legend(loc="upper right", fontsize="small")
-    figure.suptitle(results[0].scenario)
+    if len(first.clusters) <= MAX_LEGEND:
+        axes[0][-1].legend(loc="upper right", fontsize="small")
+    figure.suptitle(first.scenario)
     figure.savefig(path)
