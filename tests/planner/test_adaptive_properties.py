@@ -66,9 +66,9 @@ def signals_at(now: float, per: dict[str, object], shared: object) -> Signals:
 @settings(max_examples=200, deadline=None)
 @given(runs())
 def test_adaptive_plans_stay_plans_whatever_the_signals(run: tuple) -> None:  # type: ignore[type-arg]
-    """Shares in [0, 1] summing to 1 - shed; no admission beyond the admission limit; a ramp's share within its limit (or coming down to it) while others can carry the
-    traffic; a ramp whose
-    signals cannot be used grows at most at the timed pace."""
+    """Shares in [0, 1] summing to 1 - shed; no admission beyond the admission limit; a
+    ramp's share within its limit (or coming down to it) while others can carry the traffic;
+    a ramp whose signals cannot be used grows at most at the timed pace."""
     members, policy, demand, steps = run
     previous: Plan | None = None
     now = 0.0
