@@ -6,7 +6,7 @@ import math
 import re
 from typing import Annotated
 
-from pydantic import BeforeValidator, PlainSerializer, WithJsonSchema
+from pydantic import AfterValidator, BeforeValidator, PlainSerializer, WithJsonSchema
 
 _UNITS = {"ms": 0.001, "s": 1.0, "m": 60.0, "h": 3600.0}
 _PATTERN = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(ms|s|m|h)?\s*$")
@@ -54,3 +54,14 @@ Duration = Annotated[
                    mode="validation"),
 ]
 """Seconds as a float; accepts the YAML forms above."""
+
+
+def _positive(seconds: float) -> float:
+    if seconds <= 0:
+        msg = "must be greater than 0"
+        raise ValueError(msg)
+    return seconds
+
+
+PositiveDuration = Annotated[Duration, AfterValidator(_positive)]
+"""A Duration that may not be 0: a period, a tick, a length of time something lasts."""

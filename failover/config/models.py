@@ -21,7 +21,7 @@ from pydantic_core import PydanticCustomError
 
 from failover.config.addresses import HostPort, HttpUrl, IpAddress, ListenAddress
 from failover.config.budget import all_jobs, worst_case_rates
-from failover.config.durations import Duration
+from failover.config.durations import Duration, PositiveDuration
 
 _NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,62}$")
 
@@ -121,7 +121,7 @@ class Adaptive(Strict):
     """Latency inflation at or above which a ramp backs off."""
     max_growth: float = Field(2.0, gt=1)
     """Largest factor a ramp grows by on one fresh sample."""
-    max_signal_age: Duration = 30.0
+    max_signal_age: PositiveDuration = 30.0
     """Seconds after which a sample is stale: the ramp falls back to the timed pace."""
     shared_target: float = Field(0.7, gt=0, lt=1)
     """Shared dependency utilization under which more recoveries are admitted."""
@@ -140,8 +140,6 @@ class Adaptive(Strict):
             if getattr(self, low) >= getattr(self, high):
                 raise located((low,), f"{low} ({getattr(self, low):g}) must be below {high} "
                                       f"({getattr(self, high):g})")
-        if self.max_signal_age <= 0:
-            raise located(("max_signal_age",), "max_signal_age must be greater than 0")
         return self
 
 
@@ -164,7 +162,7 @@ class Recovery(Strict):
 
 
 class Policy(Strict):
-    tick: Duration = 1.0
+    tick: PositiveDuration = 1.0
     """Seconds between two planning rounds."""
     min_healthy_fraction: float = Field(0.3, ge=0, le=1)
     """Below this share of base weight passing, keep the last plan (fail static)."""
@@ -175,14 +173,6 @@ class Policy(Strict):
     max_shift_per_tick: float = Field(0.25, gt=0, le=1)
     """Fraction of all traffic that may move per tick, evacuations excepted."""
     recovery: Recovery = Recovery()
-
-    @field_validator("tick")
-    @classmethod
-    def _positive_tick(cls, value: float) -> float:
-        if value <= 0:
-            msg = "tick must be greater than 0"
-            raise ValueError(msg)
-        return value
 
 
 class DnsCheck(Strict):

@@ -20,7 +20,7 @@ from pydantic import (
     model_validator,
 )
 
-from failover.config.durations import Duration, format_duration
+from failover.config.durations import Duration, PositiveDuration, format_duration
 from failover.config.loader import ConfigError, Problem, error_message, parse_model
 from failover.config.models import Cluster, Config, Strict, located
 
@@ -80,7 +80,7 @@ class LoadParams(Strict):
     probes_see_load: bool = True
     """v2: an HTTP health check is a request like any: an overloaded cluster fails it as
     often as it fails requests."""
-    step: Duration = 0.25
+    step: PositiveDuration = 0.25
     """v2: seconds per step of the fluid model; a retry comes one step after its failure."""
     shared: SharedDependency | None = None
 
@@ -91,8 +91,6 @@ class LoadParams(Strict):
                 f"cold_factor {self.cold_factor:g} needs a hit ratio above "
                 f"{1 - self.cold_factor:g}: with hit_ratio {self.hit_ratio:g} a warm cluster "
                 "would already be as slow as a cold one"))
-        if self.step <= 0:
-            raise located(("step",), "step must be greater than 0")
         return self
 
 
@@ -100,7 +98,7 @@ class SignalParams(Strict):
     """v2: the live load signals the daemon would read, as a Prometheus scraping the clusters
     gives them: late, noisy, sometimes missing."""
 
-    period: Duration = 5.0
+    period: PositiveDuration = 5.0
     """Seconds between two samples (the scrape interval)."""
     delay: Duration = 5.0
     """Seconds a sample is old when it can be read (scrape plus rate window and query)."""
@@ -108,14 +106,6 @@ class SignalParams(Strict):
     """Relative standard deviation of each value."""
     dropout: float = Field(0.05, ge=0, lt=1)
     """Probability that a cluster's sample is lost."""
-
-    @field_validator("period")
-    @classmethod
-    def _positive(cls, value: float) -> float:
-        if value <= 0:
-            msg = "period must be greater than 0"
-            raise ValueError(msg)
-        return value
 
 
 class FaultEvent(Strict):
@@ -173,20 +163,12 @@ def with_cluster(config: Config, cluster: Cluster) -> Config:
 
 class Scenario(Strict):
     name: str = Field(min_length=1)
-    duration: Duration
+    duration: PositiveDuration
     demand: list[DemandPoint] = Field(default_factory=list)
     """Empty: the config's ``demand_rps``, constant."""
     load: LoadParams = LoadParams()
     signals: SignalParams = SignalParams()
     events: list[Event] = Field(default_factory=list)
-
-    @field_validator("duration")
-    @classmethod
-    def _positive(cls, value: float) -> float:
-        if value <= 0:
-            msg = "duration must be greater than 0"
-            raise ValueError(msg)
-        return value
 
     @field_validator("demand")
     @classmethod
