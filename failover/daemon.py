@@ -52,6 +52,8 @@ STALL_AFTER = 10.0
 
 RESTART_BACKOFF = (0.5, 30.0)
 """Seconds before restarting a crashed task: first delay, and the cap it doubles up to."""
+PERSIST_WAIT = 1.0
+"""Seconds a tick waits for its state to be saved before applying the plan anyway."""
 WATCH_EVERY = 2.0
 """Seconds between two looks at the config file's content."""
 
@@ -140,6 +142,7 @@ class Daemon:
         self.audit = AuditLog(config.state_dir / "audit.jsonl")
         self.state_path = config.state_dir / "state.json"
         self._saved: dict[str, Any] | None = None
+        self._saving: asyncio.Future[None] | None = None
         self.signals: PrometheusSource | None = None
         if config.signals.prometheus is not None:
             self.signals = PrometheusSource(config.signals.prometheus, self._signal_clusters,
@@ -280,6 +283,9 @@ class Daemon:
         finally:
             for signum in (signal.SIGTERM, signal.SIGINT, signal.SIGHUP):
                 loop.remove_signal_handler(signum)
+            if self._saving is not None and not self._saving.done():
+                # A save under way finishes (or is given up on) before the loop goes.
+                await asyncio.wait({self._saving}, timeout=PERSIST_WAIT)
 
     def _restore(self, loop_now: float) -> None:
         """Take up the plan and overrides the last run left, and re-apply that plan at once:
@@ -296,12 +302,28 @@ class Daemon:
             runner.submit(saved.plan)
 
     async def _persist(self, plan: Plan | None) -> None:
+        """Save the state before the plan is applied, waiting at most `PERSIST_WAIT`: a disk
+        that hangs must not hold back an evacuation (the write goes on; the next tick saves
+        again once it is done)."""
         loop = asyncio.get_running_loop()
         doc = persist.document(plan, self.overrides, persist.Clocks(loop.time(), time.time()))
         if doc == self._saved:
             return
+        if self._saving is not None and not self._saving.done():
+            self.metrics.errors.labels("persist").inc()
+            log.warning("state save to %s still running; this tick's state is not saved",
+                        self.state_path)
+            return
+        self._saving = asyncio.ensure_future(
+            asyncio.to_thread(write_atomically, self.state_path, persist.encode(doc)))
+        done, _ = await asyncio.wait({self._saving}, timeout=PERSIST_WAIT)
+        if not done:
+            self.metrics.errors.labels("persist").inc()
+            log.error("saving state to %s takes over %gs; applying the plan meanwhile",
+                      self.state_path, PERSIST_WAIT)
+            return
         try:
-            await asyncio.to_thread(write_atomically, self.state_path, persist.encode(doc))
+            self._saving.result()
         except OSError as exc:
             # The plan still holds in memory; only a restart would lose it. Say so loudly.
             self.metrics.errors.labels("persist").inc()
