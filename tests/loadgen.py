@@ -16,6 +16,7 @@ from __future__ import annotations
 import asyncio
 import json
 import math
+from collections import Counter
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field, fields
 from pathlib import Path
@@ -73,22 +74,6 @@ class LoadSnapshot:
         """Each cluster's fraction of the requests sent."""
         sent = self.total().sent
         return {name: c.sent / sent if sent else 0.0 for name, c in self.clusters.items()}
-
-
-@dataclass
-class _Tally:
-    """Mutable twin of ClusterCounts: one request's outcome bumps one field."""
-
-    sent: int = 0
-    ok: int = 0
-    over_capacity: int = 0
-    other: int = 0
-    errors: int = 0
-    dropped: int = 0
-
-    def frozen(self) -> ClusterCounts:
-        return ClusterCounts(self.sent, self.ok, self.over_capacity, self.other, self.errors,
-                             self.dropped)
 
 
 class SmoothWeightedRoundRobin:
@@ -149,7 +134,7 @@ class LoadGenerator:
         self.max_in_flight = max_in_flight if max_in_flight is not None \
             else math.ceil(2 * rps * timeout) + 16
         self._picker = SmoothWeightedRoundRobin()
-        self._tallies = {name: _Tally() for name in self.urls}
+        self._tallies = {name: Counter[str]() for name in self.urls}
         self._shed = 0
         self._since = 0.0
         self._epoch = 0
@@ -189,13 +174,13 @@ class LoadGenerator:
 
     def snapshot(self) -> LoadSnapshot:
         return LoadSnapshot(
-            clusters=MappingProxyType({n: t.frozen() for n, t in self._tallies.items()}),
+            clusters=MappingProxyType({n: ClusterCounts(**t) for n, t in self._tallies.items()}),
             shed=self._shed, elapsed=asyncio.get_running_loop().time() - self._since)
 
     def reset(self) -> None:
         """Start counting afresh; answers to requests already in flight are not counted."""
         self._epoch += 1
-        self._tallies = {name: _Tally() for name in self.urls}
+        self._tallies = {name: Counter[str]() for name in self.urls}
         self._shed = 0
         self._since = asyncio.get_running_loop().time()
         self._changed()
@@ -229,9 +214,9 @@ class LoadGenerator:
         if target is None:
             self._shed += 1
         elif len(self._requests) >= self.max_in_flight:
-            self._tallies[target].dropped += 1
+            self._tallies[target]["dropped"] += 1
         else:
-            self._tallies[target].sent += 1
+            self._tallies[target]["sent"] += 1
             task = loop.create_task(self._request(target, self._epoch),
                                     name=f"loadgen request to {target}")
             self._requests.add(task)
@@ -249,15 +234,8 @@ class LoadGenerator:
             status = None
         if epoch != self._epoch:
             return
-        tally = self._tallies[name]
-        if status is None:
-            tally.errors += 1
-        elif status == 200:
-            tally.ok += 1
-        elif status == 503:
-            tally.over_capacity += 1
-        else:
-            tally.other += 1
+        outcome = {None: "errors", 200: "ok", 503: "over_capacity"}.get(status, "other")
+        self._tallies[name][outcome] += 1
         self._changed()
 
     def _task_done(self, task: asyncio.Task[None]) -> None:

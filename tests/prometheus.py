@@ -31,7 +31,7 @@ import pytest
 import yaml
 
 from tests.deploy.tools import poll, tool
-from tests.servers import free_port
+from tests.servers import free_port, terminate
 
 START_TIMEOUT = 20.0
 """Seconds for Prometheus to answer ``/-/ready`` (a restart replays its WAL first)."""
@@ -125,14 +125,8 @@ class Prometheus:
     def stop(self) -> None:
         """SIGTERM, then SIGKILL after `STOP_TIMEOUT`; a stopped one is left alone."""
         process, self.process = self.process, None
-        if process is None or process.poll() is not None:
-            return
-        process.terminate()
-        try:
-            process.wait(STOP_TIMEOUT)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait()
+        if process is not None:
+            terminate(process, STOP_TIMEOUT)
 
     def api(self, path: str, **params: str) -> dict[str, Any]:
         """A Prometheus HTTP API document; errors (400, 422) come back as documents too."""

@@ -35,6 +35,17 @@ def free_udp_tcp_port() -> int:
     raise RuntimeError(msg)
 
 
+def terminate(process: subprocess.Popen[bytes], timeout: float = 5.0) -> None:
+    """SIGTERM, then SIGKILL after `timeout`; one that has already exited is left alone."""
+    if process.poll() is None:
+        process.terminate()
+        try:
+            process.wait(timeout)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait(timeout)
+
+
 class Foreground:
     """Mixin for a server run in the foreground as ``self.process``."""
 
@@ -51,15 +62,9 @@ class Foreground:
         self.paused = False
 
     def stop_process(self) -> None:
-        if self.process.poll() is None:
-            if self.paused:
-                self.resume()  # a stopped process would hold SIGTERM pending forever
-            self.process.terminate()
-            try:
-                self.process.wait(5)
-            except subprocess.TimeoutExpired:
-                self.process.kill()
-                self.process.wait(5)
+        if self.process.poll() is None and self.paused:
+            self.resume()  # a stopped process would hold SIGTERM pending forever
+        terminate(self.process)
 
 
 async def bind_udp_tcp(

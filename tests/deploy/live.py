@@ -26,6 +26,7 @@ import yaml
 
 from tests.deploy.tools import PROMETHEUS_YML, free_port, poll
 from tests.prometheus import INTERVAL, Prometheus
+from tests.servers import terminate
 
 START_TIMEOUT = 20.0
 """Seconds for each process to come up (the lab, the daemon, Prometheus)."""
@@ -99,16 +100,6 @@ def _start(argv: Sequence[str], log: Path) -> subprocess.Popen[bytes]:
     with log.open("wb") as out:
         return subprocess.Popen(argv, stdin=subprocess.DEVNULL, stdout=out, stderr=out,
                                 env={**os.environ, "PYTHONUNBUFFERED": "1"})
-
-
-def _stop(process: subprocess.Popen[bytes]) -> None:
-    if process.poll() is None:
-        process.terminate()
-        try:
-            process.wait(STOP_TIMEOUT)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait()
 
 
 def write_daemon_config(folder: Path, clusters: Sequence[LabCluster], status_port: int) -> Path:
@@ -194,4 +185,4 @@ def running_stack(folder: Path) -> Iterator[Stack]:
         if stack.prometheus is not None:
             stack.prometheus.stop()
         for process in reversed(stack.processes.values()):
-            _stop(process)
+            terminate(process, STOP_TIMEOUT)
