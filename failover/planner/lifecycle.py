@@ -51,7 +51,11 @@ class Life:
 
 def cooldown(recovery: Recovery, failed: int) -> float:
     """Seconds to wait after the ``failed``-th consecutive failed recovery (from 1)."""
-    return float(min(recovery.cooldown * 2 ** max(failed - 1, 0), recovery.max_cooldown))
+    # The doublings are capped before the power is taken: from the 1,025th failure on, a
+    # float would overflow (OverflowError on every tick, the plan wedged). 2**1000 times any
+    # cooldown is past any max_cooldown.
+    doublings = min(max(failed - 1, 0), 1000)
+    return float(min(recovery.cooldown * 2 ** doublings, recovery.max_cooldown))
 
 
 def cooling(life: Life, now: float) -> bool:
