@@ -13,7 +13,7 @@ from pydantic import BaseModel, ValidationError
 from yaml.composer import ComposerError
 from yaml.constructor import ConstructorError
 
-from failover.config.models import Config
+from failover.config.models import Config, dotted
 
 M = TypeVar("M", bound=BaseModel)
 
@@ -139,20 +139,13 @@ def _walk(node: yaml.Node, path: PathKey, lines: dict[PathKey, int], source: str
             key = key_node.value if isinstance(key_node, yaml.ScalarNode) else str(key_node)
             if key in seen:
                 raise ConfigError(source, [Problem(
-                    key_node.start_mark.line + 1, _dotted((*path, key)), "duplicate key")])
+                    key_node.start_mark.line + 1, dotted((*path, key)), "duplicate key")])
             seen.add(key)
             _walk(value_node, (*path, key), lines, source)
             lines[(*path, key)] = key_node.start_mark.line + 1
     elif isinstance(node, yaml.SequenceNode):
         for index, item in enumerate(node.value):
             _walk(item, (*path, index), lines, source)
-
-
-def _dotted(path: PathKey) -> str:
-    out = ""
-    for part in path:
-        out += f"[{part}]" if isinstance(part, int) else (f".{part}" if out else str(part))
-    return out
 
 
 def _data_path(data: Any, loc: PathKey) -> PathKey:
@@ -165,7 +158,10 @@ def _data_path(data: Any, loc: PathKey) -> PathKey:
         isinstance(data, list) and isinstance(head, int) and 0 <= head < len(data))
     if exists:
         below = (head, *_data_path(data[head], rest))
-        if len(below) >= len(best):
+        # A tag can also be a key (an http check's tag is its `http` key): on a tie, the
+        # path that reaches the key the error is about wins.
+        if len(below) > len(best) or (len(below) == len(best) and (
+                below[-1:] == loc[-1:] or best[-1:] != loc[-1:])):
             return below
     return best
 
@@ -221,7 +217,7 @@ def parse_model(model: type[M], text: str, source: str,
             path = _data_path(data, loc)
             if error["type"] in ("extra_forbidden", "missing") and loc and loc[-1] not in path:
                 path = (*path, loc[-1])
-            problems.append(Problem(_line_for(path, lines), _dotted(path), error_message(error)))
+            problems.append(Problem(_line_for(path, lines), dotted(path), error_message(error)))
         raise ConfigError(source, problems) from exc
 
 

@@ -20,10 +20,18 @@ from pydantic import (
 from pydantic_core import PydanticCustomError
 
 from failover.config.addresses import HostPort, HttpUrl, IpAddress, ListenAddress
-from failover.config.budget import all_jobs, worst_case_rates
+from failover.config.budget import Job, all_jobs, worst_case_rates
 from failover.config.durations import Duration, PositiveDuration
 
 _NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,62}$")
+
+
+def dotted(path: tuple[str | int, ...]) -> str:
+    """``clusters[0].checks[1]``: a config path as an operator writes it."""
+    out = ""
+    for part in path:
+        out += f"[{part}]" if isinstance(part, int) else (f".{part}" if out else str(part))
+    return out
 
 
 def located(path: tuple[str | int, ...], message: str) -> PydanticCustomError:
@@ -399,6 +407,17 @@ class PrometheusSignals(Strict):
         return self
 
 
+def _unique(jobs: list[Job]) -> None:
+    """Two checks of one cluster on the same target would be scheduled as one job, and
+    one of them silently never run."""
+    first: dict[str, Job] = {}
+    for job in jobs:
+        if job.key in first:
+            raise located(job.path, f"{job.label} is already checked at "
+                          f"{dotted(first[job.key].path)}: each target once per cluster")
+        first[job.key] = job
+
+
 class SignalsConfig(Strict):
     """Where the closed-loop recovery's live load signals come from."""
 
@@ -452,6 +471,7 @@ class Config(Strict):
     def _within_budget(self) -> None:
         """Do no harm: refuse a config whose probes could exceed the budget, retries included."""
         jobs = all_jobs(self.clusters, self.vantage)
+        _unique(jobs)
         rates = worst_case_rates(jobs, self.probing)
         budget = self.probing.budget
         for job in jobs:
