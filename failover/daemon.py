@@ -139,8 +139,8 @@ class Daemon:
         self._scheduler: Scheduler | None = None
         self.status = Listener("status", status_app(self, self.metrics), config.listen.status)
         self.overrides = Overrides()
-        self.audit = AuditLog(config.state_dir / "audit.jsonl")
-        self.state_path = config.state_dir / "state.json"
+        self.audit = AuditLog(config.audit_file)
+        self.state_path = config.state_file
         self._saved: dict[str, Any] | None = None
         self._saving: asyncio.Future[None] | None = None
         self.signals: PrometheusSource | None = None

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import ipaddress
 import os
 import re
 from pathlib import Path
@@ -19,7 +20,7 @@ from pydantic import (
 )
 from pydantic_core import PydanticCustomError
 
-from failover.config.addresses import HostPort, HttpUrl, IpAddress, ListenAddress
+from failover.config.addresses import HostPort, HttpUrl, IpAddress, ListenAddress, split_hostport
 from failover.config.budget import Job, all_jobs, worst_case_rates
 from failover.config.durations import Duration, PositiveDuration
 
@@ -70,6 +71,17 @@ class Listen(Strict):
     @classmethod
     def _relative_to_config(cls, value: Path | None, info: ValidationInfo) -> Path | None:
         return None if value is None else _resolve(value, info)
+
+    @model_validator(mode="after")
+    def _apart(self) -> Listen:
+        status = split_hostport(self.status, listen=True)
+        admin = split_hostport(self.admin, listen=True)
+        wildcard = {"0.0.0.0", "::"}  # noqa: S104 - the addresses compared, not bound
+        if status.port and status.port == admin.port and (
+                status.host == admin.host or {status.host, admin.host} & wildcard):
+            raise located(("admin",), f"{self.admin} is where the status listener is "
+                          f"({self.status}): the two need their own ports")
+        return self
 
 
 class Budget(Strict):
@@ -191,6 +203,15 @@ class DnsCheck(Strict):
     expect: list[IpAddress] = []
     """Optional: addresses that must all appear in every answer."""
     qtype: Literal["A", "AAAA"] = "A"
+
+    @model_validator(mode="after")
+    def _expect_fits_qtype(self) -> DnsCheck:
+        version = 4 if self.qtype == "A" else 6
+        for index, address in enumerate(self.expect):
+            if ipaddress.ip_address(address).version != version:
+                raise located(("expect", index), f"{address} is not an IPv{version} address: "
+                              f"an {self.qtype} answer can never hold it")
+        return self
 
     @field_validator("names")
     @classmethod
@@ -457,6 +478,11 @@ class Config(Strict):
             seen[cluster.name] = index
         if sum(cluster.weight for cluster in self.clusters) <= 0:
             raise located(("clusters",), "all cluster weights are 0: at least one must be above 0")
+        own = {self.state_file: "the daemon's state", self.audit_file: "the audit log"}
+        for index, actuator in enumerate(self.actuators):
+            if isinstance(actuator, FileActuator) and actuator.path in own:
+                raise located(("actuators", index, "path"), (
+                    f"{actuator.path} is {own[actuator.path]}: write the weights elsewhere"))
         for index, actuator in enumerate(self.actuators):
             mapped = actuator.servers if isinstance(actuator, HaproxyActuator) else (
                 actuator.addresses if isinstance(actuator, DnsActuator) else {}
@@ -486,6 +512,14 @@ class Config(Strict):
             raise located(("probing", "budget", "total_per_second"), (
                 f"worst case {rates.total:.2f} requests/s in all exceeds "
                 f"probing.budget.total_per_second ({budget.total_per_second:g})"))
+
+    @property
+    def state_file(self) -> Path:
+        return self.state_dir / "state.json"
+
+    @property
+    def audit_file(self) -> Path:
+        return self.state_dir / "audit.jsonl"
 
     def cluster(self, name: str) -> Cluster | None:
         return next((c for c in self.clusters if c.name == name), None)

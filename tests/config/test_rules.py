@@ -70,3 +70,56 @@ def test_an_error_in_an_http_check_names_its_key_not_the_tag() -> None:
             weight: 1
             checks: [{http: http://127.0.0.1:8101/, expect_status: [200]}]
         """) == ["c.yaml:4: clusters[0].checks[0].expect_status: Input should be a valid integer"]
+
+
+@pytest.mark.parametrize(("status", "admin"), [
+    ("127.0.0.1:9470", "127.0.0.1:9470"),
+    ("0.0.0.0:9470", "127.0.0.1:9470"),
+    ("[::1]:9470", "[::]:9470"),
+])
+def test_status_and_admin_on_one_port_are_refused(status: str, admin: str) -> None:
+    """They could never both bind; `run` found out only at start."""
+    lines = errors(f"""\
+        listen: {{status: "{status}", admin: "{admin}"}}
+        clusters: [{{name: a, weight: 1, checks: [{{tcp: 127.0.0.1:8101}}]}}]
+        """)
+    assert len(lines) == 1
+    assert lines[0].startswith("c.yaml:1: listen.admin: ")
+    assert "the two need their own ports" in lines[0]
+
+
+def test_status_and_admin_may_share_a_port_number_on_different_hosts_or_port_0() -> None:
+    for listen in ('{status: "127.0.0.1:9470", admin: "127.0.0.2:9470"}',
+                   '{status: "127.0.0.1:0", admin: "127.0.0.1:0"}'):
+        parse(f"listen: {listen}\nclusters: [{{name: a, weight: 1, checks: "
+              "[{tcp: 127.0.0.1:8101}]}]\n", "c.yaml")
+
+
+@pytest.mark.parametrize(("qtype", "expect", "version"), [
+    ("A", "::1", 4), ("AAAA", "127.0.0.1", 6)])
+def test_an_expected_address_of_the_other_family_is_refused(qtype: str, expect: str,
+                                                            version: int) -> None:
+    """An A answer can never hold an IPv6 address: the check could only ever fail."""
+    assert errors(f"""\
+        clusters:
+          - name: a
+            weight: 1
+            dns: {{server: 127.0.0.1:5301, names: [api.local], qtype: {qtype},
+                  expect: ["{expect}"]}}
+        """) == [f"c.yaml:5: clusters[0].dns.expect[0]: {expect} is not an IPv{version} "
+                 f"address: an {qtype} answer can never hold it"]
+
+
+@pytest.mark.parametrize(("path", "what"), [("var/state.json", "the daemon's state"),
+                                             ("var/audit.jsonl", "the audit log")])
+def test_a_file_actuator_writing_the_daemons_own_files_is_refused(path: str,
+                                                                  what: str) -> None:
+    lines = errors(f"""\
+        state_dir: var
+        clusters: [{{name: a, weight: 1, checks: [{{tcp: 127.0.0.1:8101}}]}}]
+        actuators:
+          - {{type: file, path: {path}}}
+        """)
+    assert len(lines) == 1
+    assert lines[0].startswith("c.yaml:4: actuators[0].path: ")
+    assert lines[0].endswith(f"is {what}: write the weights elsewhere")
