@@ -17,6 +17,8 @@ from failover import __version__, admin_client
 from failover.config import Config, ConfigError, all_jobs, load, worst_case_rates
 
 OK, USER_ERROR, USAGE, UNREACHABLE = 0, 1, 2, 3
+TASK_DIED = 70
+"""An essential task died (EX_SOFTWARE): a bug; the data plane keeps its weights."""
 
 
 def _check(args: argparse.Namespace) -> int:
@@ -42,7 +44,12 @@ def _check(args: argparse.Namespace) -> int:
 
 def _run(args: argparse.Namespace) -> int:
     from failover import logs  # noqa: PLC0415 - keep `check` and `status` light
-    from failover.daemon import Daemon, UnsupportedActuator  # noqa: PLC0415 - same
+    from failover.daemon import (  # noqa: PLC0415 - same
+        Daemon,
+        StartupError,
+        TaskDied,
+        UnsupportedActuator,
+    )
 
     logs.setup(args.log_level, args.log_format)
     try:
@@ -56,12 +63,14 @@ def _run(args: argparse.Namespace) -> int:
 
     try:
         asyncio.run(main())
-    except (UnsupportedActuator, ValueError) as exc:
+    except (UnsupportedActuator, StartupError) as exc:
         print(f"{args.config}: {exc}", file=sys.stderr)
         return USER_ERROR
-    except OSError as exc:
-        print(f"failover: cannot start: {exc}", file=sys.stderr)
-        return USER_ERROR
+    except TaskDied as exc:
+        # Logged with its traceback where it died; this is the exit the supervisor sees.
+        print(f"failover: {exc}; exiting so that the service manager restarts it",
+              file=sys.stderr)
+        return TASK_DIED
     return OK
 
 

@@ -1,0 +1,282 @@
+"""The supervisor: builds the parts, runs them as named tasks under one TaskGroup, and stops
+the process when one dies. It moves values between the parts and decides nothing."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import os
+import signal
+import time
+from collections.abc import Awaitable, Callable, Mapping
+from pathlib import Path
+
+from prometheus_client import CollectorRegistry
+
+from failover import controller
+from failover.actuators.runner import ActuatorRunner
+from failover.api.admin import admin_app
+from failover.api.audit import AuditLog
+from failover.api.server import Listener
+from failover.api.status import status_app
+from failover.config import Config, ProbeKind, all_jobs
+from failover.config.budget import Job
+from failover.controller import Inputs, Planner
+from failover.daemon.parts import TOKEN_ENV, admin_token, build_actuators
+from failover.daemon.publish import Publisher
+from failover.daemon.reload import WATCH_EVERY, Reloader
+from failover.daemon.state import StateKeeper
+from failover.daemon.supervisor import Heartbeats, StartupError, TaskDied, essential
+from failover.daemon.surface import Surface
+from failover.health import HealthTracker
+from failover.health.results import ProbeResult
+from failover.metrics import Metrics
+from failover.overrides import Overrides
+from failover.planner import plan as make_plan
+from failover.planner.model import ClusterState, Plan, Signals
+from failover.probes import PROBES
+from failover.probes.base import ProbeFn
+from failover.probes.scheduler import Scheduler
+from failover.signals import PrometheusSource, SignalMetrics
+
+log = logging.getLogger("failover.daemon")
+
+LAG_PERIOD = 0.25
+"""Seconds between two loop-lag samples."""
+STALL_AFTER = 10.0
+"""Seconds an essential loop may go without progress (beyond its own period) before
+/healthz answers 503."""
+
+
+class Daemon:
+    """``run()`` serves until ``stop()`` or SIGTERM; raises TaskDied when an essential task
+    dies and StartupError when something it needs is missing."""
+
+    def __init__(self, config: Config, config_path: Path | None = None,
+                 registry: CollectorRegistry | None = None, *,
+                 planner: Planner = make_plan, probes: Mapping[ProbeKind, ProbeFn] = PROBES,
+                 watch_every: float = WATCH_EVERY) -> None:
+        self.config = config
+        self.plan: Plan | None = None
+        self.stopping = asyncio.Event()
+        self._planner = planner
+        self._probes = probes
+        self.metrics = Metrics(registry or CollectorRegistry())
+        self.health = HealthTracker(config)
+        self.runners = [
+            # The runner's limit a little beyond the actuator's own: its message is clearer.
+            ActuatorRunner(actuator, self.metrics, config.policy.tick, timeout=spec.timeout + 1)
+            for actuator, spec in zip(build_actuators(config), config.actuators, strict=True)]
+        self.overrides = Overrides()
+        self.state = StateKeeper(config.state_file, self.metrics)
+        self.publisher = Publisher(self.metrics)
+        self.heartbeats = Heartbeats(time.monotonic)
+        self.reloader = Reloader(config_path, lambda: self.config, self._take_config,
+                                 self.metrics, watch_every)
+        self.signals: PrometheusSource | None = None
+        if config.signals.prometheus is not None:
+            self.signals = PrometheusSource(config.signals.prometheus, self._signal_clusters,
+                                            SignalMetrics(self.metrics.registry))
+        self._scheduler: Scheduler | None = None
+        self.surface = Surface(
+            config=lambda: self.config, config_path=config_path, plan=lambda: self.plan,
+            signals=self._live_signals, health=self.health, runners=self.runners,
+            overrides=self.overrides, publisher=self.publisher, heartbeats=self.heartbeats,
+            state=self.state, reloader=self.reloader, changed=self._save_soon)
+        self.status = Listener("status", status_app(self.surface, self.metrics),
+                               config.listen.status)
+        try:
+            token = admin_token(config)
+        except (OSError, ValueError) as exc:
+            msg = f"listen.admin_token_file: {exc}"
+            raise StartupError(msg) from exc
+        self.admin: Listener | None = None
+        if token is None:
+            log.warning("admin API disabled: no token (set listen.admin_token_file or %s)",
+                        TOKEN_ENV)
+        else:
+            self.admin = Listener("admin", admin_app(self.surface, token,
+                                                     AuditLog(config.audit_file)),
+                                  config.listen.admin)
+        self._saves: set[asyncio.Task[None]] = set()
+
+    @property
+    def reload_requested(self) -> asyncio.Event:
+        return self.reloader.requested
+
+    def reload(self) -> bool:
+        return self.reloader.reload()
+
+    def extra_status(self) -> dict[str, object]:
+        return self.surface.extra_status()
+
+    def stop(self) -> None:
+        self.stopping.set()
+
+    async def run(self) -> None:
+        loop = asyncio.get_running_loop()
+        self.state.check_writable()
+        self._scheduler = Scheduler(all_jobs(self.config.clusters, self.config.vantage),
+                                    self.config.probing, self.metrics, self._record,
+                                    self._probes)
+        log.info("starting with %d clusters, %d probe jobs", len(self.config.clusters),
+                 len(self._scheduler.jobs))
+        self._restore(loop.time())
+        for signum, handler in ((signal.SIGTERM, self.stop), (signal.SIGINT, self.stop),
+                                (signal.SIGHUP, self.reload_requested.set)):
+            with contextlib.suppress(NotImplementedError, RuntimeError):
+                loop.add_signal_handler(signum, handler)
+        tick = self.config.policy.tick
+        self.heartbeats.expect("planner", tick + STALL_AFTER)
+        self.heartbeats.expect("loop-lag", LAG_PERIOD + STALL_AFTER)
+        probing = self.config.probing
+        # Every job reports at least once per interval (jitter included) plus its timeout.
+        self.heartbeats.expect("prober", probing.interval * (1 + probing.jitter)
+                               + probing.timeout + STALL_AFTER)
+        try:
+            async with asyncio.TaskGroup() as tasks:
+                def start(name: str, run: Callable[[], Awaitable[None]]) -> None:
+                    tasks.create_task(essential(name, run), name=name)
+
+                # Actuators first: a restored plan is re-applied before the first probe.
+                for runner in self.runners:
+                    start(f"actuator {runner.actuator.name}", runner.run)
+                start("status-listener", lambda: self._serve(self.status))
+                if self.admin is not None:
+                    admin = self.admin
+                    start("admin-listener", lambda: self._serve(admin))
+                start("prober", self._scheduler.run)
+                start("planner", self._plan_loop)
+                if self.signals is not None:
+                    start("signals", self.signals.run)  # its own session and budget
+                start("loop-lag", self._lag_loop)
+                start("reload", self.reloader.run)
+                start("config-watch", self.reloader.watch)
+                await self.stopping.wait()
+                raise _Stopping
+        except* _Stopping:
+            log.info("stopped; the data plane is left as it is")
+        except* (StartupError, TaskDied) as group:
+            raise group.exceptions[0] from None
+        finally:
+            for signum in (signal.SIGTERM, signal.SIGINT, signal.SIGHUP):
+                loop.remove_signal_handler(signum)
+            # The last word on disk: a freeze or drain made since the last tick survives.
+            await asyncio.shield(self._final_save())
+
+    async def _final_save(self) -> None:
+        await self.state.settle()
+        await self.state.save(self.plan, self.overrides)
+
+    async def _serve(self, listener: Listener) -> None:
+        try:
+            await listener.serve()
+        except OSError as exc:
+            if listener.ready.is_set():
+                raise
+            # asyncio's bind error repeats the address; the errno's text is the news.
+            why = os.strerror(exc.errno) if exc.errno else str(exc)
+            msg = f"{listener.name} listener: cannot listen on {listener.address}: {why}"
+            raise StartupError(msg) from exc
+
+    def _restore(self, loop_now: float) -> None:
+        """Take up the plan and overrides the last run left, and re-apply that plan at once:
+        after a crash the data plane may lag what was decided. Nothing moves until verdicts
+        come in (unknown clusters keep their shares)."""
+        saved = self.state.restore(loop_now)
+        self.overrides.drains.update(saved.overrides.drains)
+        self.overrides.freeze = saved.overrides.freeze
+        self.overrides.forget({c.name for c in self.config.clusters})
+        if saved.plan is None:
+            return
+        self.plan = saved.plan
+        log.info("restored plan %d from %s; re-applying it", saved.plan.version,
+                 self.state.path)
+        for runner in self.runners:
+            runner.submit(saved.plan)
+
+    def _save_soon(self) -> None:
+        """An operator's change is saved now, not at the next tick."""
+        task = asyncio.get_running_loop().create_task(self.state.save(self.plan,
+                                                                      self.overrides))
+        self._saves.add(task)
+        task.add_done_callback(self._saves.discard)
+
+    def _take_config(self, new: Config) -> None:
+        self.config = new
+        self.health.update_config(new)
+        self.overrides.forget({c.name for c in new.clusters})
+        if self._scheduler is not None:
+            self._scheduler.update(all_jobs(new.clusters, new.vantage), new.probing)
+
+    def _record(self, job: Job, result: ProbeResult) -> None:
+        self.health.record(job.key, result, asyncio.get_running_loop().time())
+        self.heartbeats.beat("prober")
+
+    async def _plan_loop(self) -> None:
+        loop = asyncio.get_running_loop()
+        while True:
+            now = loop.time()
+            try:
+                for name in self.overrides.expire(time.time()):
+                    log.warning("drain of %s expired", name)
+                freeze = self.overrides.freeze
+                inputs = Inputs(self.health.views(now), self.config.demand_rps,
+                                self.health.vantage_ok(), self.overrides.drain_reasons(),
+                                None if freeze is None else freeze.reason,
+                                self._live_signals(), applied=self._applied())
+                step = controller.tick(self.config.policy, self.plan, inputs, now,
+                                       self._planner)
+                # Saved before it is applied: a restart never resumes from behind what the
+                # data plane already carries.
+                await self.state.save(step.plan, self.overrides)
+                previous, self.plan = self.plan, step.plan
+                self.publisher.publish(step.plan, previous, now)
+                if step.actuate:
+                    for runner in self.runners:
+                        runner.submit(step.plan)
+                self.heartbeats.beat("planner")
+            except Exception:
+                # The iteration guard: the last plan stays applied (static stability) and the
+                # next tick tries again; no heartbeat, so a planner that fails every tick
+                # turns /healthz to 503 within its bound.
+                self.metrics.errors.labels("planner").inc()
+                log.exception("planning failed; keeping the last plan")
+            await asyncio.sleep(self.config.policy.tick)
+
+    def _live_signals(self) -> Signals:
+        """Prometheus's when it is configured; else what the probes themselves say."""
+        if self.signals is not None:
+            return self.signals.signals()
+        return self.health.probe_signals()
+
+    def _signal_clusters(self) -> list[str]:
+        """Clusters to query, most important first: those recovering, then waiting, then
+        held to a limit, then the rest (the query budget may not reach the last)."""
+        if self.plan is None:
+            return [c.name for c in self.config.clusters]
+        order = {ClusterState.RECOVERING: 0, ClusterState.WAITING: 1}
+        return [c.name for c in sorted(
+            self.plan.clusters,
+            key=lambda c: (order.get(c.state, 2 if c.guard is not None else 3), c.rank))]
+
+    def _applied(self) -> bool:
+        """Every actuator carries the current plan (what a ramp needs to count the time)."""
+        if self.plan is None or self.plan.version < 1:
+            return True
+        version = self.plan.version
+        return all(r.applied_version is not None and r.applied_version >= version
+                   for r in self.runners)
+
+    async def _lag_loop(self) -> None:
+        loop = asyncio.get_running_loop()
+        while True:
+            start = loop.time()
+            self.heartbeats.beat("loop-lag")
+            await asyncio.sleep(LAG_PERIOD)
+            self.metrics.event_loop_lag.observe(max(0.0, loop.time() - start - LAG_PERIOD))
+
+
+class _Stopping(Exception):
+    """Raised inside the TaskGroup to cancel every task once a stop is requested."""

@@ -1,0 +1,117 @@
+"""Config reloads: on SIGHUP, on an admin call, and when the file's content changes. A bad
+config keeps the running one and is reported, never applied."""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import logging
+from collections.abc import Callable
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+from failover.config import Config, ConfigError, load
+from failover.daemon.parts import UnsupportedActuator, build_actuators
+from failover.metrics import Metrics
+
+log = logging.getLogger("failover.daemon")
+
+WATCH_EVERY = 2.0
+"""Seconds between two looks at the config file's content."""
+
+
+def _digest(path: Path) -> bytes | None:
+    """The file's content hash; None while it cannot be read (mid-rename, deleted)."""
+    try:
+        return hashlib.sha256(path.read_bytes()).digest()
+    except OSError:
+        return None
+
+
+def _validated(path: Path) -> Config:
+    """Everything ``run`` would refuse; actuators are built only to be checked."""
+    config = load(path)
+    build_actuators(config)
+    return config
+
+
+class Reloader:
+    def __init__(self, path: Path | None, running: Callable[[], Config],
+                 apply: Callable[[Config], None], metrics: Metrics,
+                 watch_every: float = WATCH_EVERY) -> None:
+        self.path = path
+        self._running = running
+        self._apply = apply
+        self._metrics = metrics
+        self._watch_every = watch_every
+        self.requested = asyncio.Event()
+        self.last: dict[str, Any] = {"result": None, "at": None, "error": None}
+
+    def error(self) -> str | None:
+        error: str | None = self.last.get("error")
+        return error
+
+    def reload(self) -> bool:
+        """Re-read the config now (the admin API's call); False when it was refused."""
+        if self.path is None:
+            return False
+        try:
+            new = _validated(self.path)
+        except (ConfigError, UnsupportedActuator, OSError) as exc:
+            return self._refused(exc)
+        return self._take(new)
+
+    async def reload_off_loop(self) -> bool:
+        """As ``reload``, with the file read and parsed on a thread: a large file must not
+        stall probes and planning."""
+        if self.path is None:
+            return False
+        try:
+            new = await asyncio.to_thread(_validated, self.path)
+        except (ConfigError, UnsupportedActuator, OSError) as exc:
+            return self._refused(exc)
+        return self._take(new)
+
+    def _refused(self, exc: Exception) -> bool:
+        self._metrics.config_reloads.labels("error").inc()
+        self.last = {"result": "error", "at": _now(), "error": str(exc)}
+        log.error("config reload failed, keeping the running config:\n%s", exc)
+        return False
+
+    def _take(self, new: Config) -> bool:
+        old = self._running()
+        if new.actuators != old.actuators or new.listen != old.listen \
+                or new.signals != old.signals:
+            log.warning("listener, actuator and signals changes take effect at the next restart")
+        self._apply(new)
+        self._metrics.config_reloads.labels("ok").inc()
+        self.last = {"result": "ok", "at": _now(), "error": None}
+        log.info("config reloaded from %s", self.path)
+        return True
+
+    async def run(self) -> None:
+        """Reload whenever asked."""
+        while True:
+            await self.requested.wait()
+            self.requested.clear()
+            await self.reload_off_loop()
+
+    async def watch(self) -> None:
+        """Ask for a reload when the file's content changes. The path is read anew each
+        time, so an editor's write-to-temp-then-rename is seen like an in-place write."""
+        if self.path is None:
+            await asyncio.Event().wait()  # nothing to watch; park until cancelled
+            return
+        last = await asyncio.to_thread(_digest, self.path)
+        while True:
+            await asyncio.sleep(self._watch_every)
+            current = await asyncio.to_thread(_digest, self.path)
+            if current is not None and current != last:
+                last = current
+                log.info("config file %s changed; reloading", self.path)
+                self.requested.set()
+
+
+def _now() -> str:
+    return datetime.now(UTC).isoformat(timespec="seconds")

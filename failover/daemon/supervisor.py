@@ -1,0 +1,61 @@
+"""Supervision: essential tasks that never end, heartbeats that prove they still make
+progress, and the errors that stop the process instead of being hidden."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Awaitable, Callable
+
+log = logging.getLogger(__name__)
+
+
+class StartupError(Exception):
+    """Something the daemon needs is not there (a port in use, an unwritable state_dir, an
+    unreadable token file): one line for the operator, exit 1, never a traceback."""
+
+
+class TaskDied(Exception):
+    """An essential task raised or returned: the process stops (exit 70) so that systemd or
+    the container restarts it; the data plane keeps the weights it has."""
+
+    def __init__(self, name: str) -> None:
+        super().__init__(f"task {name} died")
+        self.name = name
+
+
+async def essential(name: str, run: Callable[[], Awaitable[None]]) -> None:
+    """Run a task that must never end. Restarting it here would hide a bug that recurs; a
+    task that handles its own errors does so in its loop (the planner keeps the last plan)."""
+    try:
+        await run()
+    except (asyncio.CancelledError, StartupError):
+        raise
+    except Exception as exc:
+        log.critical("task %s died: %r; stopping", name, exc, exc_info=exc)
+        raise TaskDied(name) from exc
+    log.critical("task %s returned; stopping", name)
+    raise TaskDied(name)
+
+
+class Heartbeats:
+    """When each essential loop last made progress, and how long it may go without."""
+
+    def __init__(self, clock: Callable[[], float]) -> None:
+        self._clock = clock
+        self._last: dict[str, float] = {}
+        self._within: dict[str, float] = {}
+
+    def expect(self, name: str, within: float) -> None:
+        """``name`` must beat at least every ``within`` seconds from now on."""
+        self._within[name] = within
+        self._last.setdefault(name, self._clock())
+
+    def beat(self, name: str) -> None:
+        self._last[name] = self._clock()
+
+    def stalled(self) -> list[str]:
+        """The loops overdue now, each with how long it has been silent."""
+        now = self._clock()
+        return [f"{name} silent for {now - self._last[name]:.1f}s (bound {within:g}s)"
+                for name, within in self._within.items() if now - self._last[name] > within]

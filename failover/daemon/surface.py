@@ -1,0 +1,134 @@
+"""What the status and admin listeners see of the daemon, and what an operator may change:
+views of the parts, nothing that plans."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Sequence
+from pathlib import Path
+from typing import Any
+
+from failover.actuators.runner import ActuatorRunner
+from failover.config import Config
+from failover.daemon.publish import Publisher
+from failover.daemon.reload import Reloader
+from failover.daemon.state import StateKeeper
+from failover.daemon.supervisor import Heartbeats
+from failover.health import HealthTracker
+from failover.overrides import Drain, Freeze, Overrides
+from failover.planner.model import Plan, Signals
+
+
+class Surface:
+    """The daemon as `StatusSource` and `AdminTarget`. ``changed`` is called after every
+    operator change, so that it is saved at once rather than at the next tick."""
+
+    def __init__(self, *, config: Callable[[], Config], config_path: Path | None,
+                 plan: Callable[[], Plan | None], signals: Callable[[], Signals],
+                 health: HealthTracker, runners: Sequence[ActuatorRunner],
+                 overrides: Overrides, publisher: Publisher, heartbeats: Heartbeats,
+                 state: StateKeeper, reloader: Reloader, changed: Callable[[], None]) -> None:
+        self._config = config
+        self._config_path = config_path
+        self._plan = plan
+        self._signals = signals
+        self._health = health
+        self._runners = runners
+        self.overrides = overrides
+        self._publisher = publisher
+        self._heartbeats = heartbeats
+        self._state = state
+        self._reloader = reloader
+        self._changed = changed
+
+    # -- StatusSource ------------------------------------------------------------------------
+
+    def current_plan(self) -> Plan | None:
+        return self._plan()
+
+    def cluster_checks(self, cluster: str) -> list[dict[str, Any]]:
+        return self._health.checks(cluster)
+
+    def score_components(self, cluster: str) -> dict[str, float]:
+        try:
+            score = self._health.cluster(cluster).score
+        except KeyError:  # a cluster removed by a reload, still in the plan for a tick
+            return {}
+        return {"success_ratio": round(score.success_ratio, 4),
+                "latency_factor": round(score.latency_factor, 4)}
+
+    def decisions(self, limit: int) -> list[dict[str, Any]]:
+        return self._publisher.decisions(limit)
+
+    def extra_status(self) -> dict[str, Any]:
+        plan = self._plan()
+        return {
+            "actuators": [
+                {"name": r.actuator.name, "applied_version": r.applied_version,
+                 "planned_version": None if plan is None else plan.version,
+                 "last_error": r.last_error, "last_drift": r.last_drift,
+                 "last_drift_at": r.last_drift_at}
+                for r in self._runners
+            ],
+            "config": {"path": str(self._config_path) if self._config_path else None,
+                       "last_reload": self._reloader.last},
+            "overrides": self.overrides.as_dict(),
+            "signals": self._signals_status(),
+            "liveness": {"stalled": self._heartbeats.stalled(),
+                         "state_save": self._state.failing},
+        }
+
+    def _signals_status(self) -> dict[str, Any]:
+        """Where the closed loop's signals come from and how fresh they are."""
+        signals, plan = self._signals(), self._plan()
+        # Ages against the plan's clock: what the last tick saw, and no loop needed.
+        now = plan.at if plan is not None else max(
+            (s.measured_at for s in signals.clusters.values()), default=0.0)
+        ages = [now - s.measured_at for s in signals.clusters.values()]
+        shared = signals.shared
+        return {"source": signals.source, "clusters": len(signals.clusters),
+                "oldest_age_s": round(max(ages), 3) if ages else None,
+                "shared_expected": signals.shared_expected,
+                "shared": None if shared is None else {
+                    "utilization": shared.utilization, "error_ratio": shared.error_ratio,
+                    "age_s": round(now - shared.measured_at, 3)}}
+
+    def alive(self) -> bool:
+        """Every essential loop made progress within its bound, and the state is saved."""
+        return not self._heartbeats.stalled() and self._state.failing is None
+
+    def ready(self) -> bool:
+        return self._health.all_have_verdicts()
+
+    # -- AdminTarget -------------------------------------------------------------------------
+
+    def has_cluster(self, name: str) -> bool:
+        return self._config().cluster(name) is not None
+
+    def drain(self, name: str, reason: str, expires_in: float | None) -> dict[str, Any]:
+        now = time.time()
+        drain = Drain(reason, now, None if expires_in is None else now + expires_in)
+        self.overrides.drains[name] = drain
+        self._changed()
+        return {"reason": drain.reason, "until": drain.until}
+
+    def undrain(self, name: str) -> bool:
+        undrained = self.overrides.drains.pop(name, None) is not None
+        self._changed()
+        return undrained
+
+    def freeze(self, reason: str) -> dict[str, Any]:
+        self.overrides.freeze = Freeze(reason, time.time())
+        self._changed()
+        return {"reason": reason}
+
+    def unfreeze(self) -> bool:
+        was, self.overrides.freeze = self.overrides.freeze, None
+        self._changed()
+        return was is not None
+
+    def reload(self) -> bool:
+        return self._reloader.reload()
+
+    def reload_error(self) -> str | None:
+        return self._reloader.error()

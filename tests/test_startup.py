@@ -1,0 +1,129 @@
+"""What stops the daemon from starting says so in one line and exits 1; what an operator
+changed survives the stop that follows."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import socket
+import subprocess
+import sys
+import textwrap
+from pathlib import Path
+
+import pytest
+
+from failover.config import load
+from failover.daemon import Daemon, StartupError
+from failover.daemon.supervisor import Heartbeats
+from tests.servers import free_port
+
+WITHIN = 20.0
+
+
+def config(tmp_path: Path, *, status: str = "127.0.0.1:0", extra: str = "") -> Path:
+    path = tmp_path / "c.yaml"
+    path.write_text(textwrap.dedent(f"""\
+        listen: {{status: "{status}", admin: "127.0.0.1:0"}}
+        state_dir: state
+        clusters:
+          - {{name: a, weight: 1, checks: [{{tcp: "127.0.0.1:1"}}]}}
+        """) + extra)
+    return path
+
+
+def run(path: Path, **env: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "failover", "run", "-c", str(path), "--log-level", "error"],
+        capture_output=True, text=True, timeout=WITHIN, check=False,
+        env={**os.environ, "PYTHONUNBUFFERED": "1", **env})
+
+
+def test_a_status_port_in_use_is_one_line_and_exit_1(tmp_path: Path) -> None:
+    port = free_port()
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", port))
+        taken.listen()
+        done = run(config(tmp_path, status=f"127.0.0.1:{port}"))
+    assert done.returncode == 1, done.stderr
+    assert "Traceback" not in done.stderr
+    assert done.stderr.strip().splitlines()[-1] == (
+        f"{tmp_path / 'c.yaml'}: status listener: cannot listen on 127.0.0.1:{port}: "
+        "Address already in use")
+
+
+@pytest.mark.skipif(os.geteuid() == 0, reason="root writes anywhere")
+def test_an_unwritable_state_dir_is_one_line_and_exit_1(tmp_path: Path) -> None:
+    (tmp_path / "state").mkdir(mode=0o500)
+    done = run(config(tmp_path))
+    assert done.returncode == 1, done.stderr
+    assert "Traceback" not in done.stderr
+    assert "is not writable" in done.stderr.strip().splitlines()[-1]
+
+
+def test_a_state_dir_that_is_a_file_is_one_line_and_exit_1(tmp_path: Path) -> None:
+    """(As root, a file where the folder should be is what cannot be written.)"""
+    (tmp_path / "state").write_text("")
+    done = run(config(tmp_path))
+    assert done.returncode == 1, done.stderr
+    assert "Traceback" not in done.stderr
+    last = done.stderr.strip().splitlines()[-1]
+    assert last.startswith(f"{tmp_path / 'c.yaml'}: state_dir {tmp_path / 'state'} is not "
+                           "writable: "), last
+
+
+def test_a_missing_token_file_names_the_key(tmp_path: Path) -> None:
+    path = config(tmp_path)
+    path.write_text(path.read_text().replace(
+        'admin: "127.0.0.1:0"}', 'admin: "127.0.0.1:0", admin_token_file: nowhere}'))
+    done = run(path)
+    assert done.returncode == 1, done.stderr
+    assert "Traceback" not in done.stderr
+    last = done.stderr.strip().splitlines()[-1]
+    assert "listen.admin_token_file" in last
+    assert str(tmp_path / "nowhere") in last
+
+
+async def test_a_freeze_survives_the_stop_that_follows(tmp_path: Path) -> None:
+    """Freeze, then SIGTERM before any tick: the state on disk holds the freeze (it came
+    back unfrozen 4 times of 4)."""
+    daemon = Daemon(load(config(tmp_path, extra="policy: {tick: 60}\n")), None)
+    task = asyncio.create_task(daemon.run())
+    await asyncio.wait_for(daemon.status.ready.wait(), WITHIN)
+    daemon.surface.freeze("incident 9")
+    daemon.stop()
+    await asyncio.wait_for(task, WITHIN)
+    saved = json.loads((tmp_path / "state" / "state.json").read_text())
+    assert saved["overrides"]["freeze"]["reason"] == "incident 9"
+
+    again = Daemon(load(tmp_path / "c.yaml"), None)
+    task = asyncio.create_task(again.run())
+    await asyncio.wait_for(again.status.ready.wait(), WITHIN)
+    assert again.overrides.freeze is not None
+    assert again.overrides.freeze.reason == "incident 9"
+    again.stop()
+    await asyncio.wait_for(task, WITHIN)
+
+
+async def test_startup_error_in_process_is_a_startup_error(tmp_path: Path) -> None:
+    port = free_port()
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", port))
+        taken.listen()
+        daemon = Daemon(load(config(tmp_path, status=f"127.0.0.1:{port}")), None)
+        with pytest.raises(StartupError, match="status listener: cannot listen"):
+            await asyncio.wait_for(daemon.run(), WITHIN)
+
+
+def test_heartbeats_name_the_loop_that_went_silent() -> None:
+    now = [100.0]
+    beats = Heartbeats(lambda: now[0])
+    beats.expect("prober", 3.0)
+    beats.expect("planner", 11.0)
+    assert beats.stalled() == []
+    now[0] = 105.0
+    beats.beat("planner")
+    assert beats.stalled() == ["prober silent for 5.0s (bound 3s)"]
+    beats.beat("prober")
+    assert beats.stalled() == []
