@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from collections.abc import Sequence
 from dataclasses import dataclass
 
@@ -24,18 +25,31 @@ class ClusterHealth:
     reason: str
 
 
-def assess(name: str, checks: Sequence[CheckRecord], rise: int, timeout: float) -> ClusterHealth:
+def assess(name: str, checks: Sequence[CheckRecord], rise: int, timeout: float,
+           now: float | None = None, stale_after: float = math.inf) -> ClusterHealth:
     """Unhealthy if any check fails (even while others have no verdict: one failure is enough
     evidence), else unknown until every check has a verdict, else healthy or degraded by score.
+
+    With ``now``, a check whose last result is older than ``stale_after`` has no verdict any
+    more: a prober that stalled must not leave the planner acting on what it last saw.
     """
-    scores = [check.score(timeout) for check in checks if check.recent]
+    stale = [] if now is None else [
+        c for c in checks if c.last_at is not None and now - c.last_at > stale_after]
+    fresh = [c for c in checks if c not in stale] if stale else checks
+    scores = [check.score(timeout) for check in fresh if check.recent]
     score = cluster_score(scores)
-    failing = [c for c in checks if c.hysteresis.passing is False]
+    failing = [c for c in fresh if c.hysteresis.passing is False]
     if failing:
         reasons = [c.failing_reason(rise) for c in failing[:REASONS_SHOWN]]
         more = len(failing) - REASONS_SHOWN
         reason = "; ".join(reasons) + (f" (+{more} more failing)" if more > 0 else "")
         return ClusterHealth(name, ClusterState.UNHEALTHY, score, reason)
+    if stale and now is not None:
+        oldest = min(stale, key=lambda c: c.last_at or 0.0)
+        others = f" (+{len(stale) - 1} more stale)" if len(stale) > 1 else ""
+        reason = (f"stale: {oldest.job.label} last reported {now - (oldest.last_at or now):.0f}s"
+                  f" ago (bound {stale_after:.0f}s){others}")
+        return ClusterHealth(name, ClusterState.UNKNOWN, score, reason)
     waiting = sum(c.hysteresis.passing is None for c in checks)
     if waiting or not checks:
         reason = f"no verdict yet from {waiting} of {len(checks)} checks"

@@ -57,6 +57,13 @@ class HealthTracker:
         probing = self._probing
         return 2 * probing.interval * (1 + probing.jitter) + probing.timeout
 
+    @property
+    def stale_after(self) -> float:
+        """Seconds after its last result at which a check's verdict lapses: three jittered
+        intervals and a timeout, so one or two runs skipped by the budget never do it."""
+        probing = self._probing
+        return 3 * probing.interval * (1 + probing.jitter) + probing.timeout
+
     def record(self, job_key: str, result: ProbeResult, now: float) -> bool:
         """Count one result; False when the job is gone (a probe that outlived a reload)."""
         check = self._records.get(job_key)
@@ -76,10 +83,12 @@ class HealthTracker:
             since = max(since, check.observed_since)
         return since
 
-    def cluster(self, name: str) -> ClusterHealth:
-        """State, score components and reason of one configured cluster; KeyError otherwise."""
+    def cluster(self, name: str, now: float | None = None) -> ClusterHealth:
+        """State, score components and reason of one configured cluster; KeyError otherwise.
+        With ``now``, checks that have gone stale count as having no verdict."""
         checks = self._by_cluster[name]
-        return assess(name, checks, self._probing.rise, self._probing.timeout)
+        return assess(name, checks, self._probing.rise, self._probing.timeout, now,
+                      self.stale_after)
 
     def vantage_ok(self) -> bool:
         """False only while the vantage checks fail; without them, or before a verdict, True
@@ -98,7 +107,7 @@ class HealthTracker:
         ``now``, each says since when its cluster has been observed without a gap."""
         views = []
         for cluster in self._clusters:
-            health = self.cluster(cluster.name)
+            health = self.cluster(cluster.name, now)
             since = -math.inf if now is None else self.observed_since(cluster.name, now)
             views.append(ClusterView(cluster.name, health.state, health.score.value,
                                      cluster.weight, health.reason, cluster.capacity_rps,
