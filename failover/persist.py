@@ -77,7 +77,7 @@ def _ramp(ramp: Ramp, clocks: Clocks) -> dict[str, Any]:
             "since": _rounded(clocks.to_wall(ramp.since))}
 
 
-def _load_ramp(doc: object, clocks: Clocks) -> Ramp | None:
+def _load_ramp(doc: object, clocks: Clocks, where: str) -> Ramp | None:
     if doc is None:
         return None
     if not isinstance(doc, dict):
@@ -93,9 +93,9 @@ def _load_ramp(doc: object, clocks: Clocks) -> Ramp | None:
         raise ValueError(msg)
     return Ramp(level, limit=limit, held=_number(doc.get("held")) or 0.0,
                 mark=_number(doc.get("mark")) or level,
-                changed_at=clocks.to_loop(_number(doc.get("changed_at"))),
-                backoff_at=clocks.to_loop(_number(doc.get("backoff_at"))),
-                since=clocks.to_loop(_number(doc.get("since"))),
+                changed_at=_past(doc.get("changed_at"), clocks, f"{where}.changed_at"),
+                backoff_at=_past(doc.get("backoff_at"), clocks, f"{where}.backoff_at"),
+                since=_past(doc.get("since"), clocks, f"{where}.since"),
                 action="resume", reason="restored from state.json")
 
 
@@ -107,6 +107,23 @@ def _legacy_ramp(doc: dict[str, Any]) -> Ramp | None:
     level = min(1.0, share / target) if target > 0 else 0.0
     return Ramp(level, held=share, mark=level, action="resume",
                 reason="restored from an older state.json")
+
+
+FUTURE_SKEW = 60.0
+"""Seconds past now that a saved instant of the past (a ramp's start, its last move) may lie
+before it is taken for corrupt: clocks of two runs may disagree a little."""
+
+
+def _past(value: object, clocks: Clocks, where: str) -> float | None:
+    """A saved instant that must lie in the past, on the loop clock. One in the future
+    (a clock set wrong, a hand-edited file) would hold its ramp at 0 until then: it is taken
+    as now, and said."""
+    at = clocks.to_loop(_number(value))
+    if at is not None and at > clocks.loop_now + FUTURE_SKEW:
+        log.warning("saved state: %s is %.0fs in the future; taken as now", where,
+                    at - clocks.loop_now)
+        return clocks.loop_now
+    return at
 
 
 def _rounded(at: float | None) -> float | None:
@@ -135,11 +152,11 @@ def decode(data: bytes, clocks: Clocks) -> Saved:
                 str(c["name"]), float(c["share"]), float(c["target_share"]),
                 ClusterState(c["state"]), rank, 0.0, float(c["base_weight"]),
                 "restored from state.json, awaiting a verdict",
-                clocks.to_loop(_number(c.get("recovery_started"))),
+                _past(c.get("recovery_started"), clocks, f"{c['name']}.recovery_started"),
                 clocks.to_loop(_number(c.get("cooldown_until"))),
                 int(c.get("failed_recoveries", 0)),
-                ramp=_load_ramp(c.get("ramp"), clocks) or _legacy_ramp(c),
-                guard=_load_ramp(c.get("guard"), clocks),
+                ramp=_load_ramp(c.get("ramp"), clocks, f"{c['name']}.ramp") or _legacy_ramp(c),
+                guard=_load_ramp(c.get("guard"), clocks, f"{c['name']}.guard"),
                 probation_until=clocks.to_loop(_number(c.get("probation_until"))))
             for rank, c in enumerate(saved["clusters"], start=1))
         slots = saved.get("slots")
@@ -178,5 +195,14 @@ def load(path: Path, clocks: Clocks) -> Saved:
     try:
         return decode(data, clocks)
     except ValueError as exc:
-        log.warning("saved state %s is unusable (%s): starting from the config", path, exc)
+        # Kept aside, not overwritten by the next save: what it held may still be wanted.
+        kept = path.with_name(f"{path.name}.unusable")
+        try:
+            path.replace(kept)
+        except OSError as move:
+            kept_note = f"could not keep it aside: {move}"
+        else:
+            kept_note = f"kept as {kept}"
+        log.warning("saved state %s is unusable (%s): starting from the config; %s", path,
+                    exc, kept_note)
         return Saved(None, Overrides())

@@ -76,3 +76,25 @@ def test_missing_state_is_a_fresh_start(tmp_path: Path) -> None:
     """No file: no plan, no overrides, no warning needed."""
     saved = persist.load(tmp_path / "state.json", persist.Clocks(0.0, 0.0))
     assert (saved.plan, saved.overrides) == (None, Overrides())
+
+
+def test_an_unusable_file_is_kept_aside_not_overwritten(tmp_path: Path) -> None:
+    """The next save would overwrite it: what it held may still be wanted."""
+    path = tmp_path / "state.json"
+    path.write_bytes(b"{not json")
+    persist.load(path, persist.Clocks(0.0, 0.0))
+    assert not path.exists()
+    assert (tmp_path / "state.json.unusable").read_bytes() == b"{not json"
+
+
+def test_a_ramp_start_in_the_future_is_taken_as_now(caplog: pytest.LogCaptureFixture) -> None:
+    """A recovery_started a day ahead held the ramp at 0 % until then."""
+    clocks = persist.Clocks(loop_now=100.0, wall_now=1_000_000.0)
+    doc = persist.document(a_plan(), Overrides(), clocks)
+    doc["plan"]["clusters"][1]["recovery_started"] = 1_000_000.0 + 86_400
+    with caplog.at_level(logging.WARNING):
+        saved = persist.decode(persist.encode(doc), clocks)
+    assert saved.plan is not None
+    b = next(c for c in saved.plan.clusters if c.name == "b")
+    assert b.recovery_started == pytest.approx(100.0)
+    assert "b.recovery_started is 86400s in the future; taken as now" in caplog.text
