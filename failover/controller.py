@@ -25,7 +25,7 @@ class Planner(Protocol):
     def __call__(self, views: Sequence[ClusterView], policy: Policy, previous: Plan | None,
                  now: float, *, demand_rps: float | None = None, vantage_ok: bool = True,
                  frozen_by: str | None = None, signals: Signals = ...,
-                 applied: bool = True) -> Plan: ...
+                 applied: bool = True, first_version: int = 1) -> Plan: ...
 
 
 @dataclass(frozen=True, slots=True)
@@ -43,6 +43,8 @@ class Inputs:
     signals: Signals = field(default_factory=Signals)
     applied: bool = True
     """The data plane carries the previous plan (every actuator applied it)."""
+    first_version: int = 1
+    """The version the first actuated plan takes (above what the data plane carries)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -63,6 +65,7 @@ def tick(policy: Policy, previous: Plan | None, inputs: Inputs, now: float,
          planner: Planner = plan) -> Step:
     new = planner(drained(inputs.views, inputs.drains), policy, previous, now,
                   demand_rps=inputs.demand_rps, vantage_ok=inputs.vantage_ok,
-                  frozen_by=inputs.frozen_by, signals=inputs.signals, applied=inputs.applied)
+                  frozen_by=inputs.frozen_by, signals=inputs.signals, applied=inputs.applied,
+                  first_version=inputs.first_version)
     changed = previous is None or (previous.version, previous.frozen) != (new.version, new.frozen)
     return Step(new, changed and new.version >= 1)

@@ -666,3 +666,17 @@ async def test_config_file_change_is_picked_up(
         temp.replace(config_path)
         await plans.until(lambda: reloads(daemon)[0] == 1, "reload after the file changed")
         assert next(c.weight for c in daemon.config.clusters if c.name == "lab-2") == 50
+
+
+async def test_lost_state_numbers_on_from_what_the_data_plane_carries(
+        daemon: Daemon, plans: PlanSpy) -> None:
+    """state.json gone, weights.json at version 217: the next plan is 218, not 1, so that
+    readers of weights.json never see the version go backwards."""
+    path = weights_file(daemon)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps({"version": 217, "clusters": {}}))
+    async with serving(daemon):
+        plan = await all_serving(daemon, plans)
+        assert plan.version >= 218
+        assert plans.made[0].version in (0, 218)
+        assert json.loads(path.read_text())["version"] == plan.version

@@ -28,6 +28,16 @@ def render(plan: Plan, wall_time: float) -> dict[str, Any]:
     }
 
 
+def written_version(path: Path) -> int | None:
+    """The plan version of the ``weights.json`` at ``path``; None when there is none to read
+    (no file, not ours, unreadable)."""
+    try:
+        version = json.loads(path.read_bytes()).get("version")
+    except (OSError, ValueError, AttributeError):
+        return None
+    return version if isinstance(version, int) and not isinstance(version, bool) else None
+
+
 def write_atomically(path: Path, data: bytes) -> None:
     """Readers see the old file or the new one, never a part; a crash leaves one of the two."""
     path.parent.mkdir(parents=True, exist_ok=True)

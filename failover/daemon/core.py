@@ -15,6 +15,7 @@ from pathlib import Path
 from prometheus_client import CollectorRegistry
 
 from failover import controller
+from failover.actuators.file import written_version
 from failover.actuators.runner import ActuatorRunner
 from failover.api.admin import admin_app
 from failover.api.audit import AuditLog
@@ -22,6 +23,7 @@ from failover.api.server import Listener
 from failover.api.status import status_app
 from failover.config import Config, ProbeKind, all_jobs
 from failover.config.budget import Job
+from failover.config.models import FileActuator as FileSpec
 from failover.controller import Inputs, Planner
 from failover.daemon.parts import TOKEN_ENV, admin_token, build_actuators
 from failover.daemon.publish import Publisher
@@ -100,6 +102,7 @@ class Daemon:
                                                      AuditLog(config.audit_file)),
                                   config.listen.admin)
         self._saves: set[asyncio.Task[None]] = set()
+        self._first_version = 1
 
     @property
     def reload_requested(self) -> asyncio.Event:
@@ -189,6 +192,11 @@ class Daemon:
         self.overrides.freeze = saved.overrides.freeze
         self.overrides.forget({c.name for c in self.config.clusters})
         if saved.plan is None:
+            # The state is lost, not the data plane: number on from what it carries, so that
+            # its readers never see the version go backwards.
+            carried = [v for spec in self.config.actuators if isinstance(spec, FileSpec)
+                       if (v := written_version(spec.path)) is not None]
+            self._first_version = max(carried, default=0) + 1
             return
         self.plan = saved.plan
         log.info("restored plan %d from %s; re-applying it", saved.plan.version,
@@ -225,7 +233,8 @@ class Daemon:
                 inputs = Inputs(self.health.views(now), self.config.demand_rps,
                                 self.health.vantage_ok(), self.overrides.drain_reasons(),
                                 None if freeze is None else freeze.reason,
-                                self._live_signals(), applied=self._applied())
+                                self._live_signals(), applied=self._applied(),
+                                first_version=self._first_version)
                 step = controller.tick(self.config.policy, self.plan, inputs, now,
                                        self._planner)
                 # Saved before it is applied: a restart never resumes from behind what the

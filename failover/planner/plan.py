@@ -64,14 +64,15 @@ def placeholder_shares(views: Sequence[ClusterView]) -> dict[str, float]:
     return proportional(weights, 1.0)
 
 
-def _next_version(previous: Plan | None, shares: Mapping[str, float], *, frozen: bool) -> int:
+def _next_version(previous: Plan | None, shares: Mapping[str, float], *, frozen: bool,
+                  first: int) -> int:
     """0 until a plan may be actuated; then +1 whenever a share moves.
 
-    The first unfrozen plan is version 1 even if its shares equal the placeholder's: version 0
-    is never actuated, and this one must be.
+    The first unfrozen plan is version ``first`` even if its shares equal the placeholder's:
+    version 0 is never actuated, and this one must be.
     """
     if previous is None or previous.version == 0:
-        return 0 if frozen else 1
+        return 0 if frozen else first
     return previous.version + (1 if differ(previous.shares, shares) else 0)
 
 
@@ -211,7 +212,7 @@ def _move(ordered: Sequence[ClusterView], lives: dict[str, Life], policy: Policy
 def plan(views: Sequence[ClusterView], policy: Policy, previous: Plan | None,
          now: float, *, demand_rps: float | None = None, vantage_ok: bool = True,
          frozen_by: str | None = None, signals: Signals = NO_SIGNALS,
-         applied: bool = True) -> Plan:
+         applied: bool = True, first_version: int = 1) -> Plan:
     """The plan for this tick; deterministic, whatever the order of ``views``.
 
     Until a plan has been actuated (version >= 1) the plan waits for every verdict, frozen at
@@ -221,7 +222,8 @@ def plan(views: Sequence[ClusterView], policy: Policy, previous: Plan | None,
     (an operator's reason) freezes it too, before the first actuated plan as well. Drained clusters
     come as views in state ``drained``. ``signals`` steer adaptive ramps and admission;
     ``applied`` False says the data plane does not carry the previous plan yet, so no ramp
-    counts the time.
+    counts the time. ``first_version`` numbers the first actuated plan: above what the data
+    plane already carries when the saved state was lost, so versions never go backwards.
     """
     ordered = sorted(views, key=lambda v: v.name)
     if len({v.name for v in ordered}) != len(ordered):
@@ -252,7 +254,7 @@ def plan(views: Sequence[ClusterView], policy: Policy, previous: Plan | None,
         shed = actuated.shed
     else:
         shares, shed = placeholder_shares(ordered), 0.0
-    version = _next_version(previous, shares, frozen=frozen is not None)
+    version = _next_version(previous, shares, frozen=frozen is not None, first=first_version)
 
     as_planned = [changed(v, state=lives[v.name].state) for v in ordered]
     rank = ranks(as_planned)

@@ -21,7 +21,8 @@ NONE_PASSING = "none_passing"
 def naive_plan(views: Sequence[ClusterView], policy: Policy, previous: Plan | None,
                now: float, *, demand_rps: float | None = None,
                vantage_ok: bool = True, frozen_by: str | None = None,
-               signals: Signals | None = None, applied: bool = True) -> Plan:
+               signals: Signals | None = None, applied: bool = True,
+               first_version: int = 1) -> Plan:
     """Base weights over the healthy and degraded clusters, at once; if none is, the previous
     shares (base weights over all before any plan). Everything but the views and the previous
     plan is ignored: that is the point of the comparison."""
@@ -35,7 +36,7 @@ def naive_plan(views: Sequence[ClusterView], policy: Policy, previous: Plan | No
     else:
         shares = proportional({v.name: v.base_weight for v in ordered}, 1.0)
     if previous is None:
-        version = 1
+        version = first_version
     else:
         version = previous.version + (1 if differ(previous.shares, shares) else 0)
     rank = ranks(ordered)

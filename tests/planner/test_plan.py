@@ -231,3 +231,10 @@ def test_every_decision_has_a_cause_from_the_fixed_set() -> None:
     assert [d.cause for d in frozen.decisions] == ["fail_static"]
     for p in (evacuated, weights, frozen):
         assert {d.cause for d in p.decisions} <= CAUSES
+
+
+def test_the_first_actuated_plan_takes_the_first_version_given() -> None:
+    """After a lost state the daemon numbers on from the data plane's version."""
+    first = plan(fleet(a=H, b=H, c=H), Policy(), None, 0.0, first_version=218)
+    assert first.version == 218
+    assert plan(fleet(a=H, b=H, c=U), Policy(), first, 1.0, first_version=218).version == 219
