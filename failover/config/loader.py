@@ -13,6 +13,7 @@ from pydantic import BaseModel, ValidationError
 from yaml.composer import ComposerError
 from yaml.constructor import ConstructorError
 
+from failover.config.files import CONFIG_LIMIT, FileProblem, read_limited
 from failover.config.models import Config, dotted
 
 M = TypeVar("M", bound=BaseModel)
@@ -228,7 +229,9 @@ def parse(text: str, source: str = "<config>", base_dir: Path | None = None) -> 
 def load(path: Path | str) -> Config:
     path = Path(path)
     try:
-        text = path.read_text(encoding="utf-8")
-    except (OSError, UnicodeDecodeError) as exc:
+        text = read_limited(path, CONFIG_LIMIT).decode("utf-8")
+    except FileProblem as exc:
+        raise ConfigError(str(path), [Problem(1, "", f"cannot read config: {exc}")]) from exc
+    except UnicodeDecodeError as exc:
         raise ConfigError(str(path), [Problem(1, "", f"cannot read config: {exc}")]) from exc
     return parse(text, str(path), path.resolve().parent)

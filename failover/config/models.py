@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import base64
+import binascii
 import ipaddress
 import os
 import re
@@ -13,6 +15,7 @@ from pydantic import (
     ConfigDict,
     Discriminator,
     Field,
+    PrivateAttr,
     Tag,
     ValidationInfo,
     field_validator,
@@ -23,6 +26,7 @@ from pydantic_core import PydanticCustomError
 from failover.config.addresses import HostPort, HttpUrl, IpAddress, ListenAddress, split_hostport
 from failover.config.budget import Job, all_jobs, worst_case_rates
 from failover.config.durations import Duration, PositiveDuration
+from failover.config.files import SECRET_LIMIT, FileProblem, read_limited
 
 _NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,62}$")
 
@@ -334,16 +338,32 @@ class Tsig(Strict):
     secret_file: Path
     """File holding the base64 secret alone, as in a BIND or knot key; whitespace ignored."""
 
+    _secret: bytes = PrivateAttr(b"")
+
     @field_validator("secret_file")
     @classmethod
-    def _readable(cls, value: Path, info: ValidationInfo) -> Path:
-        path = _resolve(value, info)
+    def _relative_to_config(cls, value: Path, info: ValidationInfo) -> Path:
+        return _resolve(value, info)
+
+    @model_validator(mode="after")
+    def _read_once(self) -> Tsig:
+        """Read and decoded here, once: the actuator takes `secret`, never the file."""
+        path = self.secret_file
         try:
-            path.read_text(encoding="ascii")
-        except (OSError, UnicodeDecodeError) as exc:
-            msg = f"cannot read TSIG secret file {str(path)!r}: {exc}"
-            raise ValueError(msg) from exc
-        return path
+            text = read_limited(path, SECRET_LIMIT).decode("ascii").strip()
+            secret = base64.b64decode(text, validate=True)
+        except FileProblem as exc:
+            raise located(("secret_file",), f"TSIG secret file {path}: {exc}") from exc
+        except (UnicodeDecodeError, binascii.Error) as exc:
+            raise located(("secret_file",), f"TSIG secret file {path}: not base64") from exc
+        if not secret:
+            raise located(("secret_file",), f"TSIG secret file {path} is empty")
+        self._secret = secret
+        return self
+
+    @property
+    def secret(self) -> bytes:
+        return self._secret
 
 
 class DnsActuator(Strict):

@@ -130,7 +130,8 @@ def test_missing_tsig_secret_is_an_error(tmp_path: Path) -> None:
         """)
     with pytest.raises(ConfigError) as info:
         parse(text, "c.yaml", tmp_path)
-    assert str(info.value).startswith("c.yaml:11: actuators[0].tsig.secret_file: cannot read TSIG")
+    assert str(info.value) == (f"c.yaml:11: actuators[0].tsig.secret_file: TSIG secret file "
+                               f"{tmp_path / 'missing.key'}: no such file")
 
 
 def test_budget_refuses_a_config_that_could_exceed_it() -> None:

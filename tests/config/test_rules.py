@@ -2,11 +2,15 @@
 
 from __future__ import annotations
 
+import os
 import textwrap
+from pathlib import Path
 
 import pytest
 
-from failover.config import ConfigError, parse
+from failover.config import ConfigError, load, parse
+from failover.config.files import SECRET_LIMIT
+from failover.config.models import DnsActuator
 
 
 def errors(text: str) -> list[str]:
@@ -123,3 +127,68 @@ def test_a_file_actuator_writing_the_daemons_own_files_is_refused(path: str,
     assert len(lines) == 1
     assert lines[0].startswith("c.yaml:4: actuators[0].path: ")
     assert lines[0].endswith(f"is {what}: write the weights elsewhere")
+
+
+DNS_ACTUATOR = """\
+    clusters: [{name: a, weight: 1, checks: [{tcp: 127.0.0.1:8101}]}]
+    actuators:
+      - type: dns
+        server: 127.0.0.1:5353
+        zone: z.
+        name: app.z.
+        tsig: {name: k, secret_file: SECRET}
+        addresses: {a: [192.0.2.1]}
+    """
+
+
+def tsig_errors(tmp_path: Path, secret: str) -> list[str]:
+    with pytest.raises(ConfigError) as info:
+        parse(textwrap.dedent(DNS_ACTUATOR).replace("SECRET", secret), "c.yaml", tmp_path)
+    return str(info.value).splitlines()
+
+
+def test_a_tsig_secret_is_read_once_at_load_and_decoded(tmp_path: Path) -> None:
+    (tmp_path / "k.key").write_text("c2VjcmV0\n")
+    config = parse(textwrap.dedent(DNS_ACTUATOR).replace("SECRET", "k.key"), "c.yaml",
+                   tmp_path)
+    actuator = config.actuators[0]
+    assert isinstance(actuator, DnsActuator)
+    assert actuator.tsig is not None
+    assert actuator.tsig.secret == b"secret"
+
+
+@pytest.mark.parametrize(("content", "why"), [
+    ("not base64 at all!\n", "not base64"), ("\n", "is empty")])
+def test_a_tsig_secret_that_cannot_be_used_is_refused_at_load(
+        tmp_path: Path, content: str, why: str) -> None:
+    """`check` refused none of these; `run` did, when it built the actuator."""
+    (tmp_path / "k.key").write_text(content)
+    [line] = tsig_errors(tmp_path, "k.key")
+    assert line.startswith("c.yaml:7: actuators[0].tsig.secret_file: TSIG secret file ")
+    assert line.endswith(why)
+
+
+def test_a_tsig_secret_file_that_is_a_fifo_does_not_hang_loading(tmp_path: Path) -> None:
+    os.mkfifo(tmp_path / "k.key")
+    [line] = tsig_errors(tmp_path, "k.key")
+    assert line.endswith(f"{tmp_path / 'k.key'}: not a regular file")
+
+
+@pytest.mark.parametrize(("secret", "why"), [("/dev/zero", "not a regular file"),
+                                             (".", "a directory")])
+def test_a_tsig_secret_file_that_is_a_device_or_directory_is_refused(
+        tmp_path: Path, secret: str, why: str) -> None:
+    [line] = tsig_errors(tmp_path, secret)
+    assert line.endswith(why)
+
+
+def test_a_huge_tsig_secret_file_is_refused(tmp_path: Path) -> None:
+    (tmp_path / "k.key").write_bytes(b"A" * (SECRET_LIMIT + 1))
+    [line] = tsig_errors(tmp_path, "k.key")
+    assert line.endswith(f"larger than {SECRET_LIMIT:,} bytes")
+
+
+def test_a_config_file_that_is_a_fifo_does_not_hang_loading(tmp_path: Path) -> None:
+    os.mkfifo(tmp_path / "c.yaml")
+    with pytest.raises(ConfigError, match="cannot read config: not a regular file"):
+        load(tmp_path / "c.yaml")
