@@ -46,6 +46,9 @@ class CheckRecord:
     """Loop-clock seconds of the latest result."""
     last_failure: FailureClass | None = None
     """Kept after passes resume, so a still-failing check can say what failed."""
+    class_failures: int = 0
+    """Consecutive failures of ``last_failure``'s class up to the latest failure: the tail of
+    the hysteresis's run of failures (of any class) that a reason may name by that class."""
     recent: deque[tuple[bool, float]] = field(default_factory=lambda: deque(maxlen=WINDOW))
     stamps: deque[float] = field(default_factory=lambda: deque(maxlen=WINDOW))
     """Loop-clock seconds of each result in ``recent``."""
@@ -64,6 +67,8 @@ class CheckRecord:
             self.observed_since = now
         self.last, self.last_at = result, now
         if not result.ok:
+            same = self.hysteresis.failures > 1 and result.failure_class == self.last_failure
+            self.class_failures = self.class_failures + 1 if same else 1
             self.last_failure = result.failure_class
         self.recent.append((result.ok, result.latency))
         self.stamps.append(now)
@@ -75,11 +80,19 @@ class CheckRecord:
         return self._scored[1]
 
     def failing_reason(self, rise: int) -> str:
-        """Why this failing check is failing: ``dns 127.0.0.1:5301 api.local timeout x3``."""
+        """Why this failing check is failing: ``dns 127.0.0.1:5301 api.local timeout x3``.
+
+        ``xN`` counts the failures of that class in a row; when failures of other classes came
+        just before, the whole run is given too (``refused x1 (16 failures in a row)``), so a
+        class is never credited with failures it did not have.
+        """
         failed = self.last_failure or "failure"
         state = self.hysteresis
         if state.failures:
-            return f"{self.job.label} {failed} x{state.failures}"
+            run = min(self.class_failures, state.failures)
+            if run == state.failures:
+                return f"{self.job.label} {failed} x{run}"
+            return f"{self.job.label} {failed} x{run} ({state.failures} failures in a row)"
         return f"{self.job.label} {failed}, then {state.passes}/{rise} passes"
 
     def status(self, timeout: float) -> CheckStatus:

@@ -3,13 +3,23 @@
 ``action`` says what happened to the cluster; ``cause`` is the machine-readable reason, one of
 `CAUSES` (a metric label, so a small fixed set); ``reason`` is for people: it names the failing
 check, the weights, or the clusters whose own change moved this one.
+
+Decisions are the record of why traffic moved, so they stay proportionate to what happened,
+not to the size of the fleet: a move a cluster only undergoes (a rebalance, its capacity cap
+or spill adjusting) that is smaller than `MIN_MOVE` of all traffic, neither gives it its first
+traffic nor takes its last, does not start its cap or spill, and comes with no change of its
+own (of state, lifecycle event or base weight) is folded with the others of its kind into one
+plan-wide decision (cluster ``*``). While one cluster ramps in a fleet of 200, a tick records
+the ramp and one ``*`` rebalance, not 199 rebalances. A share can move by `MIN_MOVE` only
+where there is traffic to move, so a tick names at most ``2 / MIN_MOVE`` clusters for their
+moves alone, however many there are.
 """
 
 from __future__ import annotations
 
 import math
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from failover.planner.guard import FAIL_STATIC, OPERATOR_FREEZE, VANTAGE
 from failover.planner.lifecycle import Life
@@ -18,7 +28,8 @@ from failover.planner.shares import EPSILON
 from failover.planner.targets import Targets
 
 ALL_CLUSTERS = "*"
-"""The ``cluster`` of a decision about the whole plan (fail_static, vantage, resume, shed)."""
+"""The ``cluster`` of a decision about the whole plan (fail_static, vantage, resume, shed), or
+about many clusters at once (the small moves of a rebalance, capacity cap or spill)."""
 
 EVACUATE = "evacuate"
 RECOVERY_START = "recovery_start"
@@ -42,6 +53,14 @@ resume (the freeze it ends)."""
 
 S = ClusterState
 
+MIN_MOVE = 0.01
+"""A move a cluster only undergoes is its own decision from this fraction of all traffic on;
+smaller ones are folded into one plan-wide decision per action."""
+FOLDED = (REBALANCE, CAPACITY_CAP, SPILL)
+"""Actions a cluster undergoes because of what others (or demand) did."""
+NAMED = 3
+"""Clusters a folded decision or a list of causes names; the rest are counted."""
+
 
 @dataclass(frozen=True, slots=True)
 class Change:
@@ -58,6 +77,12 @@ class Change:
     new_shed: float = 0.0
     backed_off: frozenset[str] = frozenset()
     """Recovering clusters whose ramp backed off this tick on their signals."""
+    old_capped: frozenset[str] = frozenset()
+    """Clusters the previous plan held at headroom x capacity."""
+    old_spilled: frozenset[str] = frozenset()
+    """Clusters the previous plan gave spilled traffic."""
+    old_states: Mapping[str, ClusterState] = field(default_factory=dict)
+    """Each cluster's state in the previous plan; a cluster absent here is new."""
 
 
 def _classify(view: ClusterView, life: Life, targets: Targets,  # noqa: PLR0911 - a rule per line
@@ -80,20 +105,40 @@ def _classify(view: ClusterView, life: Life, targets: Targets,  # noqa: PLR0911 
     return REBALANCE, REBALANCE
 
 
+def _own(view: ClusterView, life: Life, action: str, old: float, new: float,
+         change: Change) -> bool:
+    """Whether a move is worth a decision of its own (see the module docstring)."""
+    before = change.old_weights.get(view.name)
+    return (action not in FOLDED
+            or abs(new - old) >= MIN_MOVE - EPSILON
+            or (old <= EPSILON) != (new <= EPSILON)  # its first traffic, or its last
+            or life.event is not None  # something happened to the cluster itself
+            or change.old_states.get(view.name) != life.state
+            or (before is not None and before != view.base_weight)
+            or (action == CAPACITY_CAP and view.name not in change.old_capped)  # cap starts
+            or (action == SPILL and view.name not in change.old_spilled))  # spill starts
+
+
 def cluster_decisions(views: Sequence[ClusterView], lives: Mapping[str, Life], targets: Targets,
                       change: Change) -> list[Decision]:
     """Causes before effects: evacuations, failed recoveries, drains, removals, recovery starts
-    and ramps first, rebalances after; within each, the order of ``views`` (pass them ranked).
+    and ramps first, rebalances after, then the folded small moves (cluster ``*``); within
+    each, the order of ``views`` (pass them ranked).
 
     A lifecycle event (a recovery starting or failing) is a decision even on a tick where the
     share does not move, so the log tells when a cluster took a slot or lost it.
     """
     entries: list[tuple[ClusterView, str, str, float, float]] = []
+    folded: dict[str, list[tuple[ClusterView, float, float]]] = {}
     for view in views:
         life = lives[view.name]
         old, new = change.old.get(view.name, 0.0), change.new[view.name]
         if abs(old - new) > EPSILON:
-            entries.append((view, *_classify(view, life, targets, old, new, change), old, new))
+            action, cause = _classify(view, life, targets, old, new, change)
+            if _own(view, life, action, old, new, change):
+                entries.append((view, action, cause, old, new))
+            else:
+                folded.setdefault(action, []).append((view, old, new))
         elif life.event in (RECOVERY_START, RECOVERY_FAILED):
             entries.append((view, life.event, life.event, old, new))
     present = {v.name for v in views}
@@ -111,9 +156,37 @@ def cluster_decisions(views: Sequence[ClusterView], lives: Mapping[str, Life], t
     ]
     decisions += [Decision(change.at, change.version, name, REMOVE, change.old[name], 0.0,
                            "removed from config", REBALANCE) for name in removed]
-    return sorted(decisions, key=lambda d: d.action in (REBALANCE, CAPACITY_CAP))
+    decisions.sort(key=lambda d: d.action in (REBALANCE, CAPACITY_CAP))
+    decisions += [_folded(action, folded[action], change, causes)
+                  for action in FOLDED if action in folded]
+    return decisions
 
 
+def _listed(items: Sequence[str]) -> str:
+    """The first `NAMED` of ``items``, and how many more."""
+    more = len(items) - NAMED
+    return ", ".join(items[:NAMED]) + (f" (+{more} more)" if more > 0 else "")
+
+
+def _folded(action: str, moves: Sequence[tuple[ClusterView, float, float]], change: Change,
+            causes: Sequence[str]) -> Decision:
+    """One plan-wide decision for the small moves of one action: the total share of the
+    clusters it folds before and after, the causes, and the largest moves by name."""
+    count = f"1 cluster moved less than {MIN_MOVE:.0%} of traffic" if len(moves) == 1 else \
+        f"{len(moves)} clusters moved less than {MIN_MOVE:.0%} of traffic each"
+    why = f", {_FOLDED_REASONS[action]}" if action in _FOLDED_REASONS else \
+        (", after " + _listed(causes) if causes else "")
+    largest = sorted(moves, key=lambda m: -abs(m[2] - m[1]))  # stable: ties keep rank order
+    names = [f"{view.name} {old:.3%} -> {new:.3%}" for view, old, new in largest]
+    return Decision(change.at, change.version, ALL_CLUSTERS, action,
+                    math.fsum(old for _, old, _ in moves), math.fsum(new for _, _, new in moves),
+                    f"{count}{why}: {_listed(names)}", action)
+
+
+_FOLDED_REASONS = {
+    CAPACITY_CAP: "held at headroom x capacity",
+    SPILL: "taking demand beyond the passing clusters' capacity",
+}
 _FIXED_REASONS = {
     RAMP: "slow start",
     CAPACITY_CAP: "held at headroom x capacity",
@@ -139,7 +212,7 @@ def _reason(view: ClusterView, life: Life, action: str,  # noqa: PLR0911 - a cas
         return f"base weight {before:g} -> {view.base_weight:g}"
     others = [c for c in causes if not c.startswith(f"{view.name} ")]
     if others:
-        return "after " + ", ".join(others)
+        return "after " + _listed(others)
     return view.reason
 
 

@@ -1,7 +1,10 @@
 """Each cluster's planner state: unhealthy -> waiting -> recovering -> healthy, with cooldowns.
 
 After its ramp a cluster stays on probation for one more ``slow_start``: failing then counts
-as a failed recovery too, and the count of consecutive failures only resets once it is past.
+as a failed recovery too, and the count of consecutive failed recoveries resets to 0 once the
+cluster has passed through all of it (on the first tick at or past its end, even if the
+cluster fails on that tick: that is a plain failure). Drained during its probation, a
+cluster keeps its count; one whose verdicts lapse across the end resets when it passes again.
 
 Health says whether a cluster passes; this module says what the planner does about it: a
 cluster that passes again after failing waits for a recovery slot, ramps up while it holds
@@ -85,6 +88,10 @@ def advance(  # noqa: PLR0911 - one return per transition reads best
     probation = before.probation_until if before else None
     on_probation = probation is not None and now < probation
     began = before.recovery_started if before else None
+    if probation is not None and not on_probation and was in (S.HEALTHY, S.DEGRADED):
+        # Seen passing through all of its probation: the count starts over now, whatever
+        # this tick's verdict (a failure from here on is a plain one).
+        failed, probation, began = 0, None, None
     if view.state == S.DRAINED:
         return Life(S.DRAINED, None, until, failed)
     if view.state == S.UNHEALTHY:
@@ -108,7 +115,8 @@ def advance(  # noqa: PLR0911 - one return per transition reads best
         limit = before.guard if before is not None else None
         if on_probation:
             return Life(passing, began, until, failed, probation_until=probation, guard=limit)
-        # Through its probation (or never recovering): the failure count starts over.
+        # Through its probation (seen above; or here, back from a lapse of verdicts in which
+        # it ended): the failure count starts over. Never recovering: nothing to reset.
         return Life(passing, None, until, 0 if probation is not None else failed, guard=limit)
     if was in (S.RECOVERING, S.UNKNOWN) and ramp is not None:
         return Life(S.RECOVERING, began, until, failed, RESUMED if was == S.UNKNOWN else None,

@@ -267,6 +267,11 @@ def plan(views: Sequence[ClusterView], policy: Policy, previous: Plan | None,
         old_weights={} if previous is None else {c.name: c.base_weight for c in previous.clusters},
         old_shed=previous.shed if previous is not None else 0.0, new_shed=shed,
         backed_off=backed,
+        old_capped=frozenset(c.name for c in previous.clusters if c.capped)
+        if previous is not None else frozenset(),
+        old_spilled=frozenset(c.name for c in previous.clusters if c.spilled)
+        if previous is not None else frozenset(),
+        old_states={} if previous is None else {c.name: c.state for c in previous.clusters},
     )
     decisions: list[Decision] = []
     if frozen != was and (frozen in FREEZES or was in FREEZES):

@@ -98,6 +98,22 @@ def test_reason_counts_consecutive_failures(tracker: HealthTracker, feed: Feed) 
     assert tracker.cluster("a").reason == f"{DNS} timeout x4"
 
 
+def test_reason_counts_only_the_run_of_the_latest_failure_class(
+        tracker: HealthTracker, feed: Feed) -> None:
+    """15 timeouts then 1 refused is not ``refused x16``: the class's own run is counted and
+    the whole run of failures beside it; a run of one class alone reads as before."""
+    refused = ProbeResult.failed(0.001, "refused", "connection refused")
+    feed(TCP, PASS, PASS)
+    feed(DNS, *[TIMEOUT] * 15, refused)
+    assert tracker.cluster("a").reason == f"{DNS} refused x1 (16 failures in a row)"
+    feed(DNS, refused, refused)
+    assert tracker.cluster("a").reason == f"{DNS} refused x3 (18 failures in a row)"
+    feed(DNS, PASS, refused, refused, refused)
+    assert tracker.cluster("a").reason == f"{DNS} refused x3"
+    dns = next(c for c in tracker.check_statuses("a") if c.label == DNS)
+    assert dns.consecutive_failures == 3
+
+
 def test_reason_while_rising_names_last_failure(tracker: HealthTracker, feed: Feed) -> None:
     """A failing check that has started passing again says so, still unhealthy."""
     feed(DNS, TIMEOUT, TIMEOUT, TIMEOUT, PASS)

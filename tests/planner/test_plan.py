@@ -6,6 +6,10 @@ import pytest
 
 from failover.config import Policy
 from failover.planner import ALL_CLUSTERS, AWAITING_VERDICTS, CAUSES, FAIL_STATIC, Plan, plan
+from failover.planner.decisions import Change, cluster_decisions
+from failover.planner.lifecycle import Life
+from failover.planner.model import ClusterView
+from failover.planner.targets import Targets
 from tests.planner.views import DR, REASONS, UNK, D, H, R, U, W, fleet, view
 
 POLICY = Policy(min_healthy_fraction=0.3)
@@ -238,3 +242,77 @@ def test_the_first_actuated_plan_takes_the_first_version_given() -> None:
     first = plan(fleet(a=H, b=H, c=H), Policy(), None, 0.0, first_version=218)
     assert first.version == 218
     assert plan(fleet(a=H, b=H, c=U), Policy(), first, 1.0, first_version=218).version == 219
+
+
+def test_a_ramp_in_a_large_fleet_is_a_few_decisions_a_tick_not_one_per_cluster() -> None:
+    """At 200 clusters with one ramping back, each tick records the ramp and one fleet-level
+    rebalance for the others' small moves: O(1) decisions a tick, not O(n)."""
+    policy = Policy(min_healthy_fraction=0.0)
+    names = [f"c{i:03d}" for i in range(200)]
+
+    def views(failing: str = "") -> list[ClusterView]:
+        return [view(n, U if n == failing else H, 10) for n in names]
+
+    p = plan(views(), policy, None, 0.0)
+    evacuated = plan(views("c000"), policy, p, 1.0)
+    assert actions(evacuated) == [("c000", "evacuate"), (ALL_CLUSTERS, "rebalance")]
+    p = evacuated
+    per_tick = []
+    for now in range(2, 70):
+        p = plan(views(), policy, p, float(now))
+        per_tick.append(len(p.decisions))
+        assert {d.cluster for d in p.decisions} <= {"c000", ALL_CLUSTERS}
+    assert max(per_tick) <= 2
+    assert sum(per_tick) <= 2 * 61  # a ramp over the 60 s slow start, and its start
+    ramp = plan(views(), policy, plan(views(), policy, evacuated, 2.0), 32.0)
+    folded = next(d for d in ramp.decisions if d.cluster == ALL_CLUSTERS)
+    assert (folded.action, folded.cause) == ("rebalance", "rebalance")
+    assert folded.from_share == pytest.approx(1.0)
+    assert folded.to_share == pytest.approx(1.0 - ramp.share("c000"))
+    assert folded.reason.startswith("199 clusters moved less than 1% of traffic each, after "
+                                    "c000 ramp: ")
+    assert folded.reason.endswith("(+196 more)")
+
+
+def test_a_large_move_or_a_move_to_or_from_zero_keeps_its_own_decision() -> None:
+    """A cluster whose share moves by 1% of traffic or more, or gains its first traffic or
+    loses its last, is named in its own decision; the small moves beside it are folded."""
+    weights = {"a": 1000.0, **{f"s{i}": 1.0 for i in range(50)}}
+    first = plan([view(n, H, w) for n, w in weights.items()], POLICY, None, 1.0)
+    p = plan([view(n, H, 800 if n == "a" else w) for n, w in weights.items()], POLICY, first,
+             2.0)
+    assert actions(p) == [("a", "rebalance"), (ALL_CLUSTERS, "rebalance")]
+    assert next(d for d in p.decisions if d.cluster == "a").reason == "base weight 1000 -> 800"
+    folded = p.decisions[-1]
+    assert folded.reason.startswith("50 clusters moved less than 1% of traffic each, after "
+                                    "a weight 1000 -> 800: ")
+    # A rebalance that gives a cluster its first traffic (or takes its last) is seldom
+    # without a cause of its own; on its own it is named all the same.
+    shares = {"a": 0.995, "z": 0.0, **{f"s{i}": 0.005 / 50 for i in range(50)}}
+    moved = {**shares, "a": 0.990, "z": 0.005}
+    views = [view(n, H, 1) for n in shares]
+    change = Change(3.0, 3, shares, moved, dict.fromkeys(shares, 1.0),
+                    old_states=dict.fromkeys(shares, H))
+    decided = cluster_decisions(views, {v.name: Life(H) for v in views},
+                                Targets(dict(moved), dict(moved)), change)
+    assert [(d.cluster, d.action) for d in decided] == [("z", "rebalance"),
+                                                        (ALL_CLUSTERS, "rebalance")]
+    assert decided[-1].reason == "1 cluster moved less than 1% of traffic: a 99.500% -> 99.000%"
+
+
+def test_a_small_move_that_comes_with_a_change_of_its_own_keeps_its_decision() -> None:
+    """Under overload (spill), a cluster that fails is still named although its spilled share
+    moves little; the 199 others' small spill adjustments are one plan-wide decision."""
+    names = [f"c{i:03d}" for i in range(200)]
+
+    def views(failing: str = "") -> list[ClusterView]:
+        return [ClusterView(n, U if n == failing else H, 1.0, 10, REASONS[H], 500.0)
+                for n in names]
+
+    policy = Policy(min_healthy_fraction=0.0)
+    first = plan(views(), policy, None, 0.0, demand_rps=200_000)
+    failed = plan(views("c000"), policy, first, 1.0, demand_rps=200_000)
+    assert actions(failed) == [("c000", "spill"), (ALL_CLUSTERS, "spill")]
+    assert failed.decisions[-1].reason.startswith(
+        "199 clusters moved less than 1% of traffic each, taking demand beyond the passing "
+        "clusters' capacity: ")

@@ -99,6 +99,23 @@ def test_failure_on_probation_counts_as_a_failed_recovery() -> None:
     assert cluster(calm[3], "d").cooldown_until is None  # a plain failure: no cooldown
 
 
+def test_a_failure_just_past_probation_starts_the_count_over() -> None:
+    """A cluster healthy through all of its probation has its failed recoveries reset even if
+    it fails on the very tick the probation ends: that failure is a plain one, and the next
+    failed recovery cools down 30 s again, not 60 s."""
+    plans = run([(0, "HHHU"), (1, "HHHH"), (2, "HHHU"), (40, "HHHH"), (100, "HHHH"),
+                 (159, "HHHH"), (160, "HHHU")])
+    assert cluster(plans[4], "d").probation_until == 160  # ramp done at 100
+    assert cluster(plans[5], "d").failed_recoveries == 1  # on probation still
+    plain = cluster(plans[6], "d")
+    assert (plain.failed_recoveries, plain.cooldown_until) == (0, None)
+    assert [x.action for x in plans[6].decisions if x.cluster == "d"] == ["evacuate"]
+    again = run([(161, "HHHH"), (162, "HHHU")], previous=plans[-1])
+    assert cluster(again[0], "d").state == R
+    failed = cluster(again[1], "d")
+    assert (failed.failed_recoveries, failed.cooldown_until) == (1, 192)
+
+
 def test_evacuation_is_immediate_other_moves_are_phased() -> None:
     """With max_shift 0.1 an evacuation still moves at once; a weight change moves 0.1 a tick."""
     slow = POLICY.model_copy(update={"max_shift_per_tick": 0.1})

@@ -11,7 +11,8 @@ from hypothesis import strategies as st
 
 from failover.config import Policy
 from failover.config.models import Recovery
-from failover.planner import CAUSES, EPSILON, Plan, plan
+from failover.planner import ALL_CLUSTERS, CAUSES, EPSILON, Plan, plan
+from failover.planner.decisions import FOLDED, MIN_MOVE
 from failover.planner.model import ClusterState, ClusterView
 
 S = ClusterState
@@ -176,7 +177,8 @@ def test_no_cluster_above_headroom_except_by_spill(timeline: Timeline) -> None:
 @given(timelines())
 def test_versions_and_decisions_follow_the_shares(timeline: Timeline) -> None:
     """A version grows by one exactly when a share moves; every move is a decision with a
-    machine-readable cause."""
+    machine-readable cause: one naming the cluster, or for a move smaller than MIN_MOVE that
+    keeps it serving, a plan-wide one folding the small moves."""
     for previous, new in run(timeline):
         assert {d.cause for d in new.decisions} <= CAUSES
         if previous is None or previous.version == 0:
@@ -184,7 +186,15 @@ def test_versions_and_decisions_follow_the_shares(timeline: Timeline) -> None:
         names = {*previous.shares, *new.shares}
         changed = {n for n in names if abs(previous.share(n) - new.share(n)) > EPSILON}
         assert new.version == previous.version + bool(changed)
-        assert changed <= {d.cluster for d in new.decisions}
+        unnamed = changed - {d.cluster for d in new.decisions}
+        for name in unnamed:
+            old, now = previous.share(name), new.share(name)
+            assert abs(now - old) < MIN_MOVE
+            assert old > EPSILON
+            assert now > EPSILON
+        if unnamed:
+            assert {(d.cluster, d.action) for d in new.decisions} & {
+                (ALL_CLUSTERS, action) for action in FOLDED}
 
 
 @settings(max_examples=150, deadline=None)
