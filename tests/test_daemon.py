@@ -678,3 +678,30 @@ async def test_lost_state_numbers_on_from_what_the_data_plane_carries(
         assert plan.version >= 218
         assert plans.made[0].version in (0, 218)
         assert json.loads(path.read_text())["version"] == plan.version
+
+
+async def test_a_stalled_prober_turns_healthz_503_and_freezes_the_plan_as_stale(
+        config_path: Path, plans: PlanSpy) -> None:
+    """Every probe slot leaked (the dispatcher waits forever): no result comes, /healthz says
+    503 within the prober's bound, the verdicts lapse and the plan freezes, reason `stale`,
+    with the shares it had."""
+    daemon = Daemon(load(config_path), config_path, registry=CollectorRegistry(),
+                    planner=plans, stall_after=0.5)
+    async with serving(daemon):
+        serving_plan = await all_serving(daemon, plans)
+        scheduler = daemon._scheduler  # noqa: SLF001 - the failure injected is inside it
+        assert scheduler is not None
+        for _ in range(32):  # the config's max_in_flight
+            await scheduler._in_flight.acquire()  # noqa: SLF001
+        await plans.until(lambda: daemon.plan is not None and daemon.plan.frozen,
+                          "the plan frozen")
+        assert daemon.plan is not None
+        assert daemon.plan.frozen_reason == "stale"
+        assert daemon.plan.shares == serving_plan.shares
+        assert all(c.state == "unknown" and c.reason.startswith("stale: ")
+                   for c in daemon.plan.clusters)
+        await plans.until(lambda: not daemon.surface.alive(), "a stall seen")
+        status, _ = await get(daemon, "/healthz")
+        assert status == 503
+        assert any(s.startswith("prober silent for ")
+                   for s in daemon.extra_status()["liveness"]["stalled"])

@@ -58,11 +58,12 @@ class Daemon:
     def __init__(self, config: Config, config_path: Path | None = None,
                  registry: CollectorRegistry | None = None, *,
                  planner: Planner = make_plan, probes: Mapping[ProbeKind, ProbeFn] = PROBES,
-                 watch_every: float = WATCH_EVERY) -> None:
+                 watch_every: float = WATCH_EVERY, stall_after: float = STALL_AFTER) -> None:
         self.config = config
         self.plan: Plan | None = None
         self.stopping = asyncio.Event()
         self._planner = planner
+        self._stall_after = stall_after
         self._probes = probes
         self.metrics = Metrics(registry or CollectorRegistry())
         self.health = HealthTracker(config)
@@ -131,12 +132,12 @@ class Daemon:
             with contextlib.suppress(NotImplementedError, RuntimeError):
                 loop.add_signal_handler(signum, handler)
         tick = self.config.policy.tick
-        self.heartbeats.expect("planner", tick + STALL_AFTER)
-        self.heartbeats.expect("loop-lag", LAG_PERIOD + STALL_AFTER)
+        self.heartbeats.expect("planner", tick + self._stall_after)
+        self.heartbeats.expect("loop-lag", LAG_PERIOD + self._stall_after)
         probing = self.config.probing
         # Every job reports at least once per interval (jitter included) plus its timeout.
         self.heartbeats.expect("prober", probing.interval * (1 + probing.jitter)
-                               + probing.timeout + STALL_AFTER)
+                               + probing.timeout + self._stall_after)
         try:
             async with asyncio.TaskGroup() as tasks:
                 def start(name: str, run: Callable[[], Awaitable[None]]) -> None:

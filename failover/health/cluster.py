@@ -23,6 +23,7 @@ class ClusterHealth:
     state: ClusterState
     score: Score
     reason: str
+    stale: bool = False
 
 
 def assess(name: str, checks: Sequence[CheckRecord], rise: int, timeout: float,
@@ -49,7 +50,7 @@ def assess(name: str, checks: Sequence[CheckRecord], rise: int, timeout: float,
         others = f" (+{len(stale) - 1} more stale)" if len(stale) > 1 else ""
         reason = (f"stale: {oldest.job.label} last reported {now - (oldest.last_at or now):.0f}s"
                   f" ago (bound {stale_after:.0f}s){others}")
-        return ClusterHealth(name, ClusterState.UNKNOWN, score, reason)
+        return ClusterHealth(name, ClusterState.UNKNOWN, score, reason, stale=True)
     waiting = sum(c.hysteresis.passing is None for c in checks)
     if waiting or not checks:
         reason = f"no verdict yet from {waiting} of {len(checks)} checks"

@@ -111,7 +111,7 @@ class HealthTracker:
             since = -math.inf if now is None else self.observed_since(cluster.name, now)
             views.append(ClusterView(cluster.name, health.state, health.score.value,
                                      cluster.weight, health.reason, cluster.capacity_rps,
-                                     since))
+                                     since, health.stale))
         return views
 
     def probe_signals(self) -> Signals:

@@ -21,7 +21,7 @@ import math
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 
-from failover.planner.guard import FAIL_STATIC, OPERATOR_FREEZE, VANTAGE
+from failover.planner.guard import FAIL_STATIC, OPERATOR_FREEZE, STALE, VANTAGE
 from failover.planner.lifecycle import Life
 from failover.planner.model import ClusterState, ClusterView, Decision
 from failover.planner.shares import EPSILON
@@ -228,7 +228,7 @@ def shed_decision(change: Change) -> Decision | None:
 
 def freeze_decision(change: Change, *, was: str | None, now_frozen: str | None, passing: float,
                     unknown: float, eligible: float, min_fraction: float,
-                    operator_reason: str | None = None) -> Decision:
+                    operator_reason: str | None = None, stale: float = 0.0) -> Decision:
     """The plan-wide decision for entering a freeze (fail_static, vantage) or leaving one
     (``now_frozen`` None, or awaiting_verdicts when missing verdicts keep the plan still)."""
     total_old, total_new = math.fsum(change.old.values()), math.fsum(change.new.values())
@@ -240,6 +240,9 @@ def freeze_decision(change: Change, *, was: str | None, now_frozen: str | None, 
     elif now_frozen == VANTAGE:
         action = cause = VANTAGE
         reason = "vantage checks fail: our own view cannot be trusted, keeping shares"
+    elif now_frozen == STALE:
+        action = cause = FAIL_STATIC
+        reason = (f"{weights}, {stale:g} stale (checks stopped reporting): keeping shares")
     elif now_frozen == OPERATOR_FREEZE:
         action, cause = FREEZE, OPERATOR
         reason = f"frozen by an operator: {operator_reason or 'no reason given'}"
@@ -249,6 +252,8 @@ def freeze_decision(change: Change, *, was: str | None, now_frozen: str | None, 
             cause, reason = OPERATOR, "unfrozen by an operator"
         elif was == VANTAGE:
             reason = "vantage checks pass again"
+        elif was == STALE:
+            cause, reason = FAIL_STATIC, "checks report again"
         elif now_frozen is None:
             reason = f"{weights} is at or above {limit}"
         else:

@@ -14,7 +14,8 @@ AWAITING_VERDICTS: Final = "awaiting_verdicts"
 FAIL_STATIC: Final = "fail_static"
 VANTAGE: Final = "vantage"
 OPERATOR_FREEZE: Final = "operator"
-FREEZES = (FAIL_STATIC, VANTAGE, OPERATOR_FREEZE)
+STALE: Final = "stale"
+FREEZES = (FAIL_STATIC, VANTAGE, OPERATOR_FREEZE, STALE)
 """Freezes that are alarms, with a decision when they start and end (awaiting is not)."""
 
 
@@ -27,6 +28,8 @@ class Tally:
     unknown: float
     eligible: float
     unknown_clusters: int
+    stale: float = 0.0
+    """Of ``unknown``, the weight whose checks stopped reporting."""
 
     @staticmethod
     def of(views: Sequence[ClusterView]) -> Tally:
@@ -35,6 +38,7 @@ class Tally:
             unknown=math.fsum(v.base_weight for v in views if v.state == ClusterState.UNKNOWN),
             eligible=math.fsum(v.base_weight for v in views if v.state != ClusterState.DRAINED),
             unknown_clusters=sum(v.state == ClusterState.UNKNOWN for v in views),
+            stale=math.fsum(v.base_weight for v in views if v.stale),
         )
 
 
@@ -52,6 +56,9 @@ def freeze_reason(tally: Tally, min_fraction: float, *, started: bool,
     - ``fail_static`` when, even if every unknown cluster turned out passing, less than
       ``min_fraction`` of the eligible base weight would pass, or nothing can take traffic:
       mass failure is more likely a probe-side fault than a real one, so keep the last plan.
+    - ``stale`` when the passing weight is too low because checks stopped reporting (a
+      stalled prober, a loop starved of CPU): what was last seen is no evidence now, and the
+      silence itself is an alarm.
     - ``awaiting_verdicts`` when the passing weight is too low only because verdicts are still
       missing (e.g. after a reload added checks): no evidence of failure, so no alarm, no change.
     """
@@ -65,5 +72,5 @@ def freeze_reason(tally: Tally, min_fraction: float, *, started: bool,
     if possible <= 0 or below(possible, min_fraction, tally.eligible):
         return FAIL_STATIC
     if tally.passing <= 0 or below(tally.passing, min_fraction, tally.eligible):
-        return AWAITING_VERDICTS
+        return STALE if tally.stale > 0 else AWAITING_VERDICTS
     return None

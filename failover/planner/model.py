@@ -37,6 +37,8 @@ class ClusterView:
     """Since when every check of the cluster has reported without a gap (planner clock);
     ``inf`` while one is overdue. A ramp counts only observed time, so a stalled daemon or a
     restart never passes for time spent ramping. The default: observed all along."""
+    stale: bool = False
+    """Unknown because its checks stopped reporting (not because they never did)."""
 
 
 @dataclass(frozen=True, slots=True)

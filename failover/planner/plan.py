@@ -279,7 +279,7 @@ def plan(views: Sequence[ClusterView], policy: Policy, previous: Plan | None,
             change, was=was if was in FREEZES else None,
             now_frozen=frozen, passing=tally.passing, unknown=tally.unknown,
             eligible=tally.eligible, min_fraction=policy.min_healthy_fraction,
-            operator_reason=frozen_by))
+            operator_reason=frozen_by, stale=tally.stale))
     if version >= 1:
         decisions += cluster_decisions(ranked, lives, wanted or Targets(dict(shares), {}),
                                        change)

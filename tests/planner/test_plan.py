@@ -316,3 +316,27 @@ def test_a_small_move_that_comes_with_a_change_of_its_own_keeps_its_decision() -
     assert failed.decisions[-1].reason.startswith(
         "199 clusters moved less than 1% of traffic each, taking demand beyond the passing "
         "clusters' capacity: ")
+
+
+def test_checks_gone_silent_freeze_the_plan_as_stale_and_say_so() -> None:
+    """Most of the fleet stale at once (a stalled prober): the shares stay, the plan is
+    frozen with reason `stale` and one fail_static decision; one stale cluster alone is
+    just unknown."""
+    import dataclasses  # noqa: PLC0415
+
+    first = started()
+    silent = [dataclasses.replace(v, state=UNK, stale=True) if v.name in ("a", "b") else v
+              for v in fleet(a=H, b=H, c=H)]
+    frozen = plan(silent, POLICY, first, 2.0)
+    assert (frozen.frozen, frozen.frozen_reason) == (True, "stale")
+    assert frozen.shares == first.shares
+    [decision] = frozen.decisions
+    assert (decision.action, decision.cause) == ("fail_static", "fail_static")
+    assert "80 stale (checks stopped reporting)" in decision.reason
+    back = plan(fleet(a=H, b=H, c=H), POLICY, frozen, 3.0)
+    assert not back.frozen
+    assert [(d.action, d.reason) for d in back.decisions] == [("resume", "checks report again")]
+
+    one = [dataclasses.replace(v, state=UNK, stale=True) if v.name == "c" else v
+           for v in fleet(a=H, b=H, c=H)]
+    assert not plan(one, POLICY, first, 2.0).frozen
