@@ -693,13 +693,12 @@ async def test_a_stalled_prober_turns_healthz_503_and_freezes_the_plan_as_stale(
         assert scheduler is not None
         for _ in range(32):  # the config's max_in_flight
             await scheduler._in_flight.acquire()  # noqa: SLF001
-        await plans.until(lambda: daemon.plan is not None and daemon.plan.frozen,
-                          "the plan frozen")
+        await plans.until(lambda: daemon.plan is not None and all(
+            c.state == "unknown" and c.reason.startswith("stale: ")
+            for c in daemon.plan.clusters), "every verdict lapsed")
         assert daemon.plan is not None
-        assert daemon.plan.frozen_reason == "stale"
+        assert (daemon.plan.frozen, daemon.plan.frozen_reason) == (True, "stale")
         assert daemon.plan.shares == serving_plan.shares
-        assert all(c.state == "unknown" and c.reason.startswith("stale: ")
-                   for c in daemon.plan.clusters)
         await plans.until(lambda: not daemon.surface.alive(), "a stall seen")
         status, _ = await get(daemon, "/healthz")
         assert status == 503
