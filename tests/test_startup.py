@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import logging
 import os
 import socket
 import subprocess
@@ -13,10 +14,14 @@ import textwrap
 from pathlib import Path
 
 import pytest
+from prometheus_client import CollectorRegistry
 
 from failover.config import load
 from failover.daemon import Daemon, StartupError
+from failover.daemon.state import StateKeeper
 from failover.daemon.supervisor import Heartbeats
+from failover.metrics import Metrics
+from failover.overrides import Freeze, Overrides
 from tests.servers import free_port
 
 WITHIN = 20.0
@@ -127,3 +132,24 @@ def test_heartbeats_name_the_loop_that_went_silent() -> None:
     assert beats.stalled() == ["prober silent for 5.0s (bound 3s)"]
     beats.beat("prober")
     assert beats.stalled() == []
+
+
+async def test_a_state_that_cannot_be_saved_is_said_once_and_fails_liveness(
+        tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
+    """It logged an ERROR every second while /healthz stayed 200."""
+    (tmp_path / "state").write_text("")  # a file where the folder should be
+    metrics = Metrics(CollectorRegistry())
+    keeper = StateKeeper(tmp_path / "state" / "state.json", metrics)
+    overrides = Overrides()
+    with caplog.at_level(logging.ERROR):
+        for n in range(3):
+            overrides.freeze = Freeze(f"try {n}", float(n))
+            await keeper.save(None, overrides)
+    assert keeper.failing is not None
+    assert keeper.failing.startswith(f"cannot save state to {tmp_path / 'state'}")
+    assert len([r for r in caplog.records if r.levelno == logging.ERROR]) == 1
+    assert metrics.registry.get_sample_value("failover_errors_total",
+                                             {"where": "persist"}) == 3
+    (tmp_path / "state").unlink()
+    await keeper.save(None, overrides)
+    assert keeper.failing is None
