@@ -309,6 +309,11 @@ class FileActuator(Strict):
         return _resolve(value, info)
 
 
+HAPROXY_NAME = re.compile(r"^[A-Za-z0-9_.:-]+$")
+"""Characters HAProxy accepts in proxy and server names (its ``invalid_char()``)."""
+HAPROXY_NAME_RULE = "HAProxy names take letters, digits and _ . : - only"
+
+
 class HaproxyActuator(Strict):
     type: Literal["haproxy"]
     socket: Path | None = None
@@ -329,6 +334,22 @@ class HaproxyActuator(Strict):
         if (self.socket is None) == (self.address is None):
             msg = "give exactly one of 'socket' or 'address' for the HAProxy runtime API"
             raise ValueError(msg)
+        return self
+
+    @model_validator(mode="after")
+    def _names_haproxy_takes(self) -> HaproxyActuator:
+        """Checked here, not at the first apply: HAProxy refuses other characters in proxy
+        and server names, and they would split or escape a runtime API command line."""
+        if not HAPROXY_NAME.match(self.backend):
+            raise located(("backend",), f"{self.backend!r}: {HAPROXY_NAME_RULE}")
+        first: dict[str, str] = {}
+        for cluster, server in self.servers.items():
+            if not HAPROXY_NAME.match(server):
+                raise located(("servers", cluster), f"{server!r}: {HAPROXY_NAME_RULE}")
+            if server in first:
+                raise located(("servers", cluster), (
+                    f"server {server!r} is {first[server]}'s already: one server per cluster"))
+            first[server] = cluster
         return self
 
 
@@ -377,6 +398,14 @@ class DnsActuator(Strict):
     """Cluster name -> addresses published while the cluster's share is above 0."""
     timeout: Duration = 5.0
     """Seconds one apply (the update and the verifying query) may take."""
+
+    @model_validator(mode="after")
+    def _name_in_zone(self) -> DnsActuator:
+        """No update to a zone can change a name outside it (the server answers NOTZONE)."""
+        name, zone = self.name.rstrip(".").lower(), self.zone.rstrip(".").lower()
+        if zone and name != zone and not name.endswith(f".{zone}"):
+            raise located(("name",), f"{self.name} is not in zone {self.zone}")
+        return self
 
 
 Actuator = Annotated[FileActuator | HaproxyActuator | DnsActuator, Field(discriminator="type")]

@@ -192,3 +192,32 @@ def test_a_config_file_that_is_a_fifo_does_not_hang_loading(tmp_path: Path) -> N
     os.mkfifo(tmp_path / "c.yaml")
     with pytest.raises(ConfigError, match="cannot read config: not a regular file"):
         load(tmp_path / "c.yaml")
+
+
+def test_a_dns_actuator_name_outside_its_zone_is_refused_at_load() -> None:
+    lines = errors("""\
+        clusters: [{name: a, weight: 1, checks: [{tcp: 127.0.0.1:8101}]}]
+        actuators:
+          - {type: dns, server: 127.0.0.1:5353, zone: gslb.example., name: app.example.,
+             addresses: {a: [192.0.2.1]}}
+        """)
+    assert lines == ["c.yaml:3: actuators[0].name: app.example. is not in zone gslb.example."]
+
+
+@pytest.mark.parametrize(("backend", "servers", "where", "message"), [
+    ("be app", "{a: s1}", "actuators[0].backend", "'be app': HAProxy names take"),
+    ("app", "{a: 's 1'}", "actuators[0].servers.a", "'s 1': HAProxy names take"),
+    ("app", "{a: s1, b: s1}", "actuators[0].servers.b",
+     "server 's1' is a's already: one server per cluster"),
+])
+def test_haproxy_names_are_checked_at_load_not_at_the_first_apply(
+        backend: str, servers: str, where: str, message: str) -> None:
+    [line] = errors(f"""\
+        clusters:
+          - {{name: a, weight: 1, checks: [{{tcp: 127.0.0.1:8101}}]}}
+          - {{name: b, weight: 1, checks: [{{tcp: 127.0.0.1:8102}}]}}
+        actuators:
+          - {{type: haproxy, address: 127.0.0.1:9999, backend: "{backend}", servers: {servers}}}
+        """)
+    assert f" {where}: " in line
+    assert message in line
