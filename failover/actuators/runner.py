@@ -143,6 +143,7 @@ class ActuatorRunner:
             self._metrics.actuator_applies.labels(name, "retry").inc()
 
         try:
+            # ``within`` stops retrying, it cuts no attempt: each has its own deadline below.
             async for attempt in retrying(f"apply to {name}", count_retry,
                                           within=max(self._retry_every * 5, 5.0)):
                 with attempt:
@@ -155,7 +156,8 @@ class ActuatorRunner:
             self.last_error = str(exc)
             self._metrics.actuator_applies.labels(name, "error").inc()
             log.error("apply of plan %d to %s failed: %s", current.plan.version, name, exc,
-                      extra={"actuator": name, "version": current.plan.version})
+                      extra={"actuator": name, "version": current.plan.version,
+                             "permanent": not isinstance(exc, TemporaryActuatorError)})
             return
         self.last_error = None
         self._applied = _identity(current.plan)
