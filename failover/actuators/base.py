@@ -9,11 +9,16 @@ from failover.planner.model import Plan
 
 
 class ActuatorError(Exception):
-    """Applying a plan failed; ``transient`` errors are retried, others wait for the next plan."""
+    """Applying a plan failed. Raise one of the two kinds below: the kind is the retry policy."""
 
-    def __init__(self, message: str, *, transient: bool = True) -> None:
-        super().__init__(message)
-        self.transient = transient
+
+class TemporaryActuatorError(ActuatorError):
+    """May pass by itself (unreachable, timed out, raced): the runner retries it with backoff."""
+
+
+class PermanentActuatorError(ActuatorError):
+    """Will fail the same way until config or the data plane changes: not retried, the next
+    plan or tick tries again."""
 
 
 @dataclass(frozen=True)
@@ -34,7 +39,11 @@ class Actuator(Protocol):
         ...
 
     async def apply(self, applied: Applied) -> None:
-        """Make the data plane match ``applied.plan``; raise ActuatorError on failure."""
+        """Make the data plane match ``applied.plan``; raise an ActuatorError kind on failure.
+
+        The runner bounds each call with its one deadline and cancels the call there, so an
+        actuator opens no timeout around its whole work; it must only stay cancellable.
+        """
         ...
 
 
@@ -49,6 +58,6 @@ class DriftAware(Actuator, Protocol):
 
     async def drift(self, applied: Applied) -> list[str]:
         """Differences between the data plane and ``applied.plan``, each a short text like
-        ``server app/use1 weight 12, want 128``; empty when in sync. Raise ActuatorError if the
-        data plane cannot be read."""
+        ``server app/use1 weight 12, want 128``; empty when in sync. Raise an ActuatorError
+        kind if the data plane cannot be read. Bounded by the runner, as ``apply`` is."""
         ...

@@ -6,7 +6,8 @@ share only decides in or out; ``docs/dns.md`` explains what that means for steer
 
 Every apply reads the name's A and AAAA records from the server itself (no resolver, no
 cache), sends one UPDATE only if they differ from the plan (delete + add of both RRsets
-in one message, which the server applies atomically), and reads them back to verify.
+in one message, which the server applies atomically), and reads them back to verify, all on
+one TCP connection. The runner's deadline bounds the whole sequence; nothing here adds one.
 If no mapped cluster has a share above 0 the records stay as they are: an empty answer
 would take every client down, whereas the last published set may still serve some.
 """
@@ -14,15 +15,16 @@ would take every client down, whereas the last published set may still serve som
 from __future__ import annotations
 
 import asyncio
-import base64
-import binascii
 import ipaddress
 import logging
-import struct
+import socket
 from collections.abc import Awaitable, Callable, Iterable, Mapping
 from dataclasses import dataclass
 from typing import TypeVar
 
+import dns._asyncbackend
+import dns.asyncbackend
+import dns.asyncquery
 import dns.exception
 import dns.flags
 import dns.inet
@@ -36,7 +38,7 @@ import dns.rdtypes.IN.AAAA
 import dns.tsig
 import dns.update
 
-from failover.actuators.base import ActuatorError, Applied
+from failover.actuators.base import Applied, PermanentActuatorError, TemporaryActuatorError
 from failover.config.addresses import Endpoint, split_hostport
 from failover.config.models import DnsActuator as DnsActuatorSpec
 from failover.planner.model import Plan
@@ -140,69 +142,62 @@ def _show(records: Records) -> str:
     return " ".join(str(address) for address in both) or "nothing"
 
 
-def read_secret(spec: DnsActuatorSpec) -> dns.tsig.Key | None:
-    """The TSIG key from its secret file, checked now so a bad file fails at start, not at
-    the first failover."""
+def tsig_key(spec: DnsActuatorSpec) -> dns.tsig.Key | None:
+    """The TSIG key; its secret was read and decoded once, when the config was loaded."""
     if spec.tsig is None:
         return None
-    path = spec.tsig.secret_file
-    try:
-        text = path.read_text(encoding="ascii").strip()
-        secret = base64.b64decode(text, validate=True)
-    except (OSError, UnicodeDecodeError, binascii.Error) as exc:
-        msg = f"cannot read the TSIG secret in {path}: {exc}"
-        raise ActuatorError(msg, transient=False) from exc
-    if not secret:
-        msg = f"the TSIG secret file {path} is empty"
-        raise ActuatorError(msg, transient=False)
-    return dns.tsig.Key(spec.tsig.name, secret, spec.tsig.algorithm)
+    return dns.tsig.Key(spec.tsig.name, spec.tsig.secret, spec.tsig.algorithm)
 
 
 class _Connection:
-    """One TCP connection to the server: DNS over TCP is a 2-byte length and the message.
+    """One TCP connection to the server, framed by dnspython's ``send_tcp``/``receive_tcp``.
 
-    Framed here rather than in dnspython's query helpers so that a reply we cannot
-    authenticate is still read: its rcode is what tells the operator what is wrong.
+    Not ``dns.asyncquery.tcp``: it authenticates the reply while parsing it, so a reply
+    we cannot authenticate would be lost, and its rcode is what tells the operator what
+    is wrong. ``exchange`` can read one unauthenticated; `_authenticate` checks it after.
     """
 
-    def __init__(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-        self._reader = reader
-        self._writer = writer
+    # The class is dns.asyncbackend.StreamSocket, imported there from this private module
+    # without __all__, so mypy --strict only sees it under the private name.
+    def __init__(self, sock: dns._asyncbackend.StreamSocket) -> None:
+        self._sock = sock
 
-    async def exchange(self, message: dns.message.Message) -> bytes:
-        wire = message.to_wire()
-        self._writer.write(struct.pack("!H", len(wire)) + wire)
-        await self._writer.drain()
-        (size,) = struct.unpack("!H", await self._reader.readexactly(2))
-        return await self._reader.readexactly(size)
+    async def exchange(self, message: dns.message.Message, *,
+                       authenticated: bool = True) -> dns.message.Message:
+        """Send ``message``, read the reply; no expiration, as the runner's deadline cuts it.
+
+        ``authenticated=False`` parses a signed reply without checking its TSIG.
+        """
+        await dns.asyncquery.send_tcp(self._sock, message)
+        # keyring=False is from_wire's documented "parse TSIG, do not validate"; dnspython
+        # annotates receive_tcp's keyring as a dict or None only, though it passes it on.
+        keyring = None if authenticated else False
+        reply, _ = await dns.asyncquery.receive_tcp(
+            self._sock, keyring=keyring)  # type: ignore[arg-type]
+        return reply
 
 
 class DnsUpdateActuator:
     """Publishes the serving clusters' addresses at one name with RFC 2136 updates."""
 
     def __init__(self, *, server: Endpoint, zone: str, name: str, ttl: int,
-                 addresses: Mapping[str, Iterable[str]], key: dns.tsig.Key | None,
-                 timeout: float) -> None:
+                 addresses: Mapping[str, Iterable[str]], key: dns.tsig.Key | None) -> None:
         self.server = server
         self.zone = dns.name.from_text(zone)
         self.record_name = dns.name.from_text(name)
-        if not self.record_name.is_subdomain(self.zone):
-            msg = f"name {self.record_name} is not in zone {self.zone}"
-            raise ActuatorError(msg, transient=False)
         self.ttl = ttl
         self.addresses = {cluster: tuple(ipaddress.ip_address(a) for a in mapped)
                           for cluster, mapped in addresses.items()}
         self._key = key
-        self._timeout = timeout
         self.stats = DnsUpdateStats()
 
     @classmethod
     def from_config(cls, spec: DnsActuatorSpec) -> DnsUpdateActuator:
-        """Raises ActuatorError(transient=False) for what the config model cannot check: an
-        unreadable or non-base64 TSIG secret, a name outside the zone."""
+        """Raises PermanentActuatorError for what the config model cannot check: an
+        unreadable or non-base64 TSIG secret, a name outside the zone. ``spec.timeout`` is
+        the runner's: it bounds each apply and drift check from outside."""
         return cls(server=split_hostport(spec.server), zone=spec.zone, name=spec.name,
-                   ttl=spec.ttl, addresses=spec.addresses, key=read_secret(spec),
-                   timeout=spec.timeout)
+                   ttl=spec.ttl, addresses=spec.addresses, key=tsig_key(spec))
 
     @property
     def name(self) -> str:
@@ -226,7 +221,7 @@ class DnsUpdateActuator:
         async def work(connection: _Connection) -> None:
             await self._converge(connection, wanted, applied.plan.version)
 
-        await self._session("apply", work)
+        await self._session(work)
 
     async def drift(self, applied: Applied) -> list[str]:
         """Differences between the server's records and ``applied.plan``; [] when in sync or
@@ -238,7 +233,7 @@ class DnsUpdateActuator:
         async def work(connection: _Connection) -> list[str]:
             return differences(self.record_name, wanted, await self._read(connection))
 
-        return await self._session("drift check", work)
+        return await self._session(work)
 
     async def _converge(self, connection: _Connection, wanted: Records, version: int) -> None:
         if not differences(self.record_name, wanted, await self._read(connection)):
@@ -249,39 +244,33 @@ class DnsUpdateActuator:
         self.stats.updates += 1
         left = differences(self.record_name, wanted, await self._read(connection))
         if left:
-            # Transient: a retry sends the update again, and the plan may be right next time
+            # Temporary: a retry sends the update again, and the plan may be right next time
             # (a concurrent hand edit); a server that keeps dropping it stays in error.
             msg = (f"{self.name}: the server accepted the update but serves something else: "
                    + "; ".join(left))
-            raise ActuatorError(msg)
+            raise TemporaryActuatorError(msg)
         log.info("%s: now serves %s for plan %d", self.name, _show(wanted), version,
                  extra={"actuator": self.name, "version": version})
 
-    async def _session(self, what: str,
-                       work: Callable[[_Connection], Awaitable[T]]) -> T:
-        """Run ``work`` on one connection within the timeout; library errors become ours."""
+    async def _session(self, work: Callable[[_Connection], Awaitable[T]]) -> T:
+        """Run ``work`` on one connection; library errors become ours."""
         try:
-            async with asyncio.timeout(self._timeout):
-                host = await self._server_address()
-                reader, writer = await asyncio.open_connection(host, self.server.port)
-                try:
-                    result = await work(_Connection(reader, writer))
-                except BaseException:
-                    # Not close(): it waits for unsent data, and a stalled server never reads.
-                    writer.transport.abort()
-                    raise
-                writer.close()
-                await writer.wait_closed()
-                return result
-        except TimeoutError as exc:
-            msg = f"{self.name}: {what} not done within {self._timeout:g}s"
-            raise ActuatorError(msg) from exc
+            host = await self._server_address()
+            backend = dns.asyncbackend.get_backend("asyncio")
+            # dnspython leaves Backend.make_socket() unannotated.
+            sock = await backend.make_socket(  # type: ignore[no-untyped-call]
+                dns.inet.af_for_address(host), socket.SOCK_STREAM, 0, None,
+                (host, self.server.port))
+            # Closing does not wait for the peer, so a stalled server cannot hold us here
+            # once the runner's deadline has cancelled the work.
+            async with sock:
+                return await work(_Connection(sock))
         except (OSError, EOFError) as exc:  # refused, reset, closed mid-reply
             msg = f"{self.name}: cannot talk to {self.server}: {type(exc).__name__}: {exc}"
-            raise ActuatorError(msg) from exc
+            raise TemporaryActuatorError(msg) from exc
         except dns.exception.DNSException as exc:
             msg = f"{self.name}: unusable reply from {self.server}: {type(exc).__name__}: {exc}"
-            raise ActuatorError(msg) from exc
+            raise TemporaryActuatorError(msg) from exc
 
     async def _server_address(self) -> str:
         """The server's IP; a host name is looked up on every apply, never cached."""
@@ -298,27 +287,27 @@ class DnsUpdateActuator:
         # No RD: an authoritative server answers from its zone; a resolver would have to say
         # it is not authoritative instead of answering from a cache.
         query = dns.message.make_query(self.record_name, rdtype, flags=0)
-        reply = dns.message.from_wire(await connection.exchange(query))
+        reply = await connection.exchange(query)
         if not query.is_response(reply):
             msg = (f"{self.name}: the reply from {self.server} does not match the "
                    f"{dns.rdatatype.to_text(rdtype)} query (id or question differ)")
-            raise ActuatorError(msg)
+            raise TemporaryActuatorError(msg)
         rcode = reply.rcode()
         if rcode == dns.rcode.SERVFAIL:  # e.g. the zone is still loading: try again
             msg = f"{self.name}: {self.server} answers SERVFAIL for {self.record_name}"
-            raise ActuatorError(msg)
+            raise TemporaryActuatorError(msg)
         if rcode not in (dns.rcode.NOERROR, dns.rcode.NXDOMAIN) or not reply.flags & dns.flags.AA:
             msg = (f"{self.name}: {self.server} is not authoritative for {self.record_name} "
                    f"(rcode {dns.rcode.to_text(rcode)}, "
                    f"AA {'set' if reply.flags & dns.flags.AA else 'not set'}); "
                    f"point 'server' at a primary of {self.zone}")
-            raise ActuatorError(msg, transient=False)
+            raise PermanentActuatorError(msg)
         if reply.get_rrset(reply.answer, self.record_name, dns.rdataclass.IN,
                            dns.rdatatype.CNAME) is not None:
             # RFC 2136 3.4.2.2: address records added beside a CNAME are silently ignored.
             msg = (f"{self.name}: {self.record_name} is a CNAME on {self.server}; "
                    "address records cannot be published beside it")
-            raise ActuatorError(msg, transient=False)
+            raise PermanentActuatorError(msg)
         rrset = reply.get_rrset(reply.answer, self.record_name, dns.rdataclass.IN, rdtype)
         if rrset is None:
             return RRset(0, frozenset())
@@ -342,16 +331,17 @@ class DnsUpdateActuator:
 
     async def _update(self, connection: _Connection, wanted: Records) -> None:
         update = self._update_message(wanted)
-        wire = await connection.exchange(update)
         # Read it unauthenticated first: an error reply is often unsigned, and its rcode
         # is the useful part. Authenticated below before anything is trusted.
-        reply = dns.message.from_wire(wire, keyring=False)
+        reply = await connection.exchange(update, authenticated=False)
         if not update.is_response(reply):
             msg = f"{self.name}: the reply from {self.server} does not match the update"
-            raise ActuatorError(msg)
+            raise TemporaryActuatorError(msg)
         rcode = reply.rcode()
         if self._key is not None:
-            self._authenticate(self._key, wire, update, rcode)
+            # from_wire keeps the bytes it parsed (dnspython 2.7+): the MAC covers them.
+            assert reply.wire is not None  # noqa: S101  # why: set by every from_wire
+            self._authenticate(self._key, reply.wire, update, rcode)
         if rcode == dns.rcode.NOERROR:
             return
         text = dns.rcode.to_text(rcode)
@@ -360,7 +350,9 @@ class DnsUpdateActuator:
                f"{text}" + (f" ({hint})" if hint else ""))
         # SERVFAIL is the server's own trouble (journal, zone not loaded): worth a retry.
         # Every other rcode says the request itself is unwelcome and will stay so.
-        raise ActuatorError(msg, transient=rcode == dns.rcode.SERVFAIL)
+        if rcode == dns.rcode.SERVFAIL:
+            raise TemporaryActuatorError(msg)
+        raise PermanentActuatorError(msg)
 
     def _authenticate(self, key: dns.tsig.Key, wire: bytes, update: dns.update.UpdateMessage,
                       rcode: dns.rcode.Rcode) -> None:
@@ -371,13 +363,13 @@ class DnsUpdateActuator:
             code, why = next(((c, w) for kind, c, w in _TSIG_ERRORS if isinstance(exc, kind)),
                              (type(exc).__name__, str(exc)))
             msg = f"{prefix}: {code} ({why}; rcode {dns.rcode.to_text(rcode)})"
-            raise ActuatorError(msg, transient=False) from exc
+            raise PermanentActuatorError(msg) from exc
         except dns.exception.FormError as exc:
             if rcode != dns.rcode.NOERROR:
                 return  # an unsigned error reply: the rcode says what went wrong
             msg = f"{self.name}: {self.server} sent an unsigned success reply to a signed update"
-            raise ActuatorError(msg, transient=False) from exc
+            raise PermanentActuatorError(msg) from exc
         except (dns.tsig.BadSignature, dns.message.UnknownTSIGKey) as exc:
             msg = (f"{self.name}: the reply from {self.server} does not authenticate with key "
                    f"{key.name.to_text(True)}: {type(exc).__name__}")
-            raise ActuatorError(msg, transient=False) from exc
+            raise PermanentActuatorError(msg) from exc

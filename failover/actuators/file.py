@@ -10,7 +10,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from failover.actuators.base import ActuatorError, Applied
+from failover.actuators.base import Applied, TemporaryActuatorError
 from failover.planner.model import Plan
 
 
@@ -77,5 +77,5 @@ class FileActuator:
             await asyncio.to_thread(write_atomically, self.path, data)
         except OSError as exc:
             msg = f"cannot write {self.path}: {exc.strerror or exc}"
-            raise ActuatorError(msg) from exc
+            raise TemporaryActuatorError(msg) from exc
         self._written = (plan.version, plan.frozen)

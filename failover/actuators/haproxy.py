@@ -8,22 +8,18 @@ idempotent and verified; ``drift`` reads the state alone and names what differs.
 
 from __future__ import annotations
 
-import asyncio
 import logging
 import math
-from collections.abc import Awaitable, Callable, Mapping
+from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TypeVar
 
-from failover.actuators.base import ActuatorError, Applied
+from failover.actuators.base import Applied, PermanentActuatorError, TemporaryActuatorError
 from failover.actuators.haproxy_api import NAME, RuntimeApi, ServerState, parse_servers_state
 from failover.config.models import HaproxyActuator as HaproxyActuatorConfig
 from failover.planner.model import Plan
 
 log = logging.getLogger(__name__)
-
-T = TypeVar("T")
 
 WEIGHT_MAX = 256
 """HAProxy's largest server weight; the largest share gets it, for the finest split."""
@@ -105,13 +101,10 @@ class HaproxyActuator:
     """One backend's servers, one per cluster, weighted by the plan's shares."""
 
     def __init__(self, *, backend: str, servers: Mapping[str, str],
-                 socket: Path | None = None, address: str | None = None,
-                 timeout: float = 5.0) -> None:
+                 socket: Path | None = None, address: str | None = None) -> None:
         self.backend = backend
         self.servers = dict(servers)
         """Cluster name -> server name in ``backend``."""
-        self.timeout = timeout
-        """Seconds one apply or drift check may take, connections and read-back included."""
         self._api = RuntimeApi(socket=socket, address=address)
         self._invalid = _invalid(backend, self.servers)
         self.kept = 0
@@ -119,8 +112,9 @@ class HaproxyActuator:
 
     @classmethod
     def from_config(cls, spec: HaproxyActuatorConfig) -> HaproxyActuator:
+        # spec.timeout is the runner's: it bounds each apply and drift check from outside.
         return cls(backend=spec.backend, servers=spec.servers, socket=spec.socket,
-                   address=spec.address, timeout=spec.timeout)
+                   address=spec.address)
 
     @property
     def name(self) -> str:
@@ -160,23 +154,21 @@ class HaproxyActuator:
                 commands += [f"{target} weight {want.weight}", f"{target} state ready"]
             else:
                 commands += [f"{target} state drain", f"{target} weight 0"]
-        answers = await self._bounded(
-            f"apply of plan {plan.version}",
-            lambda: self._api.execute([*commands, f"show servers state {self.backend}"]))
+        answers = await self._api.execute([*commands, f"show servers state {self.backend}"])
         refused = [f"'{command}': {' '.join(answer)}"
                    for command, answer in zip(commands, answers[:-1], strict=True) if answer]
         if refused:
             msg = (f"HAProxy at {self._api.label} refused {len(refused)} of {len(commands)} "
                    f"commands: {'; '.join(refused)}")
-            raise ActuatorError(msg, transient=False)
+            raise PermanentActuatorError(msg)
         servers = parse_servers_state(answers[-1], self.backend, self._api.label)
         wrong = differences(self.backend, wants, servers)
         if wrong:
             # HAProxy took every command yet shows something else: someone changed it at the
-            # same moment. Transient: the retry will set it again.
+            # same moment. Temporary: the retry will set it again.
             msg = (f"HAProxy at {self._api.label} does not show plan {plan.version} after "
                    f"applying it: {'; '.join(wrong)}")
-            raise ActuatorError(msg)
+            raise TemporaryActuatorError(msg)
         log.debug("%s now %s", self.name,
                   ", ".join(f"{w.server} {w.state} {w.weight}" for w in wants),
                   extra={"actuator": self.name, "version": plan.version})
@@ -184,9 +176,7 @@ class HaproxyActuator:
     async def drift(self, applied: Applied) -> list[str]:
         """Read the backend's servers and name each difference from ``applied.plan``."""
         self._check_valid()
-        answers = await self._bounded(
-            "drift check",
-            lambda: self._api.execute([f"show servers state {self.backend}"]))
+        answers = await self._api.execute([f"show servers state {self.backend}"])
         servers = parse_servers_state(answers[0], self.backend, self._api.label)
         wants = self.wants(applied.plan)
         if all(w.weight == 0 for w in wants):
@@ -196,17 +186,4 @@ class HaproxyActuator:
     def _check_valid(self) -> None:
         if self._invalid is not None:
             msg = f"{self.name}: {self._invalid}"
-            raise ActuatorError(msg, transient=False)
-
-    async def _bounded(self, what: str, work: Callable[[], Awaitable[T]]) -> T:
-        """Run ``work`` within `timeout`; expiry is a transient ActuatorError saying where."""
-        scope = asyncio.timeout(self.timeout)
-        try:
-            async with scope:
-                return await work()
-        except TimeoutError as exc:
-            if not scope.expired():
-                raise  # not ours; RuntimeApi turns every socket error into ActuatorError
-            msg = (f"HAProxy runtime API at {self._api.label}: {what} got no answer within "
-                   f"{self.timeout:g}s")
-            raise ActuatorError(msg) from exc
+            raise PermanentActuatorError(msg)

@@ -12,13 +12,13 @@ import asyncio
 import contextlib
 import logging
 import os
-import re
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-from failover.actuators.base import ActuatorError
+from failover.actuators.base import PermanentActuatorError, TemporaryActuatorError
 from failover.config.addresses import Endpoint, split_hostport
+from failover.config.models import HAPROXY_NAME
 
 log = logging.getLogger(__name__)
 
@@ -27,9 +27,9 @@ LINE_LIMIT = 4096
 16 kB by default, less its reserve); longer batches are split over several connections."""
 REPLY_LIMIT = 16 * 1024 * 1024
 """Bytes read at most from one connection; a larger reply is not one we asked for."""
-NAME = re.compile(r"^[A-Za-z0-9_.:-]+$")
-"""Characters HAProxy accepts in proxy and server names (``invalid_char()``); also what keeps
-a name from splitting or escaping a command line."""
+NAME = HAPROXY_NAME
+"""What keeps a name from splitting or escaping a command line: the config's rule, checked at
+load; checked again before a command is written, as the protocol's own guard."""
 
 FMAINT = 0x01
 """``srv_admin_state`` bit: maintenance forced through the runtime API (``state maint``)."""
@@ -84,8 +84,8 @@ class RuntimeApi:
     async def execute(self, commands: Sequence[str]) -> list[list[str]]:
         """Run ``commands`` in order; return each one's answer as a list of lines.
 
-        Raises ActuatorError: transient when HAProxy cannot be reached or the reply is cut
-        short, not transient when the reply is not what the CLI protocol promises.
+        Raises TemporaryActuatorError when HAProxy cannot be reached or the reply is cut
+        short, PermanentActuatorError when the reply is not what the CLI protocol promises.
         """
         answers: list[list[str]] = []
         for batch in _batches(commands):
@@ -104,13 +104,13 @@ class RuntimeApi:
         except FileNotFoundError as exc:
             msg = (f"HAProxy runtime API: no socket at {self.label} (is HAProxy running with "
                    f"this 'stats socket'?)")
-            raise ActuatorError(msg) from exc
+            raise TemporaryActuatorError(msg) from exc
         except PermissionError as exc:
             msg = f"HAProxy runtime API: permission denied opening {self.label}"
-            raise ActuatorError(msg, transient=False) from exc
+            raise PermanentActuatorError(msg) from exc
         except OSError as exc:
             msg = f"HAProxy runtime API at {self.label}: cannot connect: {_describe(exc)}"
-            raise ActuatorError(msg) from exc
+            raise TemporaryActuatorError(msg) from exc
         chunks: list[bytes] = []
         total = 0
         try:
@@ -122,11 +122,11 @@ class RuntimeApi:
                 if total > REPLY_LIMIT:
                     msg = (f"HAProxy runtime API at {self.label}: reply larger than "
                            f"{REPLY_LIMIT} bytes")
-                    raise ActuatorError(msg, transient=False)
+                    raise PermanentActuatorError(msg)
                 chunks.append(chunk)
         except OSError as exc:
             msg = f"HAProxy runtime API at {self.label}: connection lost: {_describe(exc)}"
-            raise ActuatorError(msg) from exc
+            raise TemporaryActuatorError(msg) from exc
         finally:
             writer.close()
             # The reply is complete or has already failed; a reset while closing changes
@@ -182,11 +182,11 @@ def split_answers(text: str, expected: int, where: str) -> list[list[str]]:
         got = len(answers)
         msg = (f"HAProxy runtime API at {where}: reply cut short after {got} of {expected} "
                f"answers: {_excerpt(text)}")
-        raise ActuatorError(msg)
+        raise TemporaryActuatorError(msg)
     if len(answers) > expected or current or not complete:
         msg = (f"HAProxy runtime API at {where}: unexpected reply, {len(answers)} answers to "
                f"{expected} commands: {_excerpt(text)}")
-        raise ActuatorError(msg, transient=False)
+        raise PermanentActuatorError(msg)
     return answers
 
 
@@ -198,29 +198,29 @@ def parse_servers_state(answer: list[str], backend: str, where: str) -> dict[str
     """Parse ``show servers state <backend>``: format version, ``#`` header, one row a server.
 
     Columns are found by the header's names, so versions that add columns still parse.
-    Raises a non-transient ActuatorError naming what is wrong; an answer that is one line
+    Raises a PermanentActuatorError naming what is wrong; an answer that is one line
     of text (``Can't find backend.``) is HAProxy refusing, and says so.
     """
     command = f"show servers state {backend}"
     if not answer:
         msg = f"HAProxy at {where}: empty answer to '{command}'"
-        raise ActuatorError(msg, transient=False)
+        raise PermanentActuatorError(msg)
     version = answer[0].strip()
     if not version.isdigit():
         msg = f"HAProxy at {where} refused '{command}': {' '.join(answer)}"
-        raise ActuatorError(msg, transient=False)
+        raise PermanentActuatorError(msg)
     if version != STATE_FORMAT:
         msg = (f"HAProxy at {where}: '{command}' format version {version}, only "
                f"{STATE_FORMAT} is understood")
-        raise ActuatorError(msg, transient=False)
+        raise PermanentActuatorError(msg)
     if len(answer) < 2 or not answer[1].startswith("#"):
         msg = f"HAProxy at {where}: '{command}' has no '#' header line"
-        raise ActuatorError(msg, transient=False)
+        raise PermanentActuatorError(msg)
     header = answer[1].lstrip("#").split()
     missing = [name for name in _REQUIRED if name not in header]
     if missing:
         msg = f"HAProxy at {where}: '{command}' header lacks {', '.join(missing)}"
-        raise ActuatorError(msg, transient=False)
+        raise PermanentActuatorError(msg)
     column = {name: index for index, name in enumerate(header)}
     servers: dict[str, ServerState] = {}
     for number, row in enumerate(answer[2:], start=3):
@@ -230,7 +230,7 @@ def parse_servers_state(answer: list[str], backend: str, where: str) -> dict[str
         if len(fields) != len(header):
             msg = (f"HAProxy at {where}: '{command}' line {number} has {len(fields)} fields, "
                    f"the header {len(header)}: {row!r}")
-            raise ActuatorError(msg, transient=False)
+            raise PermanentActuatorError(msg)
         if fields[column["be_name"]] != backend:
             continue  # asked for one backend; HAProxy would not send others, but be sure
         try:
@@ -242,6 +242,6 @@ def parse_servers_state(answer: list[str], backend: str, where: str) -> dict[str
                 initial_weight=int(fields[column["srv_iweight"]]))
         except ValueError as exc:
             msg = f"HAProxy at {where}: '{command}' line {number}: a number is not one: {row!r}"
-            raise ActuatorError(msg, transient=False) from exc
+            raise PermanentActuatorError(msg) from exc
         servers[state.name] = state
     return servers

@@ -1,4 +1,4 @@
-"""The one retry policy over tenacity: only transient errors, capped by attempts and by time."""
+"""The one retry policy over tenacity: only temporary errors, capped by attempts and by time."""
 
 from __future__ import annotations
 
@@ -8,20 +8,16 @@ from collections.abc import Awaitable, Callable
 from tenacity import (
     AsyncRetrying,
     RetryCallState,
-    retry_if_exception,
+    retry_if_exception_type,
     stop_after_attempt,
     stop_after_delay,
     wait_exponential,
     wait_random,
 )
 
-from failover.actuators.base import ActuatorError
+from failover.actuators.base import TemporaryActuatorError
 
 log = logging.getLogger(__name__)
-
-
-def _transient(exc: BaseException) -> bool:
-    return isinstance(exc, ActuatorError) and exc.transient
 
 
 def retrying(
@@ -34,7 +30,11 @@ def retrying(
     maximum: float = 2.0,
     sleep: Callable[[float], Awaitable[None]] | None = None,
 ) -> AsyncRetrying:
-    """Exponential backoff with jitter; the last error is re-raised as it was."""
+    """Exponential backoff with jitter; the last error is re-raised as it was.
+
+    ``within`` only decides whether another attempt may start; it never cuts one short.
+    Cutting an attempt is the caller's one deadline (`runner.bounded`).
+    """
 
     def before_sleep(state: RetryCallState) -> None:
         on_retry()
@@ -44,7 +44,7 @@ def retrying(
 
     extra = {} if sleep is None else {"sleep": sleep}
     return AsyncRetrying(
-        retry=retry_if_exception(_transient),
+        retry=retry_if_exception_type(TemporaryActuatorError),
         stop=stop_after_attempt(attempts) | stop_after_delay(within),
         wait=wait_exponential(multiplier=initial, max=maximum) + wait_random(0, initial),
         before_sleep=before_sleep,

@@ -9,7 +9,13 @@ from collections.abc import Awaitable, Callable
 from functools import partial
 from typing import TypeVar
 
-from failover.actuators.base import Actuator, ActuatorError, Applied, DriftAware
+from failover.actuators.base import (
+    Actuator,
+    ActuatorError,
+    Applied,
+    DriftAware,
+    TemporaryActuatorError,
+)
 from failover.actuators.retry import retrying
 from failover.metrics import Metrics
 from failover.planner.model import Plan
@@ -20,7 +26,24 @@ log = logging.getLogger(__name__)
 T = TypeVar("T")
 
 DEFAULT_TIMEOUT = 5.0
-"""Seconds one apply or drift check may take before it counts as a transient failure."""
+"""Seconds one apply or drift check may take before it counts as a temporary failure."""
+
+
+async def bounded(what: str, seconds: float, work: Callable[[], Awaitable[T]]) -> T:
+    """Run ``work`` until ``seconds`` from now: the one deadline of one attempt.
+
+    Actuators open no timeout of their own around an apply, so this is the only place an
+    attempt is cut; its expiry is a TemporaryActuatorError naming ``what``.
+    """
+    scope = asyncio.timeout_at(asyncio.get_running_loop().time() + seconds)
+    try:
+        async with scope:
+            return await work()
+    except TimeoutError as exc:
+        if not scope.expired():
+            raise  # not ours: an actuator let a library timeout escape, a bug to see
+        msg = f"{what} timed out after {seconds:g}s"
+        raise TemporaryActuatorError(msg) from exc
 
 
 def _identity(plan: Plan) -> tuple[int, bool]:
@@ -33,6 +56,10 @@ class ActuatorRunner:
 
     For a `DriftAware` actuator it also reads the data plane back every ``retry_every`` once
     the plan is applied, and applies it again when someone or something changed it.
+
+    ``timeout`` is the actuator config's own: each attempt at an apply, and each drift
+    check, is cut ``timeout`` seconds after it starts (`bounded`). Only temporary errors
+    are retried, with backoff, before the next tick.
     """
 
     def __init__(self, actuator: Actuator, metrics: Metrics, retry_every: float,
@@ -84,24 +111,12 @@ class ActuatorRunner:
             return self._retry_every
         return None
 
-    async def _bounded(self, what: str, work: Callable[[], Awaitable[T]]) -> T:
-        """Run ``work`` under the per-actuator timeout; expiry is a transient ActuatorError."""
-        scope = asyncio.timeout(self._timeout)
-        try:
-            async with scope:
-                return await work()
-        except TimeoutError as exc:
-            if not scope.expired():
-                raise  # not ours: an actuator let a library timeout escape, a bug to see
-            msg = f"{what} timed out after {self._timeout:g}s"
-            raise ActuatorError(msg) from exc
-
     async def _reconcile(self, drifting: DriftAware, wanted: Applied) -> None:
         name = self.actuator.name
         version = wanted.plan.version
         try:
-            found = await self._bounded(f"drift check of {name}",
-                                        partial(drifting.drift, wanted))
+            found = await bounded(f"drift check of {name}", self._timeout,
+                                  partial(drifting.drift, wanted))
         except ActuatorError as exc:
             # Not knowing the data plane's state is no reason to leave it: apply again, which
             # writes the plan and verifies it, and reports through the apply path if it fails.
@@ -128,19 +143,21 @@ class ActuatorRunner:
             self._metrics.actuator_applies.labels(name, "retry").inc()
 
         try:
+            # ``within`` stops retrying, it cuts no attempt: each has its own deadline below.
             async for attempt in retrying(f"apply to {name}", count_retry,
                                           within=max(self._retry_every * 5, 5.0)):
                 with attempt:
                     # A plan that arrived during the backoff replaces the one that failed:
                     # retrying a stale plan would hold back an evacuation for no gain.
                     current = self._wanted or wanted
-                    await self._bounded(f"apply to {name}",
-                                        partial(self.actuator.apply, current))
+                    await bounded(f"apply to {name}", self._timeout,
+                                  partial(self.actuator.apply, current))
         except ActuatorError as exc:
             self.last_error = str(exc)
             self._metrics.actuator_applies.labels(name, "error").inc()
             log.error("apply of plan %d to %s failed: %s", current.plan.version, name, exc,
-                      extra={"actuator": name, "version": current.plan.version})
+                      extra={"actuator": name, "version": current.plan.version,
+                             "permanent": not isinstance(exc, TemporaryActuatorError)})
             return
         self.last_error = None
         self._applied = _identity(current.plan)

@@ -68,8 +68,7 @@ class Daemon:
         self.metrics = Metrics(registry or CollectorRegistry())
         self.health = HealthTracker(config)
         self.runners = [
-            # The runner's limit a little beyond the actuator's own: its message is clearer.
-            ActuatorRunner(actuator, self.metrics, config.policy.tick, timeout=spec.timeout + 1)
+            ActuatorRunner(actuator, self.metrics, config.policy.tick, timeout=spec.timeout)
             for actuator, spec in zip(build_actuators(config), config.actuators, strict=True)]
         self.overrides = Overrides()
         self.state = StateKeeper(config.state_file, self.metrics)

@@ -10,8 +10,10 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-import struct
+import socket
 
+import dns._asyncbackend
+import dns.asyncquery
 import dns.exception
 import dns.flags
 import dns.message
@@ -26,6 +28,29 @@ log = logging.getLogger(__name__)
 
 ZONE = dns.name.from_text("cluster.local.")
 TTL = 5
+
+
+class _Stream(dns._asyncbackend.StreamSocket):
+    """An accepted TCP connection as a dnspython stream socket, so that dnspython's
+    ``receive_tcp``/``send_tcp`` frame DNS over TCP for this server as for its clients.
+
+    dnspython's asyncio backend only makes stream sockets by connecting out; it has no
+    public way to wrap a connection a server accepted, hence these few lines. (The class is
+    dns.asyncbackend.StreamSocket; mypy --strict sees it only under the private name.)
+    """
+
+    def __init__(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        super().__init__(writer.get_extra_info("socket").family, socket.SOCK_STREAM)
+        self._reader = reader
+        self._writer = writer
+
+    # `timeout` is dnspython's signature; it passes None, as the server gives no expiration.
+    async def recv(self, size: int, timeout: float | None) -> bytes:  # noqa: ASYNC109
+        return await self._reader.read(size)
+
+    async def sendall(self, what: bytes, timeout: float | None) -> None:  # noqa: ASYNC109
+        self._writer.write(what)
+        await self._writer.drain()
 
 
 class DnsServer:
@@ -121,28 +146,25 @@ class DnsServer:
         if task is not None:
             self._pending.add(task)
             task.add_done_callback(self._pending.discard)
+        stream = _Stream(reader, writer)
         try:
             while True:  # RFC 7766: a client may send several queries on one connection
                 try:
-                    (length,) = struct.unpack("!H", await reader.readexactly(2))
-                    wire = await reader.readexactly(length)
-                except (asyncio.IncompleteReadError, ConnectionError):
+                    query, _ = await dns.asyncquery.receive_tcp(stream)
+                except EOFError:  # the client closed, between messages or within one
                     return
-                self.counters.dns_tcp += 1
-                try:
-                    query = dns.message.from_wire(wire)
                 except dns.exception.DNSException as exc:
+                    self.counters.dns_tcp += 1
                     log.info("lab %s: unparsable DNS query over TCP: %s", self.name, exc)
                     return
+                self.counters.dns_tcp += 1
                 if self.faults.dns == "slow":
                     await asyncio.sleep(self.faults.delay)
                 response = self.reply(query, over_udp=False)
                 if response is None:
                     await reader.read()  # hold the connection, silent, until the client leaves
                     return
-                out = response.to_wire()
-                writer.write(struct.pack("!H", len(out)) + out)
-                await writer.drain()
+                await dns.asyncquery.send_tcp(stream, response)
         except ConnectionError:
             return
         finally:

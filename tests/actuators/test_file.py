@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from failover.actuators.base import ActuatorError, Applied
+from failover.actuators.base import Applied, TemporaryActuatorError
 from failover.actuators.file import FileActuator
 from failover.planner.model import ClusterPlan, ClusterState, Plan
 
@@ -64,8 +64,8 @@ async def test_rewrites_a_deleted_file(tmp_path: Path) -> None:
 
 
 async def test_unwritable_path_raises_actuator_error(tmp_path: Path) -> None:
-    """A path whose parent is a file fails with an ActuatorError naming the path."""
+    """A path whose parent is a file fails with a temporary error naming the path."""
     (tmp_path / "file").write_text("")
-    with pytest.raises(ActuatorError, match=r"cannot write .*file/weights\.json"):
+    with pytest.raises(TemporaryActuatorError, match=r"cannot write .*file/weights\.json"):
         await FileActuator(tmp_path / "file" / "weights.json").apply(
             Applied(make_plan(1, {"a": 1.0}), 0.0))

@@ -1,4 +1,5 @@
-"""Actuator runners retry transient failures, count them, and never block one another."""
+"""Actuator runners cut each attempt at one deadline, retry only temporary failures, count
+them, and never block one another."""
 
 from __future__ import annotations
 
@@ -7,18 +8,25 @@ import asyncio
 import pytest
 from prometheus_client import CollectorRegistry
 
-from failover.actuators.base import ActuatorError, Applied
+from failover.actuators.base import (
+    ActuatorError,
+    Applied,
+    PermanentActuatorError,
+    TemporaryActuatorError,
+)
 from failover.actuators.runner import ActuatorRunner
 from failover.metrics import Metrics
 from tests.actuators.test_file import make_plan
 
 
 class Flaky:
-    """Fails ``failures`` times, then succeeds; records what it applied."""
+    """Fails ``failures`` times with ``error``, then succeeds; records what it applied."""
 
-    def __init__(self, name: str, failures: int) -> None:
+    def __init__(self, name: str, failures: int,
+                 error: type[ActuatorError] = TemporaryActuatorError) -> None:
         self._name = name
         self.failures = failures
+        self.error = error
         self.applied: list[int] = []
         self.calls = 0
         self.done = asyncio.Event()
@@ -31,7 +39,7 @@ class Flaky:
         self.calls += 1
         if self.failures > 0:
             self.failures -= 1
-            raise ActuatorError("backend down")
+            raise self.error("backend down")
         self.applied.append(applied.plan.version)
         self.done.set()
 
@@ -47,7 +55,7 @@ def metrics() -> Metrics:
 
 
 @pytest.mark.looptime
-async def test_transient_failures_are_retried(metrics: Metrics) -> None:
+async def test_temporary_failures_are_retried(metrics: Metrics) -> None:
     """Two failures then success: applied once, two retries counted, success time set."""
     flaky = Flaky("flaky", failures=2)
     runner = ActuatorRunner(flaky, metrics, retry_every=1.0)
@@ -123,11 +131,21 @@ class Hanging(Flaky):
     def __init__(self, name: str, hangs: int) -> None:
         super().__init__(name, failures=0)
         self.hangs = hangs
+        self.starts: list[float] = []
+        """Loop times at which each apply began."""
+        self.cut: list[float] = []
+        """Loop times at which a hanging apply was cancelled."""
 
     async def apply(self, applied: Applied) -> None:
+        loop = asyncio.get_running_loop()
+        self.starts.append(loop.time())
         if self.hangs > 0:
             self.hangs -= 1
-            await asyncio.Event().wait()
+            try:
+                await asyncio.Event().wait()
+            except asyncio.CancelledError:
+                self.cut.append(loop.time())
+                raise
         await super().apply(applied)
 
 
@@ -202,8 +220,9 @@ async def test_actuators_without_drift_are_not_polled(metrics: Metrics) -> None:
 
 
 @pytest.mark.looptime
-async def test_a_hanging_apply_times_out_and_is_retried(metrics: Metrics) -> None:
-    """An apply that never returns fails after the timeout as a transient error, then retries."""
+async def test_a_hanging_apply_is_cut_at_the_one_deadline_and_retried(metrics: Metrics) -> None:
+    """An apply that never returns is cancelled exactly ``timeout`` after it began (no later
+    deadline stacked on it), counts as temporary, and the retry applies the plan."""
     actuator = Hanging("slow", hangs=1)
     runner = ActuatorRunner(actuator, metrics, retry_every=1.0, timeout=2.0)
     loop = asyncio.get_running_loop()
@@ -212,10 +231,11 @@ async def test_a_hanging_apply_times_out_and_is_retried(metrics: Metrics) -> Non
         task = tasks.create_task(runner.run())
         runner.submit(make_plan(1, {"a": 1.0}))
         await actuator.done.wait()
-        took = loop.time() - start
         task.cancel()
-    # The timeout, then tenacity's first backoff: 0.2 s plus up to 0.2 s of jitter.
-    assert 2.2 <= took <= 2.4 + 1e-6
+    assert actuator.starts[0] == pytest.approx(start)
+    assert actuator.cut == [pytest.approx(start + 2.0)]
+    # The retry starts after tenacity's first backoff: 0.2 s plus up to 0.2 s of jitter.
+    assert 2.2 <= actuator.starts[1] - start <= 2.4 + 1e-6
     assert actuator.applied == [1]
     assert sample(metrics, "failover_actuator_applies_total", actuator="slow", result="retry") == 1
     assert runner.last_error is None
@@ -289,3 +309,40 @@ async def test_a_newer_plan_replaces_a_failed_one_between_retries(metrics: Metri
     assert flaky.applied == [2]
     assert flaky.calls == 2
     assert runner.applied_version == 2
+
+
+@pytest.mark.looptime
+async def test_a_permanent_error_is_not_retried(metrics: Metrics) -> None:
+    """A permanent error ends the apply at once: one call, no retry counted, the error kept;
+    the plan is tried again only at the next tick, where it succeeds here."""
+    actuator = Flaky("lb", failures=1, error=PermanentActuatorError)
+    runner = ActuatorRunner(actuator, metrics, retry_every=1.0)
+    loop = asyncio.get_running_loop()
+    start = loop.time()
+    async with asyncio.TaskGroup() as tasks:
+        task = tasks.create_task(runner.run())
+        runner.submit(make_plan(1, {"a": 1.0}))
+        await asyncio.sleep(0.5)  # virtual: within a retry's backoff, had there been one
+        assert actuator.calls == 1
+        assert runner.last_error == "backend down"
+        await actuator.done.wait()
+        task.cancel()
+    assert loop.time() - start == pytest.approx(1.0)  # the next tick, not a backoff
+    assert actuator.calls == 2
+    assert sample(metrics, "failover_actuator_applies_total", actuator="lb", result="retry") == 0
+    assert sample(metrics, "failover_actuator_applies_total", actuator="lb", result="error") == 1
+    assert runner.applied_version == 1
+
+
+@pytest.mark.looptime
+async def test_an_error_of_neither_kind_is_not_retried(metrics: Metrics) -> None:
+    """Only TemporaryActuatorError is retried: a bare ActuatorError is treated as permanent."""
+    actuator = Flaky("lb", failures=1, error=ActuatorError)
+    runner = ActuatorRunner(actuator, metrics, retry_every=1.0)
+    async with asyncio.TaskGroup() as tasks:
+        task = tasks.create_task(runner.run())
+        runner.submit(make_plan(1, {"a": 1.0}))
+        await actuator.done.wait()
+        task.cancel()
+    assert actuator.calls == 2
+    assert sample(metrics, "failover_actuator_applies_total", actuator="lb", result="retry") == 0
