@@ -19,7 +19,7 @@ from prometheus_client import CollectorRegistry
 
 from failover.actuators.base import Applied
 from failover.config import all_jobs, load, parse
-from failover.config.models import FileActuator as FileActuatorConfig
+from failover.config.actuators import FileActuator as FileActuatorConfig
 from failover.daemon import Daemon, TaskDied, build_actuators
 from failover.health.results import ProbeResult
 from failover.lab import Lab

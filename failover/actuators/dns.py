@@ -39,8 +39,8 @@ import dns.tsig
 import dns.update
 
 from failover.actuators.base import Applied, PermanentActuatorError, TemporaryActuatorError
+from failover.config.actuators import DnsActuator as DnsActuatorSpec
 from failover.config.addresses import Endpoint, split_hostport
-from failover.config.models import DnsActuator as DnsActuatorSpec
 from failover.planner.model import Plan
 
 log = logging.getLogger(__name__)

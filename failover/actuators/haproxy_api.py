@@ -17,8 +17,8 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from failover.actuators.base import PermanentActuatorError, TemporaryActuatorError
+from failover.config.actuators import HAPROXY_NAME
 from failover.config.addresses import Endpoint, split_hostport
-from failover.config.models import HAPROXY_NAME
 
 log = logging.getLogger(__name__)
 

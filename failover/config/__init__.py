@@ -1,5 +1,6 @@
 """Configuration: strict pydantic models loaded from YAML, and the probe budget they imply."""
 
+from failover.config.actuators import FileActuator
 from failover.config.addresses import Endpoint, split_hostport, url_endpoint
 from failover.config.budget import (
     ATTEMPTS_PER_PROBE,
@@ -18,7 +19,6 @@ from failover.config.models import (
     Cluster,
     Config,
     DnsCheck,
-    FileActuator,
     HttpCheck,
     Policy,
     Probing,

@@ -13,8 +13,9 @@ from pydantic import BaseModel, ValidationError
 from yaml.composer import ComposerError
 from yaml.constructor import ConstructorError
 
+from failover.config.base import dotted
 from failover.config.files import CONFIG_LIMIT, FileProblem, read_limited
-from failover.config.models import Config, dotted
+from failover.config.models import Config
 
 M = TypeVar("M", bound=BaseModel)
 

@@ -2,65 +2,37 @@
 
 from __future__ import annotations
 
-import base64
-import binascii
 import ipaddress
-import os
 import re
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
 from pydantic import (
-    BaseModel,
-    ConfigDict,
     Discriminator,
     Field,
-    PrivateAttr,
     Tag,
     ValidationInfo,
     field_validator,
     model_validator,
 )
-from pydantic_core import PydanticCustomError
 
+from failover.config.actuators import (
+    Actuator,
+    DnsActuator,
+    FileActuator,
+    HaproxyActuator,
+)
 from failover.config.addresses import HostPort, HttpUrl, IpAddress, ListenAddress, split_hostport
+from failover.config.base import MIN_PERIOD, Strict, dotted, located, resolve
 from failover.config.budget import Job, all_jobs, worst_case_rates
 from failover.config.durations import Duration, PositiveDuration
-from failover.config.files import SECRET_LIMIT, FileProblem, read_limited
+from failover.config.signals import (
+    SignalsConfig,
+)
 
 _NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,62}$")
 
 
-def dotted(path: tuple[str | int, ...]) -> str:
-    """``clusters[0].checks[1]``: a config path as an operator writes it."""
-    out = ""
-    for part in path:
-        out += f"[{part}]" if isinstance(part, int) else (f".{part}" if out else str(part))
-    return out
-
-
-def located(path: tuple[str | int, ...], message: str) -> PydanticCustomError:
-    """An error the loader reports at ``path`` below the validator's own location."""
-    return PydanticCustomError("located", message, {"at": path})
-
-
-MIN_PERIOD = 0.001
-"""Seconds: the shortest probe interval or timeout accepted."""
-
-
-class Strict(BaseModel):
-    # No inf or NaN anywhere: an infinite weight or rate is no number an operator means.
-    model_config = ConfigDict(extra="forbid", frozen=True, use_attribute_docstrings=True,
-                              allow_inf_nan=False)
-
-
-def _resolve(path: Path, info: ValidationInfo) -> Path:
-    """Relative paths are relative to the config file, not to wherever the daemon was started."""
-    base = info.context.get("base_dir") if isinstance(info.context, dict) else None
-    if path.is_absolute() or base is None:
-        return path
-    # normpath: `config/../var` reads better in logs and status as `var`.
-    return Path(os.path.normpath(Path(base) / path))
 
 
 class Listen(Strict):
@@ -74,7 +46,7 @@ class Listen(Strict):
     @field_validator("admin_token_file")
     @classmethod
     def _relative_to_config(cls, value: Path | None, info: ValidationInfo) -> Path | None:
-        return None if value is None else _resolve(value, info)
+        return None if value is None else resolve(value, info)
 
     @model_validator(mode="after")
     def _apart(self) -> Listen:
@@ -204,7 +176,7 @@ class DnsCheck(Strict):
     """The cluster's own resolver, queried directly with no cache in between."""
     names: list[str] = Field(min_length=1)
     """Names that must resolve; each is its own probe."""
-    expect: list[IpAddress] = []
+    expect: list[IpAddress] = Field(default_factory=list)
     """Optional: addresses that must all appear in every answer."""
     qtype: Literal["A", "AAAA"] = "A"
 
@@ -264,7 +236,7 @@ class Cluster(Strict):
     capacity_rps: float | None = Field(None, gt=0)
     """Optional requests per second the cluster can serve."""
     dns: DnsCheck | None = None
-    checks: list[Check] = []
+    checks: list[Check] = Field(default_factory=list)
 
     @field_validator("name")
     @classmethod
@@ -287,193 +259,13 @@ class Vantage(Strict):
     resolver, a known-good endpoint). While they fail, the plan is frozen: reason ``vantage``."""
 
     dns: DnsCheck | None = None
-    checks: list[Check] = []
+    checks: list[Check] = Field(default_factory=list)
 
     @model_validator(mode="after")
     def _has_checks(self) -> Vantage:
         if self.dns is None and not self.checks:
             msg = "vantage has nothing to probe: give it 'dns' or 'checks', or leave it out"
             raise ValueError(msg)
-        return self
-
-
-class FileActuator(Strict):
-    type: Literal["file"]
-    path: Path
-    timeout: Duration = 5.0
-    """Seconds one apply may take before it counts as failed (and is retried)."""
-
-    @field_validator("path")
-    @classmethod
-    def _relative_to_config(cls, value: Path, info: ValidationInfo) -> Path:
-        return _resolve(value, info)
-
-
-HAPROXY_NAME = re.compile(r"^[A-Za-z0-9_.:-]+$")
-"""Characters HAProxy accepts in proxy and server names (its ``invalid_char()``)."""
-HAPROXY_NAME_RULE = "HAProxy names take letters, digits and _ . : - only"
-
-
-class HaproxyActuator(Strict):
-    type: Literal["haproxy"]
-    socket: Path | None = None
-    address: HostPort | None = None
-    backend: str
-    servers: dict[str, str] = Field(min_length=1)
-    """Cluster name -> HAProxy server name in ``backend``."""
-    timeout: Duration = 5.0
-    """Seconds one apply (all runtime API commands and the read-back) may take."""
-
-    @field_validator("socket")
-    @classmethod
-    def _relative_to_config(cls, value: Path | None, info: ValidationInfo) -> Path | None:
-        return None if value is None else _resolve(value, info)
-
-    @model_validator(mode="after")
-    def _one_endpoint(self) -> HaproxyActuator:
-        if (self.socket is None) == (self.address is None):
-            msg = "give exactly one of 'socket' or 'address' for the HAProxy runtime API"
-            raise ValueError(msg)
-        return self
-
-    @model_validator(mode="after")
-    def _names_haproxy_takes(self) -> HaproxyActuator:
-        """Checked here, not at the first apply: HAProxy refuses other characters in proxy
-        and server names, and they would split or escape a runtime API command line."""
-        if not HAPROXY_NAME.match(self.backend):
-            raise located(("backend",), f"{self.backend!r}: {HAPROXY_NAME_RULE}")
-        first: dict[str, str] = {}
-        for cluster, server in self.servers.items():
-            if not HAPROXY_NAME.match(server):
-                raise located(("servers", cluster), f"{server!r}: {HAPROXY_NAME_RULE}")
-            if server in first:
-                raise located(("servers", cluster), (
-                    f"server {server!r} is {first[server]}'s already: one server per cluster"))
-            first[server] = cluster
-        return self
-
-
-class Tsig(Strict):
-    name: str
-    algorithm: Literal["hmac-sha256", "hmac-sha384", "hmac-sha512", "hmac-sha1"] = "hmac-sha256"
-    secret_file: Path
-    """File holding the base64 secret alone, as in a BIND or knot key; whitespace ignored."""
-
-    _secret: bytes = PrivateAttr(b"")
-
-    @field_validator("secret_file")
-    @classmethod
-    def _relative_to_config(cls, value: Path, info: ValidationInfo) -> Path:
-        return _resolve(value, info)
-
-    @model_validator(mode="after")
-    def _read_once(self) -> Tsig:
-        """Read and decoded here, once: the actuator takes `secret`, never the file."""
-        path = self.secret_file
-        try:
-            text = read_limited(path, SECRET_LIMIT).decode("ascii").strip()
-            secret = base64.b64decode(text, validate=True)
-        except FileProblem as exc:
-            raise located(("secret_file",), f"TSIG secret file {path}: {exc}") from exc
-        except (UnicodeDecodeError, binascii.Error) as exc:
-            raise located(("secret_file",), f"TSIG secret file {path}: not base64") from exc
-        if not secret:
-            raise located(("secret_file",), f"TSIG secret file {path} is empty")
-        self._secret = secret
-        return self
-
-    @property
-    def secret(self) -> bytes:
-        return self._secret
-
-
-class DnsActuator(Strict):
-    type: Literal["dns"]
-    server: HostPort
-    zone: str
-    name: str
-    ttl: int = Field(30, ge=0, le=86400)
-    tsig: Tsig | None = None
-    addresses: dict[str, list[IpAddress]] = Field(min_length=1)
-    """Cluster name -> addresses published while the cluster's share is above 0."""
-    timeout: Duration = 5.0
-    """Seconds one apply (the update and the verifying query) may take."""
-
-    @model_validator(mode="after")
-    def _name_in_zone(self) -> DnsActuator:
-        """No update to a zone can change a name outside it (the server answers NOTZONE)."""
-        name, zone = self.name.rstrip(".").lower(), self.zone.rstrip(".").lower()
-        if zone and name != zone and not name.endswith(f".{zone}"):
-            raise located(("name",), f"{self.name} is not in zone {self.zone}")
-        return self
-
-
-Actuator = Annotated[FileActuator | HaproxyActuator | DnsActuator, Field(discriminator="type")]
-
-
-CLUSTER_PLACEHOLDER = "{cluster}"
-"""Stands for the cluster's name in a per-cluster PromQL query (replaced literally: PromQL
-uses braces of its own)."""
-
-
-class SignalQueries(Strict):
-    """PromQL expressions, one per signal; each may be left out (that signal is then missing,
-    which never counts as good)."""
-
-    utilization: str | None = None
-    """0..1: load over what the cluster (or dependency) can serve right now; values above 1
-    are read as 1 (saturated)."""
-    error_ratio: str | None = None
-    """0..1: failed requests over all requests."""
-    latency_ratio: str | None = None
-    """Latency over its unloaded value; 1 is no inflation."""
-
-    @model_validator(mode="after")
-    def _at_least_one(self) -> SignalQueries:
-        if self.utilization is None and self.error_ratio is None and self.latency_ratio is None:
-            msg = "give at least one of 'utilization', 'error_ratio' or 'latency_ratio'"
-            raise ValueError(msg)
-        for key in ("utilization", "error_ratio", "latency_ratio"):
-            query = getattr(self, key)
-            if query is not None and not query.strip():
-                raise located((key,), "a query must not be empty")
-        return self
-
-
-class PrometheusSignals(Strict):
-    url: HttpUrl
-    """Base URL of a Prometheus HTTP API (``/api/v1/query`` is appended)."""
-    queries: SignalQueries
-    """Per-cluster queries. With ``{cluster}`` in it, a query runs once per cluster with the
-    name put in; without it, it runs once and each series is matched to a cluster by its
-    ``cluster_label`` label (one query for the whole fleet)."""
-    shared: SignalQueries | None = None
-    """Optional queries for a dependency every cluster shares (a database, an origin): while
-    they are configured, recoveries are admitted only as it has room."""
-    cluster_label: str = Field("cluster", pattern=r"^[A-Za-z_][A-Za-z0-9_]*$")
-    """Label naming the cluster in the series of a query without ``{cluster}``."""
-    interval: Duration = 5.0
-    """Seconds between two rounds of queries."""
-    timeout: Duration = 2.0
-    """Seconds one query may take before it counts as failed."""
-    lag: Duration = 10.0
-    """Seconds by which a query's value trails its evaluation time (scrape interval plus
-    half the rate window): the instant a sample is taken to describe."""
-    max_queries_per_second: float = Field(20.0, gt=0)
-    """Do no harm to Prometheus either: queries beyond this rate wait for the next round."""
-
-    @model_validator(mode="after")
-    def _timeout_fits_interval(self) -> PrometheusSignals:
-        if self.shared is not None:
-            for key in ("utilization", "error_ratio", "latency_ratio"):
-                if CLUSTER_PLACEHOLDER in (getattr(self.shared, key) or ""):
-                    raise located(("shared", key), f"a shared query is about no one cluster: "
-                                                   f"{CLUSTER_PLACEHOLDER} has no meaning here")
-        if self.interval < MIN_PERIOD:
-            raise located(("interval",), "interval must be at least 1ms")
-        if self.timeout > self.interval:
-            raise located(("timeout",), f"timeout ({self.timeout:g}s) must not exceed "
-                                        f"interval ({self.interval:g}s)")
         return self
 
 
@@ -488,13 +280,6 @@ def _unique(jobs: list[Job]) -> None:
         first[job.key] = job
 
 
-class SignalsConfig(Strict):
-    """Where the closed-loop recovery's live load signals come from."""
-
-    prometheus: PrometheusSignals | None = None
-    """Without it, the probes' own results (error ratio, latency inflation) are the signals."""
-
-
 class Config(Strict):
     listen: Listen = Listen()
     state_dir: Path = Field(Path("./var"), validate_default=True)
@@ -506,13 +291,13 @@ class Config(Strict):
     """Optional total demand; with clusters' capacity_rps it enables capacity-aware planning."""
     clusters: list[Cluster] = Field(min_length=1)
     vantage: Vantage | None = None
-    actuators: list[Actuator] = []
+    actuators: list[Actuator] = Field(default_factory=list)
     signals: SignalsConfig = SignalsConfig()
 
     @field_validator("state_dir")
     @classmethod
     def _relative_to_config(cls, value: Path, info: ValidationInfo) -> Path:
-        return _resolve(value, info)
+        return resolve(value, info)
 
     @model_validator(mode="after")
     def _cross_checks(self) -> Config:

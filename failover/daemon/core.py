@@ -22,8 +22,8 @@ from failover.api.audit import AuditLog
 from failover.api.server import Listener
 from failover.api.status import status_app
 from failover.config import Config, ProbeKind, all_jobs
+from failover.config.actuators import FileActuator as FileSpec
 from failover.config.budget import Job
-from failover.config.models import FileActuator as FileSpec
 from failover.controller import Inputs, Planner
 from failover.daemon.parts import TOKEN_ENV, admin_token, build_actuators
 from failover.daemon.publish import Publisher

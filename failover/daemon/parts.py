@@ -9,8 +9,8 @@ from failover.actuators.dns import DnsUpdateActuator
 from failover.actuators.file import FileActuator
 from failover.actuators.haproxy import HaproxyActuator
 from failover.config import Config
-from failover.config.models import FileActuator as FileActuatorConfig
-from failover.config.models import HaproxyActuator as HaproxyActuatorConfig
+from failover.config.actuators import FileActuator as FileActuatorConfig
+from failover.config.actuators import HaproxyActuator as HaproxyActuatorConfig
 
 
 class UnsupportedActuator(Exception):

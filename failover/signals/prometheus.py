@@ -26,7 +26,7 @@ from typing import Any, Literal
 import aiohttp
 
 from failover import __version__
-from failover.config.models import CLUSTER_PLACEHOLDER, PrometheusSignals, SignalQueries
+from failover.config.signals import CLUSTER_PLACEHOLDER, PrometheusSignals, SignalQueries
 from failover.planner.model import Sample, Signals
 from failover.ratelimit import TokenBucket
 from failover.signals.metrics import SIGNAL_NAMES, Result, SignalMetrics, SignalName, Target

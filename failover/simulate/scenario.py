@@ -20,9 +20,10 @@ from pydantic import (
     model_validator,
 )
 
+from failover.config.base import Strict, located
 from failover.config.durations import Duration, PositiveDuration, format_duration
 from failover.config.loader import ConfigError, Problem, error_message, parse_model
-from failover.config.models import Cluster, Config, Strict, located
+from failover.config.models import Cluster, Config
 
 DnsFault = Literal["ok", "timeout", "servfail", "nxdomain", "refused", "no_answer",
                    "unexpected_answer", "dns_error"]

@@ -29,7 +29,7 @@ from failover.actuators.base import (
 )
 from failover.actuators.dns import DnsUpdateActuator
 from failover.actuators.runner import bounded
-from failover.config.models import DnsActuator as DnsActuatorSpec
+from failover.config.actuators import DnsActuator as DnsActuatorSpec
 from tests.actuators.test_file import make_plan
 from tests.knot import (
     INITIAL_ADDRESS,

@@ -17,7 +17,7 @@ from failover.actuators.dns import (
     published_addresses,
     wanted_records,
 )
-from failover.config.models import DnsActuator as DnsActuatorSpec
+from failover.config.actuators import DnsActuator as DnsActuatorSpec
 from tests.actuators.test_file import make_plan
 
 NAME = dns.name.from_text("app.gslb.example.")

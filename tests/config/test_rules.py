@@ -9,8 +9,8 @@ from pathlib import Path
 import pytest
 
 from failover.config import ConfigError, load, parse
+from failover.config.actuators import DnsActuator
 from failover.config.files import SECRET_LIMIT
-from failover.config.models import DnsActuator
 
 
 def errors(text: str) -> list[str]:

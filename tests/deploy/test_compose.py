@@ -13,7 +13,7 @@ import yaml
 
 from failover.cli import main
 from failover.config import HttpCheck, load
-from failover.config.models import HaproxyActuator
+from failover.config.actuators import HaproxyActuator
 from tests.deploy.tools import COMPOSE_CONFIG, HAPROXY_CFG, PROMETHEUS_YML, REPO, run
 
 SERVICES = {"failover", "lab", "haproxy", "prometheus", "grafana"}

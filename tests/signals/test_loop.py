@@ -12,7 +12,7 @@ import pytest
 from aiohttp import web
 from prometheus_client import CollectorRegistry
 
-from failover.config.models import PrometheusSignals, SignalQueries
+from failover.config.signals import PrometheusSignals, SignalQueries
 from failover.signals import PrometheusSource, SignalMetrics
 from tests.signals.conftest import FakePrometheus, json_response, vector
 

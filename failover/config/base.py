@@ -1,0 +1,40 @@
+"""What every config model shares: strictness, located errors, paths relative to the file."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+from pydantic import BaseModel, ConfigDict, ValidationInfo
+from pydantic_core import PydanticCustomError
+
+MIN_PERIOD = 0.001
+"""Seconds: the shortest probe interval or timeout accepted."""
+
+
+def dotted(path: tuple[str | int, ...]) -> str:
+    """``clusters[0].checks[1]``: a config path as an operator writes it."""
+    out = ""
+    for part in path:
+        out += f"[{part}]" if isinstance(part, int) else (f".{part}" if out else str(part))
+    return out
+
+
+def located(path: tuple[str | int, ...], message: str) -> PydanticCustomError:
+    """An error the loader reports at ``path`` below the validator's own location."""
+    return PydanticCustomError("located", message, {"at": path})
+
+
+class Strict(BaseModel):
+    # No inf or NaN anywhere: an infinite weight or rate is no number an operator means.
+    model_config = ConfigDict(extra="forbid", frozen=True, use_attribute_docstrings=True,
+                              allow_inf_nan=False)
+
+
+def resolve(path: Path, info: ValidationInfo) -> Path:
+    """Relative paths are relative to the config file, not to wherever the daemon was started."""
+    base = info.context.get("base_dir") if isinstance(info.context, dict) else None
+    if path.is_absolute() or base is None:
+        return path
+    # normpath: `config/../var` reads better in logs and status as `var`.
+    return Path(os.path.normpath(Path(base) / path))
