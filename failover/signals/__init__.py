@@ -5,7 +5,8 @@ absent), never a guess, and each sample's ``measured_at`` lets the planner judge
 `PrometheusSource` queries a Prometheus HTTP API; the simulator has its own source.
 """
 
+from failover.signals.api import QueryFailed, parse_reply
 from failover.signals.metrics import SignalMetrics
-from failover.signals.prometheus import PrometheusSource, QueryFailed, parse_reply
+from failover.signals.prometheus import PrometheusSource
 
 __all__ = ["PrometheusSource", "QueryFailed", "SignalMetrics", "parse_reply"]
