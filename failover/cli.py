@@ -11,9 +11,12 @@ import urllib.request
 from pathlib import Path
 from typing import Any
 
+import yaml
+
 import failover.lab.command as lab_command
 import failover.simulate.command as simulate_command
 from failover import __version__, admin_client
+from failover.api.token import TOKEN_ENV, TokenError, admin_token
 from failover.config import Config, ConfigError, all_jobs, load, worst_case_rates
 
 OK, USER_ERROR, USAGE, UNREACHABLE = 0, 1, 2, 3
@@ -25,6 +28,16 @@ def _check(args: argparse.Namespace) -> int:
     except ConfigError as exc:
         print(exc, file=sys.stderr)
         return USER_ERROR
+    try:
+        # The reader `run` uses, so a file `check` passes is one `run` starts with.
+        token = admin_token(config)
+    except TokenError as exc:
+        line = _line_of(Path(args.config), ("listen", "admin_token_file"))
+        print(f"{args.config}:{line}: {exc}", file=sys.stderr)
+        return USER_ERROR
+    if token is None:
+        print(f"warning: the admin API will be disabled: no token (set "
+              f"listen.admin_token_file or {TOKEN_ENV})", file=sys.stderr)
     rates = worst_case_rates(all_jobs(config.clusters, config.vantage), config.probing)
     budget = config.probing.budget
     print(f"{args.config}: ok, {len(config.clusters)} clusters")
@@ -38,6 +51,25 @@ def _check(args: argparse.Namespace) -> int:
               f"max_in_flight ({budget.max_in_flight}); some runs will be delayed",
               file=sys.stderr)
     return OK
+
+
+def _line_of(path: Path, keys: tuple[str, ...]) -> int:
+    """The line of ``keys`` in the YAML file at ``path`` (already loaded once); 1 if unknown."""
+    try:
+        node: yaml.Node | None = yaml.compose(path.read_text(encoding="utf-8"),
+                                              Loader=yaml.SafeLoader)
+    except (OSError, UnicodeDecodeError, yaml.YAMLError):
+        return 1
+    line = 1
+    for key in keys:
+        if not isinstance(node, yaml.MappingNode):
+            break
+        found = next(((k, v) for k, v in node.value
+                      if isinstance(k, yaml.ScalarNode) and k.value == key), None)
+        if found is None:
+            break
+        line, node = found[0].start_mark.line + 1, found[1]
+    return line
 
 
 def _run(args: argparse.Namespace) -> int:

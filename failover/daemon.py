@@ -6,7 +6,6 @@ import asyncio
 import contextlib
 import hashlib
 import logging
-import os
 import signal
 import time
 from collections import deque
@@ -27,6 +26,7 @@ from failover.api.admin import admin_app
 from failover.api.audit import AuditLog
 from failover.api.server import Listener
 from failover.api.status import status_app
+from failover.api.token import TOKEN_ENV, admin_token
 from failover.config import Config, ConfigError, all_jobs, load
 from failover.config.budget import Job
 from failover.config.models import FileActuator as FileActuatorConfig
@@ -68,28 +68,6 @@ def _digest(path: Path) -> bytes | None:
         return hashlib.sha256(path.read_bytes()).digest()
     except OSError:
         return None
-
-
-TOKEN_ENV = "FAILOVER_ADMIN_TOKEN"  # noqa: S105 - the variable's name, not a secret
-
-
-def admin_token(config: Config) -> str | None:
-    """The admin bearer token: the environment first, else the token file; None for neither.
-
-    Raises OSError when the configured file cannot be read, ValueError when it is empty: a
-    daemon whose operators believe they have a break-glass API must not start without one.
-    """
-    token = os.environ.get(TOKEN_ENV, "").strip()
-    if token:
-        return token
-    path = config.listen.admin_token_file
-    if path is None:
-        return None
-    token = path.read_text(encoding="utf-8").strip()
-    if not token:
-        msg = f"admin token file {path} is empty"
-        raise ValueError(msg)
-    return token
 
 
 def build_actuators(config: Config) -> list[Actuator]:

@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import os
 import socket
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -12,8 +15,11 @@ from failover.cli import main
 ROOT = Path(__file__).resolve().parents[1]
 
 
-def test_check_prints_rates_per_target_and_total(capsys: pytest.CaptureFixture[str]) -> None:
+def test_check_prints_rates_per_target_and_total(
+        capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch) -> None:
     """check on the example config exits 0 and prints each target's worst case and the total."""
+    # The example's token file is made by whoever runs it; the environment stands in here.
+    monkeypatch.setenv("FAILOVER_ADMIN_TOKEN", "t")
     assert main(["check", "-c", str(ROOT / "config" / "example.yaml")]) == 0
     out = capsys.readouterr().out
     assert "127.0.0.1:5301     1.25/s  (cap 2/s)" in out
@@ -45,3 +51,43 @@ def test_usage_error_exits_2() -> None:
     with pytest.raises(SystemExit) as info:
         main(["explode"])
     assert info.value.code == 2
+
+
+def _config(tmp_path: Path, listen: str = "") -> Path:
+    """A small valid config under ``tmp_path``; ``listen`` is the listen section's body."""
+    path = tmp_path / "c.yaml"
+    path.write_text(
+        f"listen:\n  status: 127.0.0.1:0\n  admin: 127.0.0.1:0\n{listen}"
+        f"state_dir: {tmp_path / 'var'}\n"
+        "clusters:\n  - name: a\n    weight: 1\n    checks: [{tcp: '127.0.0.1:1'}]\n"
+        f"actuators:\n  - type: file\n    path: {tmp_path / 'weights.json'}\n")
+    return path
+
+
+@pytest.mark.parametrize(("make", "why"), [
+    (lambda d: d / "absent", "no such file"),
+    (lambda d: (d / "empty").write_text("\n") and d / "empty", "empty"),
+    (lambda d: d, "not a regular file (a directory)"),
+])
+def test_check_refuses_a_token_file_that_gives_no_token(
+        tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch,
+        make: object, why: str) -> None:
+    """check exits 1 on a missing, empty or directory token file, located at its key."""
+    monkeypatch.delenv("FAILOVER_ADMIN_TOKEN", raising=False)
+    token = make(tmp_path)  # type: ignore[operator]
+    path = _config(tmp_path, f"  admin_token_file: {token}\n")
+    assert main(["check", "-c", str(path)]) == 1
+    assert f"{path}:4: listen.admin_token_file: {token}: {why}" in capsys.readouterr().err
+
+
+def test_run_with_a_missing_token_file_names_key_and_path(tmp_path: Path) -> None:
+    """run refuses to start on a missing token file, saying which key, which path and why."""
+    # A process of its own: `run` owns its event loop from start to exit.
+    token = tmp_path / "absent"
+    path = _config(tmp_path, f"  admin_token_file: {token}\n")
+    env = {k: v for k, v in os.environ.items() if k != "FAILOVER_ADMIN_TOKEN"}
+    env["PYTHONPATH"] = str(ROOT)
+    done = subprocess.run([sys.executable, "-m", "failover", "run", "-c", str(path)],
+                          capture_output=True, text=True, env=env, timeout=30, check=False)
+    assert done.returncode == 1
+    assert f"listen.admin_token_file: {token}: no such file" in done.stderr
