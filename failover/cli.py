@@ -20,6 +20,7 @@ from failover.api.token import TOKEN_ENV, TokenError, admin_token
 from failover.config import Config, ConfigError, all_jobs, load, worst_case_rates
 
 OK, USER_ERROR, USAGE, UNREACHABLE = 0, 1, 2, 3
+DEFAULT_STATUS_URL = "http://127.0.0.1:9470"
 
 
 def _check(args: argparse.Namespace) -> int:
@@ -110,8 +111,26 @@ def _get_json(url: str, timeout: float = 5.0) -> Any:
         return json.load(response)
 
 
+def _status_url(args: argparse.Namespace) -> str:
+    """``--url``, else the ``listen.status`` of ``-c`` (nothing else of it is read)."""
+    if args.url:
+        return str(args.url)
+    if not args.config:
+        return DEFAULT_STATUS_URL
+    try:
+        listen = admin_client.listen_section(args.config)
+    except ConfigError as exc:
+        msg = f"{exc}\n(--url reaches the daemon without the config)"
+        raise admin_client.Usage(msg) from exc
+    return admin_client.listen_url(listen.status, "listen.status")
+
+
 def _status(args: argparse.Namespace) -> int:
-    url = args.url.rstrip("/") + "/v1/status"
+    try:
+        url = _status_url(args).rstrip("/") + "/v1/status"
+    except admin_client.Usage as exc:
+        print(f"failover: {exc}", file=sys.stderr)
+        return USER_ERROR
     try:
         doc = _get_json(url)
     except (urllib.error.URLError, OSError, ValueError) as exc:
@@ -151,7 +170,8 @@ def parser() -> argparse.ArgumentParser:
     check.set_defaults(func=_check)
 
     status = sub.add_parser("status", help="show clusters as the daemon sees them")
-    status.add_argument("--url", default="http://127.0.0.1:9470", help="status listener URL")
+    status.add_argument("--url", help=f"status listener URL (default {DEFAULT_STATUS_URL})")
+    status.add_argument("-c", "--config", help="take the status listener's address from it")
     status.add_argument("--json", action="store_true", help="print the raw /v1/status document")
     status.set_defaults(func=_status)
 

@@ -2,11 +2,16 @@
 
 from __future__ import annotations
 
+import http.server
+import json
 import os
 import socket
 import subprocess
 import sys
+import threading
+from collections.abc import Iterator
 from pathlib import Path
+from typing import ClassVar
 
 import pytest
 
@@ -91,3 +96,112 @@ def test_run_with_a_missing_token_file_names_key_and_path(tmp_path: Path) -> Non
                           capture_output=True, text=True, env=env, timeout=30, check=False)
     assert done.returncode == 1
     assert f"listen.admin_token_file: {token}: no such file" in done.stderr
+
+
+class _Recorder(http.server.BaseHTTPRequestHandler):
+    """Answers every call 200 with a minimal status document; records what it was sent."""
+
+    seen: ClassVar[list[tuple[str, str, str, bytes]]] = []
+
+    def _answer(self) -> None:
+        body = self.rfile.read(int(self.headers.get("Content-Length", "0")))
+        self.seen.append((self.command, self.path, self.headers.get("Authorization", ""), body))
+        reply = json.dumps({"version": 3, "frozen": False, "clusters": []}).encode()
+        self.send_response(200)
+        self.send_header("Content-Type", "application/json")
+        self.send_header("Content-Length", str(len(reply)))
+        self.end_headers()
+        self.wfile.write(reply)
+
+    do_GET = do_POST = _answer
+
+    def log_message(self, format: str, *args: object) -> None:
+        pass
+
+
+@pytest.fixture
+def daemon() -> Iterator[tuple[str, list[tuple[str, str, str, bytes]]]]:
+    """A stand-in for both listeners on 127.0.0.1:0: its address, and the calls it got."""
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), _Recorder)
+    _Recorder.seen = []
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        yield f"127.0.0.1:{server.server_address[1]}", _Recorder.seen
+    finally:
+        server.shutdown()
+        server.server_close()
+        thread.join()
+
+
+BROKEN_ELSEWHERE = """\
+probing: {intervall: 2s}
+clusters:
+  - name: a
+    weight: -2
+actuators: [{type: nope}]
+"""
+
+
+@pytest.mark.parametrize(("argv", "path", "body"), [
+    (["freeze", "--reason", "incident"], "/v1/freeze", {"reason": "incident"}),
+    (["unfreeze"], "/v1/unfreeze", {}),
+    (["drain", "a", "--reason", "bad deploy"], "/v1/clusters/a/drain", {"reason": "bad deploy"}),
+    (["undrain", "a"], "/v1/clusters/a/undrain", {}),
+    (["reload"], "/v1/reload", {}),
+])
+def test_break_glass_commands_need_only_the_listen_section(
+        tmp_path: Path, daemon: tuple[str, list[tuple[str, str, str, bytes]]],
+        monkeypatch: pytest.MonkeyPatch, argv: list[str], path: str,
+        body: dict[str, str]) -> None:
+    """With -c, admin commands read listen.admin and listen.admin_token_file alone: errors
+    anywhere else in the file do not stop them reaching the daemon with the token."""
+    monkeypatch.delenv("FAILOVER_ADMIN_TOKEN", raising=False)
+    address, seen = daemon
+    (tmp_path / "token").write_text("s3cret\n")
+    config = tmp_path / "c.yaml"
+    config.write_text(f"listen:\n  admin: {address}\n  admin_token_file: token\n"
+                      + BROKEN_ELSEWHERE)
+    assert main([*argv, "-c", str(config)]) == 0
+    assert [(m, p, a, json.loads(b)) for m, p, a, b in seen] == [
+        ("POST", path, "Bearer s3cret", body)]
+
+
+def test_break_glass_token_from_the_environment(
+        tmp_path: Path, daemon: tuple[str, list[tuple[str, str, str, bytes]]],
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    """Without a token file in listen, FAILOVER_ADMIN_TOKEN is the token."""
+    monkeypatch.setenv("FAILOVER_ADMIN_TOKEN", "from-env")
+    address, seen = daemon
+    config = tmp_path / "c.yaml"
+    config.write_text(f"listen: {{admin: '{address}'}}\n" + BROKEN_ELSEWHERE)
+    assert main(["unfreeze", "-c", str(config)]) == 0
+    assert seen[0][2] == "Bearer from-env"
+
+
+def test_status_with_config_reads_only_listen_status(
+        tmp_path: Path, daemon: tuple[str, list[tuple[str, str, str, bytes]]],
+        capsys: pytest.CaptureFixture[str]) -> None:
+    """status -c takes listen.status and nothing else from the file."""
+    address, seen = daemon
+    config = tmp_path / "c.yaml"
+    config.write_text(f"listen: {{status: '{address}'}}\n" + BROKEN_ELSEWHERE)
+    assert main(["status", "-c", str(config)]) == 0
+    assert seen[0][:2] == ("GET", "/v1/status")
+    assert "plan version 3" in capsys.readouterr().out
+
+
+@pytest.mark.parametrize(("listen", "message"), [
+    ("  admin: nowhere\n", "c.yaml:2: listen.admin: expected host:port"),
+    ("  admin_token_file: absent\n", "listen.admin_token_file: {dir}/absent: no such file"),
+    ("  admin: 127.0.0.1:9\n  bogus: 1\n", "c.yaml:3: listen.bogus: unknown key"),
+])
+def test_break_glass_bad_listen_section_is_a_located_error(
+        tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch,
+        listen: str, message: str) -> None:
+    """A bad listen section itself still stops the command, with where and why."""
+    monkeypatch.delenv("FAILOVER_ADMIN_TOKEN", raising=False)
+    config = tmp_path / "c.yaml"
+    config.write_text("listen:\n" + listen + BROKEN_ELSEWHERE)
+    assert main(["freeze", "--reason", "x", "-c", str(config)]) == 1
+    assert message.format(dir=tmp_path) in capsys.readouterr().err
