@@ -46,6 +46,14 @@ class AdminTarget(Protocol):
 
     def has_cluster(self, name: str) -> bool: ...
 
+    def base_weights(self) -> dict[str, float]:
+        """Every configured cluster's base weight, by name."""
+        ...
+
+    def drained_clusters(self) -> set[str]:
+        """The clusters drained now (a drain past its expiry no longer counts)."""
+        ...
+
     def drain(self, name: str, reason: str, expires_in: float | None) -> dict[str, Any]:
         """Drain ``name`` (known); return the override as status shows it."""
         ...
@@ -259,6 +267,13 @@ def admin_app(target: AdminTarget, token: str, audit: AuditLog) -> web.Applicati
         name = known(request)
         body = await _body(request, DrainBody)
         request[AUDIT] = {"action": "drain", "cluster": name, "reason": body.reason}
+        # No await between this check and the drain: nothing else runs in between.
+        out = target.drained_clusters() | {name}
+        if not any(weight > 0 for cluster, weight in target.base_weights().items()
+                   if cluster not in out):
+            return _error(409, f"draining {name!r} would leave no cluster that can take "
+                               "traffic (every other one is drained or has weight 0); "
+                               "undrain one first")
         override = target.drain(name, body.reason, body.expires_in)
         log.warning("operator drained %s: %s", name, body.reason)
         return web.json_response({"drained": name, **override})

@@ -38,7 +38,7 @@ class FakeTarget:
     def base_weights(self) -> dict[str, float]:
         return dict(self.weights)
 
-    def drained(self) -> set[str]:
+    def drained_clusters(self) -> set[str]:
         return set(self.drains)
 
     def drain(self, name: str, reason: str, expires_in: float | None) -> dict[str, Any]:
@@ -335,3 +335,45 @@ async def test_every_call_has_exactly_one_audit_line(
     lines = await _flushed(listener, tmp_path)
     assert [line["status"] for line in lines] == [401, 405, 401, 404, 400, 400]
 
+
+# -- a drain never leaves nothing to take traffic -------------------------------------------
+
+
+async def test_draining_the_last_serving_cluster_is_409(
+        client: TestClient[Any, Any], target: FakeTarget, tmp_path: Path) -> None:
+    """With every other cluster drained, draining the last is refused with 409 and why, and
+    nothing changes; the refusal is audited."""
+    assert (await client.post("/v1/clusters/a/drain", headers=AUTH,
+                              json={"reason": "one"})).status == 200
+    response = await client.post("/v1/clusters/b/drain", headers=AUTH, json={"reason": "two"})
+    assert response.status == 409
+    assert "no cluster that can take traffic" in (await response.json())["error"]
+    assert set(target.drains) == {"a"}
+    line = audit(tmp_path)[-1]
+    assert (line["action"], line["cluster"], line["status"], line["result"]) == (
+        "drain", "b", 409, "refused")
+
+
+async def test_clusters_of_weight_zero_do_not_count_as_taking_traffic(
+        client: TestClient[Any, Any], target: FakeTarget) -> None:
+    """A cluster with base weight 0 takes no traffic: draining the only weighted one is 409,
+    while draining the weight-0 one is allowed."""
+    target.weights = {"a": 50.0, "b": 0.0}
+    assert (await client.post("/v1/clusters/a/drain", headers=AUTH,
+                              json={"reason": "x"})).status == 409
+    assert (await client.post("/v1/clusters/b/drain", headers=AUTH,
+                              json={"reason": "x"})).status == 200
+    assert set(target.drains) == {"b"}
+
+
+async def test_redraining_with_others_serving_and_undrain_stay_allowed(
+        client: TestClient[Any, Any], target: FakeTarget) -> None:
+    """The rule refuses only the drain that would leave none: a re-drain (new reason) while
+    another serves is fine, and undrain is always allowed."""
+    for reason in ("first", "second"):
+        assert (await client.post("/v1/clusters/a/drain", headers=AUTH,
+                                  json={"reason": reason})).status == 200
+    assert target.drains["a"][0] == "second"
+    assert (await client.post("/v1/clusters/a/undrain", headers=AUTH)).status == 200
+    assert (await client.post("/v1/clusters/b/drain", headers=AUTH,
+                              json={"reason": "x"})).status == 200
