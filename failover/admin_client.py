@@ -1,7 +1,8 @@
 """``failover drain|undrain|freeze|unfreeze|reload``: the admin API from the command line.
 
 It needs only the daemon: the URL and token come from flags, the environment, or the config
-file the daemon runs with (``-c``).
+file the daemon runs with (``-c``). Of that file only ``listen`` is read and validated: these
+are break-glass commands, and a typo in a cluster or an actuator must not disable them.
 """
 
 from __future__ import annotations
@@ -15,11 +16,47 @@ import urllib.request
 from pathlib import Path
 from typing import Any
 
-from failover.config import ConfigError, load
+from pydantic import BaseModel, ConfigDict, Field
+
+from failover.api.token import TOKEN_ENV, TokenError, read_token_file
+from failover.config import ConfigError, Problem, split_hostport
+from failover.config.loader import parse_model
+from failover.config.models import Listen
 
 OK, USER_ERROR, USAGE, UNREACHABLE = 0, 1, 2, 3
-TOKEN_ENV = "FAILOVER_ADMIN_TOKEN"  # noqa: S105 - the variable's name, not a secret
 DEFAULT_URL = "http://127.0.0.1:9471"
+_LOOPBACK = {"0.0.0.0": "127.0.0.1", "::": "::1"}  # noqa: S104 - where to reach a wildcard
+
+
+class _ListenOnly(BaseModel):
+    """A config file seen through its ``listen`` section; every other key is ignored."""
+
+    model_config = ConfigDict(extra="ignore", frozen=True)
+    listen: Listen = Field(default_factory=Listen)
+
+
+def listen_section(path: Path | str) -> Listen:
+    """The ``listen`` section of the config at ``path``, validated (errors located as
+    ``file:line: listen.key: message``), whatever the rest of the file holds. The YAML must
+    still parse: a file that is not YAML has no section to read."""
+    path = Path(path)
+    try:
+        text = path.read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError) as exc:
+        raise ConfigError(str(path), [Problem(1, "", f"cannot read config: {exc}")]) from exc
+    return parse_model(_ListenOnly, text, str(path),
+                       {"base_dir": path.resolve().parent}).listen
+
+
+def listen_url(address: str, key: str) -> str:
+    """``http://host:port`` to reach a listener bound to ``address``; a wildcard is reached on
+    loopback. Port 0 (any free port) cannot be reached from a config: Usage."""
+    host, port = split_hostport(address, listen=True)
+    if port == 0:
+        msg = f"{key} is {address}: port 0 is any free port; give --url"
+        raise Usage(msg)
+    host = _LOOPBACK.get(host, host)
+    return f"http://[{host}]:{port}" if ":" in host else f"http://{host}:{port}"
 
 
 class Usage(Exception):
@@ -49,23 +86,25 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
 
 
 def _target(args: argparse.Namespace) -> tuple[str, str]:
-    """(admin URL, token) from flags, then the environment, then the config."""
-    url, token_file = args.url, args.token_file
-    token = os.environ.get(TOKEN_ENV, "").strip()
-    if args.config:
-        try:
-            config = load(args.config)
-        except ConfigError as exc:
-            raise Usage(str(exc)) from exc
-        url = url or f"http://{config.listen.admin}"
-        if token_file is None and config.listen.admin_token_file is not None:
-            token_file = str(config.listen.admin_token_file)
-    if token_file and not os.environ.get(TOKEN_ENV):
-        try:
-            token = Path(token_file).read_text(encoding="utf-8").strip()
-        except OSError as exc:
-            msg = f"cannot read the token file: {exc}"
-            raise Usage(msg) from exc
+    """(admin URL, token): ``--url`` and ``--token-file`` first; then FAILOVER_ADMIN_TOKEN;
+    then the ``listen`` section of ``-c``; the default URL last."""
+    url: str | None = args.url
+    try:
+        if args.token_file:
+            token = read_token_file(Path(args.token_file), "--token-file")
+        else:
+            token = os.environ.get(TOKEN_ENV, "").strip()
+        if args.config:
+            try:
+                listen = listen_section(args.config)
+            except ConfigError as exc:
+                msg = f"{exc}\n(--url and --token-file reach the daemon without the config)"
+                raise Usage(msg) from exc
+            url = url or listen_url(listen.admin, "listen.admin")
+            if not token and listen.admin_token_file is not None:
+                token = read_token_file(listen.admin_token_file)
+    except TokenError as exc:
+        raise Usage(str(exc)) from exc
     if not token:
         msg = f"no admin token: give --token-file, -c CONFIG or set {TOKEN_ENV}"
         raise Usage(msg)

@@ -11,14 +11,18 @@ import urllib.request
 from pathlib import Path
 from typing import Any
 
+import yaml
+
 import failover.lab.command as lab_command
 import failover.simulate.command as simulate_command
 from failover import __version__, admin_client
+from failover.api.token import TOKEN_ENV, TokenError, admin_token
 from failover.config import Config, ConfigError, all_jobs, load, worst_case_rates
 
 OK, USER_ERROR, USAGE, UNREACHABLE = 0, 1, 2, 3
 TASK_DIED = 70
 """An essential task died (EX_SOFTWARE): a bug; the data plane keeps its weights."""
+DEFAULT_STATUS_URL = "http://127.0.0.1:9470"
 
 
 def _check(args: argparse.Namespace) -> int:
@@ -27,6 +31,16 @@ def _check(args: argparse.Namespace) -> int:
     except ConfigError as exc:
         print(exc, file=sys.stderr)
         return USER_ERROR
+    try:
+        # The reader `run` uses, so a file `check` passes is one `run` starts with.
+        token = admin_token(config)
+    except TokenError as exc:
+        line = _line_of(Path(args.config), ("listen", "admin_token_file"))
+        print(f"{args.config}:{line}: {exc}", file=sys.stderr)
+        return USER_ERROR
+    if token is None:
+        print(f"warning: the admin API will be disabled: no token (set "
+              f"listen.admin_token_file or {TOKEN_ENV})", file=sys.stderr)
     rates = worst_case_rates(all_jobs(config.clusters, config.vantage), config.probing)
     budget = config.probing.budget
     print(f"{args.config}: ok, {len(config.clusters)} clusters")
@@ -40,6 +54,25 @@ def _check(args: argparse.Namespace) -> int:
               f"max_in_flight ({budget.max_in_flight}); some runs will be delayed",
               file=sys.stderr)
     return OK
+
+
+def _line_of(path: Path, keys: tuple[str, ...]) -> int:
+    """The line of ``keys`` in the YAML file at ``path`` (already loaded once); 1 if unknown."""
+    try:
+        node: yaml.Node | None = yaml.compose(path.read_text(encoding="utf-8"),
+                                              Loader=yaml.SafeLoader)
+    except (OSError, UnicodeDecodeError, yaml.YAMLError):
+        return 1
+    line = 1
+    for key in keys:
+        if not isinstance(node, yaml.MappingNode):
+            break
+        found = next(((k, v) for k, v in node.value
+                      if isinstance(k, yaml.ScalarNode) and k.value == key), None)
+        if found is None:
+            break
+        line, node = found[0].start_mark.line + 1, found[1]
+    return line
 
 
 def _run(args: argparse.Namespace) -> int:
@@ -87,8 +120,26 @@ def _get_json(url: str, timeout: float = 5.0) -> Any:
         return json.load(response)
 
 
+def _status_url(args: argparse.Namespace) -> str:
+    """``--url``, else the ``listen.status`` of ``-c`` (nothing else of it is read)."""
+    if args.url:
+        return str(args.url)
+    if not args.config:
+        return DEFAULT_STATUS_URL
+    try:
+        listen = admin_client.listen_section(args.config)
+    except ConfigError as exc:
+        msg = f"{exc}\n(--url reaches the daemon without the config)"
+        raise admin_client.Usage(msg) from exc
+    return admin_client.listen_url(listen.status, "listen.status")
+
+
 def _status(args: argparse.Namespace) -> int:
-    url = args.url.rstrip("/") + "/v1/status"
+    try:
+        url = _status_url(args).rstrip("/") + "/v1/status"
+    except admin_client.Usage as exc:
+        print(f"failover: {exc}", file=sys.stderr)
+        return USER_ERROR
     try:
         doc = _get_json(url)
     except (urllib.error.URLError, OSError, ValueError) as exc:
@@ -128,7 +179,8 @@ def parser() -> argparse.ArgumentParser:
     check.set_defaults(func=_check)
 
     status = sub.add_parser("status", help="show clusters as the daemon sees them")
-    status.add_argument("--url", default="http://127.0.0.1:9470", help="status listener URL")
+    status.add_argument("--url", help=f"status listener URL (default {DEFAULT_STATUS_URL})")
+    status.add_argument("-c", "--config", help="take the status listener's address from it")
     status.add_argument("--json", action="store_true", help="print the raw /v1/status document")
     status.set_defaults(func=_status)
 

@@ -3,6 +3,11 @@
 Every route needs the bearer token (compared in constant time); bodies are small JSON
 objects checked strictly; every call, refused or not, is appended to the audit log. Handlers
 only touch the daemon's memory, so they answer even when every probe target hangs.
+
+Three places write audit lines, and each request gets exactly one: the guard middleware
+(every call that reaches a route), the Expect handler (calls refused before their body is
+invited: it runs before any middleware), and the server's access hook (what aiohttp refused
+before the app ran at all: malformed request lines and headers).
 """
 
 from __future__ import annotations
@@ -14,13 +19,16 @@ from collections.abc import Awaitable, Callable
 from typing import Any, Protocol, TypeVar
 
 import pydantic
-from aiohttp import web
+from aiohttp import hdrs, web
 from aiohttp.typedefs import Middleware
 from aiohttp.web_protocol import RequestPayloadError
+from aiohttp.web_request import BaseRequest
 from pydantic import BaseModel, ConfigDict, Field
 
 from failover.api.audit import AuditLog
+from failover.api.server import ACCESS_HOOK
 from failover.config.durations import Duration
+from failover.metrics import Metrics
 
 log = logging.getLogger(__name__)
 
@@ -31,7 +39,20 @@ MAX_BODY = 16 * 1024
 class AdminTarget(Protocol):
     """What the admin routes act on; the daemon implements it."""
 
+    @property
+    def metrics(self) -> Metrics:
+        """Where an admin handler's unexpected error is counted (``errors{where="admin"}``)."""
+        ...
+
     def has_cluster(self, name: str) -> bool: ...
+
+    def base_weights(self) -> dict[str, float]:
+        """Every configured cluster's base weight, by name."""
+        ...
+
+    def drained_clusters(self) -> set[str]:
+        """The clusters drained now (a drain past its expiry no longer counts)."""
+        ...
 
     def drain(self, name: str, reason: str, expires_in: float | None) -> dict[str, Any]:
         """Drain ``name`` (known); return the override as status shows it."""
@@ -79,6 +100,8 @@ class BadRequest(Exception):
 
 AUDIT = web.RequestKey("audit", dict[str, Any])
 """What a handler adds to its audit line: the action, cluster and reason."""
+AUDITED = web.RequestKey("audited", bool)
+"""Set once the request's audit line is written, so the access hook does not write another."""
 
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 
@@ -95,6 +118,9 @@ async def _body(request: web.Request, model: type[Body]) -> Body:
         raw = await request.read()
     except RequestPayloadError as exc:  # e.g. a corrupt gzip or chunked encoding
         msg = f"body cannot be read: {exc}"
+        raise BadRequest(msg) from exc
+    except ConnectionError as exc:  # the client left mid-body: nobody will read the answer
+        msg = f"body cannot be read: {type(exc).__name__}: {exc}"
         raise BadRequest(msg) from exc
     if not raw.strip():
         data: Any = {}
@@ -114,21 +140,36 @@ async def _body(request: web.Request, model: type[Body]) -> Body:
         raise BadRequest(problems) from exc
 
 
-def _guard(token: str, audit: AuditLog) -> Middleware:
+def _authorised(request: BaseRequest, expected: bytes) -> bool:
+    scheme, _, credential = request.headers.get(hdrs.AUTHORIZATION, "").partition(" ")
+    return scheme.lower() == "bearer" and hmac.compare_digest(credential.encode(), expected)
+
+
+def _unauthorised() -> web.Response:
+    refused = _error(401, "a valid bearer token is required")
+    refused.headers[hdrs.WWW_AUTHENTICATE] = 'Bearer realm="failover-admin"'
+    return refused
+
+
+def _entry(request: BaseRequest) -> dict[str, Any]:
+    return {"method": request.method, "path": request.path, "remote": request.remote}
+
+
+def _result(status: int) -> str:
+    return "ok" if status < 400 else "error" if status >= 500 else "refused"
+
+
+def _guard(token: str, audit: AuditLog, metrics: Metrics) -> Middleware:
     """Authentication, JSON errors and the audit line, around every route."""
     expected = token.encode()
 
     @web.middleware
     async def guard(request: web.Request, handler: Handler) -> web.StreamResponse:
-        entry: dict[str, Any] = {"method": request.method, "path": request.path,
-                                 "remote": request.remote}
-        given = request.headers.get("Authorization", "")
-        scheme, _, credential = given.partition(" ")
-        if scheme.lower() != "bearer" or not hmac.compare_digest(credential.encode(), expected):
+        entry = _entry(request)
+        request[AUDITED] = True  # from here on this middleware writes the line, or nobody
+        if not _authorised(request, expected):
             await audit.append({**entry, "status": 401, "result": "unauthorized"})
-            refused = _error(401, "a valid bearer token is required")
-            refused.headers["WWW-Authenticate"] = 'Bearer realm="failover-admin"'
-            return refused
+            return _unauthorised()
         response: web.StreamResponse
         try:
             response = await handler(request)
@@ -137,12 +178,82 @@ def _guard(token: str, audit: AuditLog) -> Middleware:
         except web.HTTPException as exc:
             # Unknown routes, wrong methods, bodies over MAX_BODY: JSON like every answer here.
             response = _error(exc.status, exc.reason)
+            if hdrs.ALLOW in exc.headers:
+                response.headers[hdrs.ALLOW] = exc.headers[hdrs.ALLOW]
+        except Exception as exc:
+            # A bug, not the caller's fault: counted, logged with its traceback, answered
+            # in JSON; the audit line says the call failed, and what it was.
+            metrics.errors.labels("admin").inc()
+            log.exception("admin %s %s failed", request.method, request.path)
+            response = _error(500, f"internal error ({type(exc).__name__}); see the daemon's "
+                                   "log")
+            entry["error"] = f"{type(exc).__name__}: {str(exc)[:200]}"
         entry.update(request.get(AUDIT, {}))
         await audit.append({**entry, "status": response.status,
-                            "result": "ok" if response.status < 400 else "refused"})
+                            "result": _result(response.status)})
         return response
 
     return guard
+
+
+def _expect(token: str, audit: AuditLog) -> Callable[[web.Request], Awaitable[web.Response | None]]:
+    """The Expect handler of every route: aiohttp runs it before any middleware, and its
+    default answers ``100 Continue`` to anyone, inviting the body of a call about to be
+    refused. Here only an authenticated call, expecting ``100-continue``, with a declared
+    body within MAX_BODY, is told to continue; any other is refused at once, audited, and
+    its connection closed, so no body is invited or read."""
+    expected = token.encode()
+
+    async def expect(request: web.Request) -> web.Response | None:
+        value = request.headers.get(hdrs.EXPECT, "")
+        if not _authorised(request, expected):
+            response, result = _unauthorised(), "unauthorized"
+        elif value.lower() != "100-continue":
+            response, result = _error(417, f"unsupported expectation {value[:100]!r}"), \
+                "refused"
+        elif (request.content_length or 0) > MAX_BODY:
+            response, result = _error(413, f"a body is at most {MAX_BODY} bytes"), "refused"
+        else:
+            if request.version >= (1, 1):
+                await request.writer.write(b"HTTP/1.1 100 Continue\r\n\r\n")
+                request.writer.output_size = 0  # the 100 is not the answer's start
+            return None
+        request[AUDITED] = True
+        await audit.append({**_entry(request), "status": response.status, "result": result,
+                            "expect": value[:100]})
+        # Answered and closed here: no body was invited, so none is waited for. Left to
+        # aiohttp, the connection would linger, reading a body the client was never asked for.
+        response.force_close()
+        await response.prepare(request)
+        await response.write_eof()
+        request.protocol.force_close()
+        return response
+
+    return expect
+
+
+def _unparsed(request: BaseRequest) -> bool:
+    """Whether ``request`` is aiohttp's stand-in for one whose request line or headers could
+    not be parsed: method UNKNOWN, HTTP/1.0, no headers. A real request of that shape would
+    have reached the app (the catch-all route takes any method) and been audited there."""
+    return request.method == "UNKNOWN" and request.version == (1, 0) and not request.headers
+
+
+def _access_hook(audit: AuditLog) -> Callable[[BaseRequest, web.StreamResponse], None]:
+    """The line for a request that never reached the app: aiohttp answered it itself."""
+
+    def hook(request: BaseRequest, response: web.StreamResponse) -> None:
+        if request.get(AUDITED):
+            return
+        if _unparsed(request):
+            entry: dict[str, Any] = {"method": None, "path": None, "remote": request.remote}
+        else:
+            entry = _entry(request)
+        body = response.text if isinstance(response, web.Response) else None
+        audit.record({**entry, "status": response.status, "result": "rejected",
+                      "error": (body or response.reason or "")[:200]})
+
+    return hook
 
 
 def admin_app(target: AdminTarget, token: str, audit: AuditLog) -> web.Application:
@@ -156,6 +267,13 @@ def admin_app(target: AdminTarget, token: str, audit: AuditLog) -> web.Applicati
         name = known(request)
         body = await _body(request, DrainBody)
         request[AUDIT] = {"action": "drain", "cluster": name, "reason": body.reason}
+        # No await between this check and the drain: nothing else runs in between.
+        out = target.drained_clusters() | {name}
+        if not any(weight > 0 for cluster, weight in target.base_weights().items()
+                   if cluster not in out):
+            return _error(409, f"draining {name!r} would leave no cluster that can take "
+                               "traffic (every other one is drained or has weight 0); "
+                               "undrain one first")
         override = target.drain(name, body.reason, body.expires_in)
         log.warning("operator drained %s: %s", name, body.reason)
         return web.json_response({"drained": name, **override})
@@ -191,10 +309,30 @@ def admin_app(target: AdminTarget, token: str, audit: AuditLog) -> web.Applicati
             return web.json_response({"reloaded": True})
         return _error(400, f"config refused, the running one stays: {target.reload_error()}")
 
-    app = web.Application(middlewares=[_guard(token, audit)], client_max_size=MAX_BODY)
-    app.router.add_post("/v1/clusters/{name}/drain", drain)
-    app.router.add_post("/v1/clusters/{name}/undrain", undrain)
-    app.router.add_post("/v1/freeze", freeze)
-    app.router.add_post("/v1/unfreeze", unfreeze)
-    app.router.add_post("/v1/reload", reload)
+    expect = _expect(token, audit)
+
+    async def unrouted(request: web.Request) -> web.Response:
+        # A catch-all route, so that unknown paths get our Expect handler too; it answers
+        # what the router would have: 405 where the path is known, else 404.
+        allowed: set[str] = set()
+        for resource in routed:
+            _, methods = await resource.resolve(request)
+            allowed |= methods
+        if allowed:
+            raise web.HTTPMethodNotAllowed(request.method, allowed)
+        raise web.HTTPNotFound
+
+    async def flush(_: web.Application) -> None:
+        await audit.flush()
+
+    app = web.Application(middlewares=[_guard(token, audit, target.metrics)],
+                          client_max_size=MAX_BODY)
+    routes = (("/v1/clusters/{name}/drain", drain), ("/v1/clusters/{name}/undrain", undrain),
+              ("/v1/freeze", freeze), ("/v1/unfreeze", unfreeze), ("/v1/reload", reload))
+    routed = [app.router.add_resource(path) for path, _ in routes]
+    for resource, (_, handler) in zip(routed, routes, strict=True):
+        resource.add_route(hdrs.METH_POST, handler, expect_handler=expect)
+    app.router.add_route("*", "/{path:.*}", unrouted, expect_handler=expect)
+    app[ACCESS_HOOK] = _access_hook(audit)
+    app.on_cleanup.append(flush)
     return app

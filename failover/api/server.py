@@ -4,12 +4,41 @@ from __future__ import annotations
 
 import asyncio
 import logging
+from collections.abc import Callable
 
 from aiohttp import web
+from aiohttp.abc import AbstractAccessLogger
+from aiohttp.web_request import BaseRequest
 
 from failover.config.addresses import split_hostport
 
 log = logging.getLogger(__name__)
+
+AccessHook = Callable[[BaseRequest, web.StreamResponse], None]
+
+ACCESS_HOOK: web.AppKey[AccessHook] = web.AppKey("access_hook")
+"""Set on an app, called once for every answered request, where aiohttp writes its access
+log: after the answer, for requests the app handled and for those aiohttp refused before any
+handler or middleware ran (malformed request lines or headers, over-long lines). It must not
+block: it runs on the loop, synchronously."""
+
+LINGER = 2.0
+"""Seconds aiohttp keeps reading (and discarding) a body nobody read, after the answer,
+before closing (aiohttp's default is 10). Our bodies are at most a few KiB, so 2s covers any
+honest client; longer only lets refused clients hold connections and feed the loop data."""
+
+
+def _access_logger(hook: AccessHook) -> type[AbstractAccessLogger]:
+    class HookAccessLogger(AbstractAccessLogger):
+        def log(self, request: BaseRequest, response: web.StreamResponse, time: float) -> None:
+            try:
+                hook(request, response)
+            except Exception:
+                # aiohttp would log and drop the connection's next requests; a hook's bug
+                # must cost only its own line.
+                log.exception("access hook failed")
+
+    return HookAccessLogger
 
 
 class Listener:
@@ -23,7 +52,13 @@ class Listener:
 
     async def serve(self) -> None:
         host, port = split_hostport(self.address, listen=True)
-        runner = web.AppRunner(self.app, access_log=None, handle_signals=False)
+        hook = self.app.get(ACCESS_HOOK)
+        if hook is None:
+            runner = web.AppRunner(self.app, access_log=None, handle_signals=False,
+                                   lingering_time=LINGER)
+        else:
+            runner = web.AppRunner(self.app, handle_signals=False, lingering_time=LINGER,
+                                   access_log=log, access_log_class=_access_logger(hook))
         await runner.setup()
         try:
             site = web.TCPSite(runner, host, port, reuse_address=True)

@@ -21,11 +21,12 @@ from failover.api.admin import admin_app
 from failover.api.audit import AuditLog
 from failover.api.server import Listener
 from failover.api.status import status_app
+from failover.api.token import TOKEN_ENV, TokenError, admin_token
 from failover.config import Config, ProbeKind, all_jobs
 from failover.config.actuators import FileActuator as FileSpec
 from failover.config.budget import Job
 from failover.controller import Inputs, Planner
-from failover.daemon.parts import TOKEN_ENV, admin_token, build_actuators
+from failover.daemon.parts import build_actuators
 from failover.daemon.publish import Publisher
 from failover.daemon.reload import WATCH_EVERY, Reloader
 from failover.daemon.state import StateKeeper
@@ -85,14 +86,14 @@ class Daemon:
             config=lambda: self.config, config_path=config_path, plan=lambda: self.plan,
             signals=self._live_signals, health=self.health, runners=self.runners,
             overrides=self.overrides, publisher=self.publisher, heartbeats=self.heartbeats,
+            metrics=self.metrics,
             state=self.state, reloader=self.reloader, changed=self._save_soon)
         self.status = Listener("status", status_app(self.surface, self.metrics),
                                config.listen.status)
         try:
             token = admin_token(config)
-        except (OSError, ValueError) as exc:
-            msg = f"listen.admin_token_file: {exc}"
-            raise StartupError(msg) from exc
+        except TokenError as exc:
+            raise StartupError(str(exc)) from exc
         self.admin: Listener | None = None
         if token is None:
             log.warning("admin API disabled: no token (set listen.admin_token_file or %s)",

@@ -1,8 +1,6 @@
-"""Parts built from the config before anything runs: actuators and the admin token."""
+"""Parts built from the config before anything runs: the actuators."""
 
 from __future__ import annotations
-
-import os
 
 from failover.actuators.base import Actuator, ActuatorError
 from failover.actuators.dns import DnsUpdateActuator
@@ -33,25 +31,3 @@ def build_actuators(config: Config) -> list[Actuator]:
             msg = f"actuators[{index}] ({spec.type}): {exc}"
             raise UnsupportedActuator(msg) from exc
     return actuators
-
-
-TOKEN_ENV = "FAILOVER_ADMIN_TOKEN"  # noqa: S105 - the variable's name, not a secret
-
-
-def admin_token(config: Config) -> str | None:
-    """The admin bearer token: the environment first, else the token file; None for neither.
-
-    Raises OSError when the configured file cannot be read, ValueError when it is empty: a
-    daemon whose operators believe they have a break-glass API must not start without one.
-    """
-    token = os.environ.get(TOKEN_ENV, "").strip()
-    if token:
-        return token
-    path = config.listen.admin_token_file
-    if path is None:
-        return None
-    token = path.read_text(encoding="utf-8").strip()
-    if not token:
-        msg = f"admin token file {path} is empty"
-        raise ValueError(msg)
-    return token

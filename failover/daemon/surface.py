@@ -15,6 +15,7 @@ from failover.daemon.reload import Reloader
 from failover.daemon.state import StateKeeper
 from failover.daemon.supervisor import Heartbeats
 from failover.health import HealthTracker
+from failover.metrics import Metrics
 from failover.overrides import Drain, Freeze, Overrides
 from failover.planner.model import Plan, Signals
 
@@ -27,7 +28,8 @@ class Surface:
                  plan: Callable[[], Plan | None], signals: Callable[[], Signals],
                  health: HealthTracker, runners: Sequence[ActuatorRunner],
                  overrides: Overrides, publisher: Publisher, heartbeats: Heartbeats,
-                 state: StateKeeper, reloader: Reloader, changed: Callable[[], None]) -> None:
+                 metrics: Metrics, state: StateKeeper, reloader: Reloader,
+                 changed: Callable[[], None]) -> None:
         self._config = config
         self._config_path = config_path
         self._plan = plan
@@ -40,6 +42,11 @@ class Surface:
         self._state = state
         self._reloader = reloader
         self._changed = changed
+        self._metrics = metrics
+
+    @property
+    def metrics(self) -> Metrics:
+        return self._metrics
 
     # -- StatusSource ------------------------------------------------------------------------
 
@@ -104,6 +111,14 @@ class Surface:
 
     def has_cluster(self, name: str) -> bool:
         return self._config().cluster(name) is not None
+
+    def base_weights(self) -> dict[str, float]:
+        return {c.name: c.weight for c in self._config().clusters}
+
+    def drained_clusters(self) -> set[str]:
+        now = time.time()  # drains expire on wall time, as drain() sets them
+        return {name for name, d in self.overrides.drains.items()
+                if d.until is None or d.until > now}
 
     def drain(self, name: str, reason: str, expires_in: float | None) -> dict[str, Any]:
         now = time.time()

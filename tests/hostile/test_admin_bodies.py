@@ -14,10 +14,12 @@ import pytest
 from aiohttp.test_utils import TestClient, TestServer
 from hypothesis import HealthCheck, event, given, settings
 from hypothesis import strategies as st
+from prometheus_client import CollectorRegistry
 from pydantic import BaseModel
 
 from failover.api.admin import MAX_BODY, DrainBody, EmptyBody, FreezeBody, admin_app
 from failover.api.audit import AuditLog
+from failover.metrics import Metrics
 
 TOKEN = "hostile-test-token"  # noqa: S105 - a test token
 AUTH = {"Authorization": f"Bearer {TOKEN}"}
@@ -41,9 +43,16 @@ class SpyTarget:
         self.calls: list[str] = []
         self.drained: set[str] = set()
         self.frozen = False
+        self.metrics = Metrics(CollectorRegistry())
 
     def has_cluster(self, name: str) -> bool:
         return name in ("a", "b")
+
+    def base_weights(self) -> dict[str, float]:
+        return {"a": 1.0, "b": 1.0}
+
+    def drained_clusters(self) -> set[str]:
+        return set(self.drained)
 
     def drain(self, name: str, reason: str, expires_in: float | None) -> dict[str, Any]:
         self.calls.append("drain")
