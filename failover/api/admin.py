@@ -68,8 +68,9 @@ class AdminTarget(Protocol):
         """False when automation was not frozen."""
         ...
 
-    def reload(self) -> bool:
-        """Re-read the config now; False when it was refused (the running one stays)."""
+    async def reload(self) -> bool:
+        """Re-read the config now, parsing it off the loop; False when it was refused (the
+        running one stays)."""
         ...
 
     def reload_error(self) -> str | None: ...
@@ -305,7 +306,7 @@ def admin_app(target: AdminTarget, token: str, audit: AuditLog) -> web.Applicati
     async def reload(request: web.Request) -> web.Response:
         await _body(request, EmptyBody)
         request[AUDIT] = {"action": "reload"}
-        if target.reload():
+        if await target.reload():
             return web.json_response({"reloaded": True})
         return _error(400, f"config refused, the running one stays: {target.reload_error()}")
 

@@ -142,8 +142,8 @@ class Surface:
         self._changed()
         return was is not None
 
-    def reload(self) -> bool:
-        return self._reloader.reload()
+    async def reload(self) -> bool:
+        return await self._reloader.reload_off_loop()
 
     def reload_error(self) -> str | None:
         return self._reloader.error()

@@ -83,7 +83,7 @@ class _Target:
     def unfreeze(self) -> bool:
         return True
 
-    def reload(self) -> bool:
+    async def reload(self) -> bool:
         return True
 
     def reload_error(self) -> str | None:

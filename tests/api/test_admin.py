@@ -58,7 +58,7 @@ class FakeTarget:
         was, self.frozen = self.frozen, None
         return was is not None
 
-    def reload(self) -> bool:
+    async def reload(self) -> bool:
         return self.reload_ok
 
     def reload_error(self) -> str | None:

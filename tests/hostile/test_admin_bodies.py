@@ -75,7 +75,7 @@ class SpyTarget:
         was, self.frozen = self.frozen, False
         return was
 
-    def reload(self) -> bool:
+    async def reload(self) -> bool:
         self.calls.append("reload")
         return True
 
