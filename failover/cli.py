@@ -16,7 +16,7 @@ import yaml
 import failover.lab.command as lab_command
 import failover.simulate.command as simulate_command
 from failover import __version__, admin_client
-from failover.api.token import TOKEN_ENV, TokenError, admin_token
+from failover.api.token import TOKEN_ENV, admin_token
 from failover.config import Config, ConfigError, all_jobs, load, worst_case_rates
 
 OK, USER_ERROR, USAGE, UNREACHABLE = 0, 1, 2, 3
@@ -31,14 +31,9 @@ def _check(args: argparse.Namespace) -> int:
     except ConfigError as exc:
         print(exc, file=sys.stderr)
         return USER_ERROR
-    try:
-        # The reader `run` uses, so a file `check` passes is one `run` starts with.
-        token = admin_token(config)
-    except TokenError as exc:
-        line = _line_of(Path(args.config), ("listen", "admin_token_file"))
-        print(f"{args.config}:{line}: {exc}", file=sys.stderr)
+    if _refused(args.config, config):
         return USER_ERROR
-    if token is None:
+    if admin_token(config) is None:
         print(f"warning: the admin API will be disabled: no token (set "
               f"listen.admin_token_file or {TOKEN_ENV})", file=sys.stderr)
     rates = worst_case_rates(all_jobs(config.clusters, config.vantage), config.probing)
@@ -54,6 +49,17 @@ def _check(args: argparse.Namespace) -> int:
               f"max_in_flight ({budget.max_in_flight}); some runs will be delayed",
               file=sys.stderr)
     return OK
+
+
+def _refused(source: str, config: Config) -> bool:
+    """Print, located, every reason `run` would refuse ``config``; True if there is one."""
+    from failover.daemon.validate import refusals  # noqa: PLC0415 - keep `status` light
+
+    found = refusals(config)
+    for refusal in found:
+        keys = tuple(k for k in refusal.at if isinstance(k, str))
+        print(f"{source}:{_line_of(Path(source), keys)}: {refusal.message}", file=sys.stderr)
+    return bool(found)
 
 
 def _line_of(path: Path, keys: tuple[str, ...]) -> int:
@@ -89,6 +95,8 @@ def _run(args: argparse.Namespace) -> int:
         config = load(args.config)
     except ConfigError as exc:
         print(exc, file=sys.stderr)
+        return USER_ERROR
+    if _refused(args.config, config):
         return USER_ERROR
 
     async def main() -> None:

@@ -74,8 +74,8 @@ def test_a_state_dir_that_is_a_file_is_one_line_and_exit_1(tmp_path: Path) -> No
     assert done.returncode == 1, done.stderr
     assert "Traceback" not in done.stderr
     last = done.stderr.strip().splitlines()[-1]
-    assert last.startswith(f"{tmp_path / 'c.yaml'}: state_dir {tmp_path / 'state'} is not "
-                           "writable: "), last
+    assert last == (f"{tmp_path / 'c.yaml'}:2: state_dir: {tmp_path / 'state'}: "
+                    "it is not a folder"), last
 
 
 def test_a_missing_token_file_names_the_key(tmp_path: Path) -> None:
@@ -153,3 +153,45 @@ async def test_a_state_that_cannot_be_saved_is_said_once_and_fails_liveness(
     (tmp_path / "state").unlink()
     await keeper.save(None, overrides)
     assert keeper.failing is None
+
+
+BAD_FOR_RUN = {
+    "capacity without demand": ("clusters:\n  - {name: a, weight: 1, capacity_rps: 100, "
+                                "checks: [{tcp: '127.0.0.1:1'}]}\n"),
+    "token file missing": ("listen: {admin_token_file: nowhere}\n"
+                           "clusters: [{name: a, weight: 1, checks: [{tcp: '127.0.0.1:1'}]}]\n"),
+    "token file empty": ("listen: {admin_token_file: empty}\n"
+                         "clusters: [{name: a, weight: 1, checks: [{tcp: '127.0.0.1:1'}]}]\n"),
+    "state_dir a file": ("state_dir: afile\n"
+                         "clusters: [{name: a, weight: 1, checks: [{tcp: '127.0.0.1:1'}]}]\n"),
+    "status on the admin port": ("listen: {status: '127.0.0.1:9', admin: '127.0.0.1:9'}\n"
+                                 "clusters: [{name: a, weight: 1, checks: "
+                                 "[{tcp: '127.0.0.1:1'}]}]\n"),
+    "one target twice": ("clusters: [{name: a, weight: 1, checks: [{tcp: '127.0.0.1:1'}, "
+                         "{tcp: '127.0.0.1:1'}]}]\n"),
+    "tsig secret a fifo": ("clusters: [{name: a, weight: 1, checks: [{tcp: '127.0.0.1:1'}]}]\n"
+                           "actuators: [{type: dns, server: '127.0.0.1:5353', zone: z., "
+                           "name: a.z., tsig: {name: k, secret_file: fifo}, "
+                           "addresses: {a: [192.0.2.1]}}]\n"),
+}
+
+
+@pytest.mark.parametrize("case", sorted(BAD_FOR_RUN))
+def test_check_refuses_what_run_refuses(tmp_path: Path, case: str) -> None:
+    """Fed the same config, `check` and `run` both exit 1 naming the same problem."""
+    (tmp_path / "empty").write_text("")
+    (tmp_path / "afile").write_text("")
+    os.mkfifo(tmp_path / "fifo")
+    path = tmp_path / "c.yaml"
+    path.write_text(BAD_FOR_RUN[case])
+    env = {k: v for k, v in os.environ.items() if k != "FAILOVER_ADMIN_TOKEN"}
+    checked = subprocess.run([sys.executable, "-m", "failover", "check", "-c", str(path)],
+                             capture_output=True, text=True, timeout=WITHIN, check=False, env=env)
+    ran = subprocess.run([sys.executable, "-m", "failover", "run", "-c", str(path)],
+                         capture_output=True, text=True, timeout=WITHIN, check=False, env=env)
+    assert checked.returncode == 1, checked.stdout + checked.stderr
+    assert ran.returncode == 1, ran.stderr
+    why = checked.stderr.strip().splitlines()[-1]
+    assert why.startswith(f"{path}:")
+    assert why in ran.stderr
+    assert "Traceback" not in ran.stderr

@@ -12,7 +12,7 @@ from pathlib import Path
 from typing import Any
 
 from failover.config import Config, ConfigError, load
-from failover.daemon.parts import UnsupportedActuator, build_actuators
+from failover.daemon.validate import Refused, refusals
 from failover.metrics import Metrics
 
 log = logging.getLogger("failover.daemon")
@@ -30,9 +30,11 @@ def _digest(path: Path) -> bytes | None:
 
 
 def _validated(path: Path) -> Config:
-    """Everything ``run`` would refuse; actuators are built only to be checked."""
+    """The config at ``path``, refused for everything ``run`` would refuse."""
     config = load(path)
-    build_actuators(config)
+    found = refusals(config)
+    if found:
+        raise Refused("\n".join(f"{path}: {r.message}" for r in found))
     return config
 
 
@@ -58,7 +60,7 @@ class Reloader:
             return False
         try:
             new = _validated(self.path)
-        except (ConfigError, UnsupportedActuator, OSError) as exc:
+        except (ConfigError, Refused, OSError) as exc:
             return self._refused(exc)
         return self._take(new)
 
@@ -69,7 +71,7 @@ class Reloader:
             return False
         try:
             new = await asyncio.to_thread(_validated, self.path)
-        except (ConfigError, UnsupportedActuator, OSError) as exc:
+        except (ConfigError, Refused, OSError) as exc:
             return self._refused(exc)
         return self._take(new)
 
