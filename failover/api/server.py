@@ -28,6 +28,11 @@ before closing (aiohttp's default is 10). Our bodies are at most a few KiB, so 2
 honest client; longer only lets refused clients hold connections and feed the loop data."""
 
 
+SHUTDOWN_WAIT = 2.0
+"""Seconds requests in flight get to finish when the daemon stops (aiohttp's default is 60):
+a stop must be bounded, and no answer of ours takes long."""
+
+
 def _access_logger(hook: AccessHook) -> type[AbstractAccessLogger]:
     class HookAccessLogger(AbstractAccessLogger):
         def log(self, request: BaseRequest, response: web.StreamResponse, time: float) -> None:
@@ -55,10 +60,11 @@ class Listener:
         hook = self.app.get(ACCESS_HOOK)
         if hook is None:
             runner = web.AppRunner(self.app, access_log=None, handle_signals=False,
-                                   lingering_time=LINGER)
+                                   lingering_time=LINGER, shutdown_timeout=SHUTDOWN_WAIT)
         else:
             runner = web.AppRunner(self.app, handle_signals=False, lingering_time=LINGER,
-                                   access_log=log, access_log_class=_access_logger(hook))
+                                   shutdown_timeout=SHUTDOWN_WAIT, access_log=log,
+                                   access_log_class=_access_logger(hook))
         await runner.setup()
         try:
             site = web.TCPSite(runner, host, port, reuse_address=True)

@@ -14,8 +14,6 @@ from pathlib import Path
 
 from prometheus_client import CollectorRegistry
 
-from failover import controller
-from failover.actuators.file import written_version
 from failover.actuators.runner import ActuatorRunner
 from failover.api.admin import admin_app
 from failover.api.audit import AuditLog
@@ -23,21 +21,28 @@ from failover.api.server import Listener
 from failover.api.status import status_app
 from failover.api.token import TOKEN_ENV, TokenError, admin_token
 from failover.config import Config, ProbeKind, all_jobs
-from failover.config.actuators import FileActuator as FileSpec
 from failover.config.budget import Job
-from failover.controller import Inputs, Planner
+from failover.controller import Planner
 from failover.daemon.parts import build_actuators
+from failover.daemon.planning import Planning
 from failover.daemon.publish import Publisher
 from failover.daemon.reload import WATCH_EVERY, Reloader
 from failover.daemon.state import StateKeeper
-from failover.daemon.supervisor import Heartbeats, StartupError, TaskDied, essential
+from failover.daemon.supervisor import (
+    LAG_PERIOD,
+    Heartbeats,
+    StartupError,
+    TaskDied,
+    essential,
+    lag_loop,
+)
 from failover.daemon.surface import Surface
 from failover.health import HealthTracker
 from failover.health.results import ProbeResult
 from failover.metrics import Metrics
 from failover.overrides import Overrides
 from failover.planner import plan as make_plan
-from failover.planner.model import ClusterState, Plan, Signals
+from failover.planner.model import Plan, Signals
 from failover.probes import PROBES
 from failover.probes.base import ProbeFn
 from failover.probes.scheduler import Scheduler
@@ -45,8 +50,6 @@ from failover.signals import PrometheusSource, SignalMetrics
 
 log = logging.getLogger("failover.daemon")
 
-LAG_PERIOD = 0.25
-"""Seconds between two loop-lag samples."""
 STALL_AFTER = 10.0
 """Seconds an essential loop may go without progress (beyond its own period) before
 /healthz answers 503."""
@@ -61,9 +64,7 @@ class Daemon:
                  planner: Planner = make_plan, probes: Mapping[ProbeKind, ProbeFn] = PROBES,
                  watch_every: float = WATCH_EVERY, stall_after: float = STALL_AFTER) -> None:
         self.config = config
-        self.plan: Plan | None = None
         self.stopping = asyncio.Event()
-        self._planner = planner
         self._stall_after = stall_after
         self._probes = probes
         self.metrics = Metrics(registry or CollectorRegistry())
@@ -77,13 +78,19 @@ class Daemon:
         self.heartbeats = Heartbeats(time.monotonic)
         self.reloader = Reloader(config_path, lambda: self.config, self._take_config,
                                  self.metrics, watch_every)
+        self.planning = Planning(
+            config=lambda: self.config, health=self.health, overrides=self.overrides,
+            signals=self._live_signals, runners=self.runners, state=self.state,
+            publisher=self.publisher, heartbeats=self.heartbeats, metrics=self.metrics,
+            planner=planner)
         self.signals: PrometheusSource | None = None
         if config.signals.prometheus is not None:
-            self.signals = PrometheusSource(config.signals.prometheus, self._signal_clusters,
+            self.signals = PrometheusSource(config.signals.prometheus,
+                                            self.planning.signal_order,
                                             SignalMetrics(self.metrics.registry))
         self._scheduler: Scheduler | None = None
         self.surface = Surface(
-            config=lambda: self.config, config_path=config_path, plan=lambda: self.plan,
+            config=lambda: self.config, config_path=config_path, plan=lambda: self.planning.plan,
             signals=self._live_signals, health=self.health, runners=self.runners,
             overrides=self.overrides, publisher=self.publisher, heartbeats=self.heartbeats,
             metrics=self.metrics,
@@ -103,7 +110,10 @@ class Daemon:
                                                      AuditLog(config.audit_file)),
                                   config.listen.admin)
         self._saves: set[asyncio.Task[None]] = set()
-        self._first_version = 1
+
+    @property
+    def plan(self) -> Plan | None:
+        return self.planning.plan
 
     @property
     def reload_requested(self) -> asyncio.Event:
@@ -151,10 +161,10 @@ class Daemon:
                     admin = self.admin
                     start("admin-listener", lambda: self._serve(admin))
                 start("prober", self._scheduler.run)
-                start("planner", self._plan_loop)
+                start("planner", self.planning.run)
                 if self.signals is not None:
                     start("signals", self.signals.run)  # its own session and budget
-                start("loop-lag", self._lag_loop)
+                start("loop-lag", lambda: lag_loop(self.metrics, self.heartbeats))
                 start("reload", self.reloader.run)
                 start("config-watch", self.reloader.watch)
                 await self.stopping.wait()
@@ -171,7 +181,7 @@ class Daemon:
 
     async def _final_save(self) -> None:
         await self.state.settle()
-        await self.state.save(self.plan, self.overrides)
+        await self.state.save(self.planning.plan, self.overrides)
 
     async def _serve(self, listener: Listener) -> None:
         try:
@@ -185,30 +195,16 @@ class Daemon:
             raise StartupError(msg) from exc
 
     def _restore(self, loop_now: float) -> None:
-        """Take up the plan and overrides the last run left, and re-apply that plan at once:
-        after a crash the data plane may lag what was decided. Nothing moves until verdicts
-        come in (unknown clusters keep their shares)."""
         saved = self.state.restore(loop_now)
         self.overrides.drains.update(saved.overrides.drains)
         self.overrides.freeze = saved.overrides.freeze
         self.overrides.forget({c.name for c in self.config.clusters})
-        if saved.plan is None:
-            # The state is lost, not the data plane: number on from what it carries, so that
-            # its readers never see the version go backwards.
-            carried = [v for spec in self.config.actuators if isinstance(spec, FileSpec)
-                       if (v := written_version(spec.path)) is not None]
-            self._first_version = max(carried, default=0) + 1
-            return
-        self.plan = saved.plan
-        log.info("restored plan %d from %s; re-applying it", saved.plan.version,
-                 self.state.path)
-        for runner in self.runners:
-            runner.submit(saved.plan)
+        self.planning.restore(saved)
 
     def _save_soon(self) -> None:
         """An operator's change is saved now, not at the next tick."""
-        task = asyncio.get_running_loop().create_task(self.state.save(self.plan,
-                                                                      self.overrides))
+        task = asyncio.get_running_loop().create_task(
+            self.state.save(self.planning.plan, self.overrides))
         self._saves.add(task)
         task.add_done_callback(self._saves.discard)
 
@@ -223,69 +219,11 @@ class Daemon:
         self.health.record(job.key, result, asyncio.get_running_loop().time())
         self.heartbeats.beat("prober")
 
-    async def _plan_loop(self) -> None:
-        loop = asyncio.get_running_loop()
-        while True:
-            now = loop.time()
-            try:
-                for name in self.overrides.expire(time.time()):
-                    log.warning("drain of %s expired", name)
-                freeze = self.overrides.freeze
-                inputs = Inputs(self.health.views(now), self.config.demand_rps,
-                                self.health.vantage_ok(), self.overrides.drain_reasons(),
-                                None if freeze is None else freeze.reason,
-                                self._live_signals(), applied=self._applied(),
-                                first_version=self._first_version)
-                step = controller.tick(self.config.policy, self.plan, inputs, now,
-                                       self._planner)
-                # Saved before it is applied: a restart never resumes from behind what the
-                # data plane already carries.
-                await self.state.save(step.plan, self.overrides)
-                previous, self.plan = self.plan, step.plan
-                self.publisher.publish(step.plan, previous, now)
-                if step.actuate:
-                    for runner in self.runners:
-                        runner.submit(step.plan)
-                self.heartbeats.beat("planner")
-            except Exception:
-                # The iteration guard: the last plan stays applied (static stability) and the
-                # next tick tries again; no heartbeat, so a planner that fails every tick
-                # turns /healthz to 503 within its bound.
-                self.metrics.errors.labels("planner").inc()
-                log.exception("planning failed; keeping the last plan")
-            await asyncio.sleep(self.config.policy.tick)
-
     def _live_signals(self) -> Signals:
         """Prometheus's when it is configured; else what the probes themselves say."""
         if self.signals is not None:
             return self.signals.signals()
         return self.health.probe_signals()
-
-    def _signal_clusters(self) -> list[str]:
-        """Clusters to query, most important first: those recovering, then waiting, then
-        held to a limit, then the rest (the query budget may not reach the last)."""
-        if self.plan is None:
-            return [c.name for c in self.config.clusters]
-        order = {ClusterState.RECOVERING: 0, ClusterState.WAITING: 1}
-        return [c.name for c in sorted(
-            self.plan.clusters,
-            key=lambda c: (order.get(c.state, 2 if c.guard is not None else 3), c.rank))]
-
-    def _applied(self) -> bool:
-        """Every actuator carries the current plan (what a ramp needs to count the time)."""
-        if self.plan is None or self.plan.version < 1:
-            return True
-        version = self.plan.version
-        return all(r.applied_version is not None and r.applied_version >= version
-                   for r in self.runners)
-
-    async def _lag_loop(self) -> None:
-        loop = asyncio.get_running_loop()
-        while True:
-            start = loop.time()
-            self.heartbeats.beat("loop-lag")
-            await asyncio.sleep(LAG_PERIOD)
-            self.metrics.event_loop_lag.observe(max(0.0, loop.time() - start - LAG_PERIOD))
 
 
 class _Stopping(Exception):

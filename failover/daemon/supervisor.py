@@ -7,7 +7,12 @@ import asyncio
 import logging
 from collections.abc import Awaitable, Callable
 
+from failover.metrics import Metrics
+
 log = logging.getLogger(__name__)
+
+LAG_PERIOD = 0.25
+"""Seconds between two loop-lag samples."""
 
 
 class StartupError(Exception):
@@ -59,3 +64,14 @@ class Heartbeats:
         now = self._clock()
         return [f"{name} silent for {now - self._last[name]:.1f}s (bound {within:g}s)"
                 for name, within in self._within.items() if now - self._last[name] > within]
+
+
+async def lag_loop(metrics: Metrics, heartbeats: Heartbeats) -> None:
+    """How late the loop wakes a timer: the probes' latencies are only ours to trust while
+    this stays small."""
+    loop = asyncio.get_running_loop()
+    while True:
+        start = loop.time()
+        heartbeats.beat("loop-lag")
+        await asyncio.sleep(LAG_PERIOD)
+        metrics.event_loop_lag.observe(max(0.0, loop.time() - start - LAG_PERIOD))
