@@ -19,8 +19,8 @@ import time
 
 from failover.config import Policy
 from failover.config.models import Recovery
+from failover.model import ClusterState, ClusterView, Sample, Signals
 from failover.planner import Plan, plan
-from failover.planner.model import ClusterState, ClusterView, Sample, Signals
 
 SIZES = (100, 1_000, 10_000)
 

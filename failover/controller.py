@@ -15,8 +15,8 @@ from dataclasses import dataclass, field
 from typing import Protocol
 
 from failover.config.models import Policy
+from failover.model import ClusterState, ClusterView, Signals
 from failover.planner import Plan, plan
-from failover.planner.model import ClusterState, ClusterView, Signals
 
 
 class Planner(Protocol):

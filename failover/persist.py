@@ -16,8 +16,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from failover.model import ClusterPlan, ClusterState, Plan, Ramp
 from failover.overrides import Overrides
-from failover.planner.model import ClusterPlan, ClusterState, Plan, Ramp
 
 log = logging.getLogger(__name__)
 

@@ -21,10 +21,9 @@ from failover.actuators.base import Applied
 from failover.config import all_jobs, load, parse
 from failover.config.actuators import FileActuator as FileActuatorConfig
 from failover.daemon import Daemon, TaskDied, build_actuators
-from failover.health.results import ProbeResult
 from failover.lab import Lab
+from failover.model import Plan, ProbeResult
 from failover.planner import plan as make_plan
-from failover.planner.model import Plan
 
 INTERVAL, TIMEOUT, JITTER, TICK, RISE, FALL = 0.2, 0.15, 0.1, 0.1, 1, 2
 WITHIN = 5.0

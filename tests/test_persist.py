@@ -8,8 +8,8 @@ from pathlib import Path
 import pytest
 
 from failover import persist
+from failover.model import ClusterPlan, ClusterState, Plan
 from failover.overrides import Drain, Freeze, Overrides
-from failover.planner.model import ClusterPlan, ClusterState, Plan
 
 
 def a_plan() -> Plan:

@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Protocol, runtime_checkable
 
-from failover.planner.model import Plan
+from failover.model import Plan
 
 
 class ActuatorError(Exception):

@@ -41,7 +41,7 @@ import dns.update
 from failover.actuators.base import Applied, PermanentActuatorError, TemporaryActuatorError
 from failover.config.actuators import DnsActuator as DnsActuatorSpec
 from failover.config.addresses import Endpoint, split_hostport
-from failover.planner.model import Plan
+from failover.model import Plan
 
 log = logging.getLogger(__name__)
 

@@ -11,7 +11,7 @@ from pathlib import Path
 from typing import Any
 
 from failover.actuators.base import Applied, TemporaryActuatorError
-from failover.planner.model import Plan
+from failover.model import Plan
 
 
 def render(plan: Plan, wall_time: float) -> dict[str, Any]:

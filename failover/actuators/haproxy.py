@@ -17,7 +17,7 @@ from pathlib import Path
 from failover.actuators.base import Applied, PermanentActuatorError, TemporaryActuatorError
 from failover.actuators.haproxy_api import NAME, RuntimeApi, ServerState, parse_servers_state
 from failover.config.actuators import HaproxyActuator as HaproxyActuatorConfig
-from failover.planner.model import Plan
+from failover.model import Plan
 
 log = logging.getLogger(__name__)
 

@@ -18,7 +18,7 @@ from failover.actuators.base import (
 )
 from failover.actuators.retry import retrying
 from failover.metrics import Metrics
-from failover.planner.model import Plan
+from failover.model import Plan
 from failover.waiting import wait_event
 
 log = logging.getLogger(__name__)

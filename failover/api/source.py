@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any, Protocol
 
-from failover.planner.model import Plan
+from failover.model import Plan
 
 
 class StatusSource(Protocol):

@@ -9,7 +9,7 @@ from prometheus_client.aiohttp import make_aiohttp_handler
 
 from failover.api.source import StatusSource
 from failover.metrics import Metrics
-from failover.planner.model import ClusterPlan, Plan, Ramp, Sample
+from failover.model import ClusterPlan, Plan, Ramp, Sample
 
 MAX_DECISIONS = 1000
 

@@ -38,11 +38,10 @@ from failover.daemon.supervisor import (
 )
 from failover.daemon.surface import Surface
 from failover.health import HealthTracker
-from failover.health.results import ProbeResult
 from failover.metrics import Metrics
+from failover.model import Plan, ProbeResult, Signals
 from failover.overrides import Overrides
 from failover.planner import plan as make_plan
-from failover.planner.model import Plan, Signals
 from failover.probes import PROBES
 from failover.probes.base import ProbeFn
 from failover.probes.scheduler import Scheduler

@@ -19,8 +19,8 @@ from failover.daemon.state import StateKeeper
 from failover.daemon.supervisor import Heartbeats
 from failover.health import HealthTracker
 from failover.metrics import Metrics
+from failover.model import ClusterState, Plan, Signals
 from failover.overrides import Overrides
-from failover.planner.model import ClusterState, Plan, Signals
 
 log = logging.getLogger("failover.daemon")
 

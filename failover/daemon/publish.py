@@ -9,7 +9,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 from failover.metrics import RAMP_ACTIONS, Metrics
-from failover.planner.model import ClusterState, Decision, Plan
+from failover.model import ClusterState, Decision, Plan
 
 log = logging.getLogger("failover.daemon")
 

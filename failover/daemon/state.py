@@ -13,8 +13,8 @@ from failover import persist
 from failover.actuators.file import write_atomically
 from failover.daemon.supervisor import StartupError
 from failover.metrics import Metrics
+from failover.model import Plan
 from failover.overrides import Overrides
-from failover.planner.model import Plan
 
 log = logging.getLogger("failover.daemon")
 

@@ -16,8 +16,8 @@ from failover.daemon.state import StateKeeper
 from failover.daemon.supervisor import Heartbeats
 from failover.health import HealthTracker
 from failover.metrics import Metrics
+from failover.model import Plan, Signals
 from failover.overrides import Drain, Freeze, Overrides
-from failover.planner.model import Plan, Signals
 
 
 class Surface:

@@ -8,8 +8,8 @@ from typing import Any
 
 from failover.config.budget import Job, ProbeKind
 from failover.health.hysteresis import Hysteresis
-from failover.health.results import FailureClass, ProbeResult
 from failover.health.score import WINDOW, Score, check_score
+from failover.model import FailureClass, ProbeResult
 
 
 @dataclass(frozen=True, slots=True)

@@ -8,7 +8,7 @@ from dataclasses import dataclass
 
 from failover.health.check import CheckRecord
 from failover.health.score import Score, cluster_score
-from failover.planner.model import ClusterState
+from failover.model import ClusterState
 
 DEGRADED_BELOW = 0.75
 """A passing cluster scoring under this is degraded: recent failures or slow answers."""

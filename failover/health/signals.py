@@ -18,7 +18,7 @@ from collections.abc import Sequence
 
 from failover.health.check import CheckRecord
 from failover.health.score import LATENCY_FREE
-from failover.planner.model import Sample
+from failover.model import Sample
 
 RESULTS = 3
 """Results per check a sample reads: a few probe intervals, so a ramp step waits that long."""

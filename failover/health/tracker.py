@@ -9,9 +9,8 @@ from failover.config.budget import VANTAGE, Job, all_jobs
 from failover.config.models import Cluster, Config, Probing
 from failover.health.check import CheckRecord, CheckStatus
 from failover.health.cluster import ClusterHealth, assess
-from failover.health.results import ProbeResult
 from failover.health.signals import probe_sample
-from failover.planner.model import ClusterState, ClusterView, Signals
+from failover.model import ClusterState, ClusterView, ProbeResult, Signals
 
 
 class HealthTracker:

@@ -21,9 +21,9 @@ import math
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 
+from failover.model import ClusterState, ClusterView, Decision
 from failover.planner.guard import FAIL_STATIC, OPERATOR_FREEZE, STALE, VANTAGE
 from failover.planner.lifecycle import Life
-from failover.planner.model import ClusterState, ClusterView, Decision
 from failover.planner.shares import EPSILON
 from failover.planner.targets import Targets
 

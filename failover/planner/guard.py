@@ -7,7 +7,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Final
 
-from failover.planner.model import ClusterState, ClusterView
+from failover.model import ClusterState, ClusterView
 from failover.planner.shares import below
 
 AWAITING_VERDICTS: Final = "awaiting_verdicts"

@@ -21,7 +21,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
 from failover.config.models import Recovery
-from failover.planner.model import ClusterPlan, ClusterState, ClusterView, Ramp
+from failover.model import ClusterPlan, ClusterState, ClusterView, Ramp
 from failover.planner.rank import rank_key
 
 S = ClusterState

@@ -14,6 +14,14 @@ import math
 from collections.abc import Mapping, Sequence
 
 from failover.config.models import Policy
+from failover.model import (
+    ClusterPlan,
+    ClusterState,
+    ClusterView,
+    Decision,
+    Plan,
+    Signals,
+)
 from failover.planner.decisions import (
     Change,
     cluster_decisions,
@@ -30,14 +38,6 @@ from failover.planner.lifecycle import (
     cooling,
     demote,
     finish,
-)
-from failover.planner.model import (
-    ClusterPlan,
-    ClusterState,
-    ClusterView,
-    Decision,
-    Plan,
-    Signals,
 )
 from failover.planner.ramp import (
     BACK_OFF,

@@ -51,8 +51,8 @@ from dataclasses import dataclass
 from typing import TypeVar
 
 from failover.config.models import Adaptive, Recovery
+from failover.model import ClusterState, Ramp, Sample, Signals
 from failover.planner.lifecycle import Life
-from failover.planner.model import ClusterState, Ramp, Sample, Signals
 
 S = ClusterState
 T = TypeVar("T")

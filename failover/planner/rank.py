@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-from failover.planner.model import ClusterState, ClusterView
+from failover.model import ClusterState, ClusterView
 
 STATE_ORDER: dict[ClusterState, int] = {
     ClusterState.HEALTHY: 0,

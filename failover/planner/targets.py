@@ -17,9 +17,9 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 
 from failover.config.models import Policy
+from failover.model import ClusterState, ClusterView
 from failover.planner.fill import fill
 from failover.planner.lifecycle import Life
-from failover.planner.model import ClusterState, ClusterView
 from failover.planner.shares import EPSILON
 
 S = ClusterState

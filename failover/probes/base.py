@@ -19,7 +19,7 @@ import aiohttp
 
 from failover import __version__
 from failover.config import Job
-from failover.health.results import FailureClass, ProbeResult
+from failover.model import FailureClass, ProbeResult
 
 log = logging.getLogger(__name__)
 

@@ -22,7 +22,7 @@ import dns.rdtypes.IN.A
 import dns.rdtypes.IN.AAAA
 
 from failover.config import DnsCheck, Job
-from failover.health.results import FailureClass, ProbeResult
+from failover.model import FailureClass, ProbeResult
 from failover.probes.base import Permit, ProbeContext, failed, passed
 
 _EDNS_PAYLOAD = 1232

@@ -7,7 +7,7 @@ import asyncio
 import aiohttp
 
 from failover.config import HttpCheck, Job
-from failover.health.results import ProbeResult
+from failover.model import ProbeResult
 from failover.probes.base import ProbeContext, failed, passed
 
 BODY_LIMIT = 64 * 1024

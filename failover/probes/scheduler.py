@@ -11,8 +11,8 @@ from collections.abc import Callable, Mapping
 import aiohttp
 
 from failover.config import Job, ProbeKind, Probing
-from failover.health.results import ProbeResult
 from failover.metrics import Metrics
+from failover.model import ProbeResult
 from failover.probes.base import ProbeContext, ProbeFn, new_http_session, run_probe
 from failover.probes.limiter import Limiter
 from failover.waiting import wait_event

@@ -6,7 +6,7 @@ import asyncio
 import logging
 
 from failover.config import Job
-from failover.health.results import ProbeResult
+from failover.model import ProbeResult
 from failover.probes.base import ProbeContext, failed, passed
 
 log = logging.getLogger(__name__)

@@ -25,7 +25,7 @@ import aiohttp
 
 from failover import __version__
 from failover.config.signals import CLUSTER_PLACEHOLDER, PrometheusSignals, SignalQueries
-from failover.planner.model import Sample, Signals
+from failover.model import Sample, Signals
 from failover.ratelimit import TokenBucket
 from failover.signals.api import (
     MAX_REPLY_BYTES,

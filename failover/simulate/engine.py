@@ -15,8 +15,8 @@ from failover import controller
 from failover.config import Config, Job, all_jobs
 from failover.controller import Inputs, Planner
 from failover.health import HealthTracker, ProbeResult
+from failover.model import Signals
 from failover.planner import ClusterState, Plan, plan
-from failover.planner.model import Signals
 from failover.simulate.faults import PROBE_LATENCY, Faults, probe_result
 from failover.simulate.fluid import FluidCluster, FluidModel
 from failover.simulate.load import SERVING, DemandCurve, LoadModel

@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from failover.config.budget import ProbeKind
-from failover.health.results import FailureClass, ProbeResult
+from failover.model import FailureClass, ProbeResult
 from failover.simulate.scenario import DnsFault, FaultEvent, HttpFault
 
 PROBE_LATENCY = 0.005

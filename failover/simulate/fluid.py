@@ -35,7 +35,7 @@ import math
 from collections.abc import Collection, Mapping
 from dataclasses import dataclass, field
 
-from failover.planner.model import Sample
+from failover.model import Sample
 from failover.simulate.load import SERVING, DemandCurve, Peaks, Requests
 from failover.simulate.scenario import LoadParams
 

@@ -10,8 +10,8 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 from failover.config.models import Policy
+from failover.model import Signals
 from failover.planner import ClusterPlan, ClusterView, Plan, ranks
-from failover.planner.model import Signals
 from failover.planner.shares import differ, proportional
 
 NONE_PASSING = "none_passing"

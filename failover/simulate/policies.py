@@ -12,8 +12,8 @@ from collections.abc import Sequence
 
 from failover.config.models import Policy
 from failover.controller import Planner
+from failover.model import ClusterView, Signals
 from failover.planner import Plan, plan
-from failover.planner.model import ClusterView, Signals
 from failover.simulate.naive import naive_plan
 
 NO_SIGNALS = Signals()

@@ -12,7 +12,7 @@ import random
 from collections import deque
 from dataclasses import dataclass, replace
 
-from failover.planner.model import Sample, Signals
+from failover.model import Sample, Signals
 from failover.simulate.fluid import FluidModel
 from failover.simulate.scenario import SignalParams
 

@@ -9,7 +9,7 @@ import pytest
 
 from failover.actuators.base import Applied, TemporaryActuatorError
 from failover.actuators.file import FileActuator
-from failover.planner.model import ClusterPlan, ClusterState, Plan
+from failover.model import ClusterPlan, ClusterState, Plan
 
 
 def make_plan(version: int, shares: dict[str, float], *, frozen: bool = False) -> Plan:

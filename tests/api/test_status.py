@@ -13,7 +13,7 @@ from prometheus_client import CollectorRegistry
 from failover.api.server import Listener
 from failover.api.status import status_app
 from failover.metrics import Metrics
-from failover.planner.model import Plan
+from failover.model import Plan
 from tests.actuators.test_file import make_plan
 
 

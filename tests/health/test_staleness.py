@@ -6,7 +6,7 @@ from __future__ import annotations
 import pytest
 
 from failover.health import HealthTracker
-from failover.planner.model import ClusterState
+from failover.model import ClusterState
 from tests.health.test_tracker import DNS, PASS, TCP, TIMEOUT, Feed, config
 
 

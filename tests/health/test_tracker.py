@@ -9,7 +9,7 @@ import pytest
 
 from failover.config import Config, all_jobs, parse
 from failover.health import ALL_PASSING, HealthTracker, ProbeResult
-from failover.planner.model import ClusterState
+from failover.model import ClusterState
 
 DNS = "dns 127.0.0.1:5301 api.default.svc.cluster.local"
 TCP = "tcp 127.0.0.1:8101"

@@ -9,7 +9,7 @@ import tracemalloc
 import pytest
 
 from failover.config import Job
-from failover.health.results import FailureClass, ProbeResult
+from failover.model import FailureClass, ProbeResult
 from failover.probes.http import BODY_LIMIT
 from tests.hostile import servers
 from tests.hostile.conftest import Serve

@@ -13,8 +13,8 @@ import pytest
 from prometheus_client import CollectorRegistry
 
 from failover.config import Budget, Job, Probing, all_jobs, parse
-from failover.health.results import ProbeResult
 from failover.metrics import Metrics
+from failover.model import ProbeResult
 from failover.probes import PROBES
 from failover.probes.scheduler import Scheduler
 from tests.hostile import servers

@@ -11,8 +11,8 @@ from hypothesis import strategies as st
 
 from failover.config import Policy
 from failover.config.models import Recovery
+from failover.model import ClusterState, ClusterView, Sample, Signals
 from failover.planner import Plan, plan
-from failover.planner.model import ClusterState, ClusterView, Sample, Signals
 from failover.planner.ramp import usable
 
 S = ClusterState

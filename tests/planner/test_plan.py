@@ -5,10 +5,10 @@ from __future__ import annotations
 import pytest
 
 from failover.config import Policy
+from failover.model import ClusterView
 from failover.planner import ALL_CLUSTERS, AWAITING_VERDICTS, CAUSES, FAIL_STATIC, Plan, plan
 from failover.planner.decisions import Change, cluster_decisions
 from failover.planner.lifecycle import Life
-from failover.planner.model import ClusterView
 from failover.planner.targets import Targets
 from tests.planner.views import DR, REASONS, UNK, D, H, R, U, W, fleet, view
 

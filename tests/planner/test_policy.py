@@ -6,8 +6,8 @@ import pytest
 
 from failover.config import Policy
 from failover.config.models import Recovery
+from failover.model import ClusterPlan, ClusterView
 from failover.planner import ALL_CLUSTERS, VANTAGE, Plan, plan
-from failover.planner.model import ClusterPlan, ClusterView
 from tests.planner.views import H, R, U, W, view
 
 POLICY = Policy(min_healthy_fraction=0.0, max_shift_per_tick=1.0,

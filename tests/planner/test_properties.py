@@ -11,9 +11,9 @@ from hypothesis import strategies as st
 
 from failover.config import Policy
 from failover.config.models import Recovery
+from failover.model import ClusterState, ClusterView
 from failover.planner import ALL_CLUSTERS, CAUSES, EPSILON, Plan, plan
 from failover.planner.decisions import FOLDED, MIN_MOVE
-from failover.planner.model import ClusterState, ClusterView
 
 S = ClusterState
 NAMES = ["a", "b", "c", "d", "e", "f"]

@@ -11,8 +11,8 @@ import pytest
 
 from failover.config import Policy
 from failover.config.models import Recovery
+from failover.model import ClusterState, ClusterView, Sample, Signals
 from failover.planner import Plan, plan
-from failover.planner.model import ClusterState, ClusterView, Sample, Signals
 from failover.planner.shift import moved
 from tests.planner.views import DR, H, R, U, fleet
 

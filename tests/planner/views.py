@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from failover.planner.model import ClusterState, ClusterView
+from failover.model import ClusterState, ClusterView
 
 H, D, U = ClusterState.HEALTHY, ClusterState.DEGRADED, ClusterState.UNHEALTHY
 UNK, DR = ClusterState.UNKNOWN, ClusterState.DRAINED

@@ -10,7 +10,7 @@ import aiohttp
 import pytest
 
 from failover.config import DnsCheck, HttpCheck, Job, TcpCheck, split_hostport, url_endpoint
-from failover.health.results import ProbeResult
+from failover.model import ProbeResult
 from failover.probes import PROBES
 from failover.probes.base import ProbeContext, new_http_session, run_probe
 from tests.dnsmasq import Dnsmasq, running_dnsmasq

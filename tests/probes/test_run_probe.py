@@ -9,7 +9,7 @@ import aiohttp
 import pytest
 
 from failover.config import Job
-from failover.health.results import ProbeResult
+from failover.model import ProbeResult
 from failover.probes import PROBES
 from failover.probes.base import ProbeContext, ProbeFn, failed, passed, run_probe
 from tests.probes.conftest import CountingPermit, dns_job

@@ -11,8 +11,8 @@ import pytest
 from prometheus_client import CollectorRegistry
 
 from failover.config import Job, Probing, all_jobs, parse
-from failover.health.results import ProbeResult
 from failover.metrics import Metrics
+from failover.model import ProbeResult
 from failover.probes.base import ProbeContext, ProbeFn
 from failover.probes.scheduler import Scheduler
 

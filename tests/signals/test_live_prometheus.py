@@ -13,7 +13,7 @@ from aiohttp import web
 from prometheus_client import CollectorRegistry
 
 from failover.config.signals import PrometheusSignals, SignalQueries
-from failover.planner.model import Signals
+from failover.model import Signals
 from failover.signals import PrometheusSource, SignalMetrics
 from tests.deploy.tools import poll
 from tests.prometheus import Prometheus, ScrapeTarget, running_prometheus, scrape_config

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import pytest
 
-from failover.planner.model import Sample
+from failover.model import Sample
 from tests.signals.conftest import LOOP, WALL, FakePrometheus, Rig, one, vector
 
 

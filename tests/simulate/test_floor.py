@@ -11,8 +11,8 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from failover.config.models import Policy
+from failover.model import Signals
 from failover.planner import ClusterPlan, ClusterView, Plan
-from failover.planner.model import Signals
 from failover.simulate import simulate
 from failover.simulate.engine import Simulation
 from tests.simulate.fixtures import scenario, small_config
