@@ -3,7 +3,6 @@
 from failover.config.actuators import FileActuator
 from failover.config.addresses import Endpoint, split_hostport, url_endpoint
 from failover.config.budget import (
-    ATTEMPTS_PER_PROBE,
     VANTAGE,
     Job,
     ProbeKind,
@@ -13,21 +12,10 @@ from failover.config.budget import (
 )
 from failover.config.durations import parse_duration
 from failover.config.loader import ConfigError, Problem, load, parse
-from failover.config.models import (
-    Budget,
-    Check,
-    Cluster,
-    Config,
-    DnsCheck,
-    HttpCheck,
-    Policy,
-    Probing,
-    TcpCheck,
-    Vantage,
-)
+from failover.config.models import Cluster, Config, Policy, Vantage
+from failover.config.probing import Budget, Check, DnsCheck, HttpCheck, Probing, TcpCheck
 
 __all__ = [
-    "ATTEMPTS_PER_PROBE",
     "VANTAGE",
     "Budget",
     "Check",

@@ -5,25 +5,13 @@ from __future__ import annotations
 from collections import defaultdict
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Literal
+from typing import Literal, Protocol
 
 from failover.config.addresses import Endpoint, split_hostport, url_endpoint
-
-if TYPE_CHECKING:
-    from failover.config.models import (
-        Check,
-        Cluster,
-        DnsCheck,
-        HttpCheck,
-        Probing,
-        TcpCheck,
-        Vantage,
-    )
+from failover.config.probing import Check, DnsCheck, HttpCheck, Probing, TcpCheck
 
 ProbeKind = Literal["dns", "http", "tcp"]
 
-ATTEMPTS_PER_PROBE: dict[ProbeKind, int] = {"dns": 2, "http": 1, "tcp": 1}
-"""Requests one probe may send at most: DNS retries over TCP when the UDP answer is truncated."""
 
 
 @dataclass(frozen=True)
@@ -63,7 +51,7 @@ def probe_jobs(owner: str, dns: DnsCheck | None, checks: Sequence[Check],
                     for name in dns.names)
     for position, check in enumerate(checks):
         path: tuple[str | int, ...] = (*where, "checks", position)
-        if hasattr(check, "http"):
+        if isinstance(check, HttpCheck):
             jobs.append(Job(owner, "http", url_endpoint(check.http), f"http {check.http}",
                             check, None, path))
         else:
@@ -72,11 +60,26 @@ def probe_jobs(owner: str, dns: DnsCheck | None, checks: Sequence[Check],
     return jobs
 
 
-def cluster_jobs(cluster: Cluster, index: int) -> list[Job]:
+class Probed(Protocol):
+    """What jobs are made of: a cluster, or the vantage point (whose name is not used)."""
+
+    @property
+    def dns(self) -> DnsCheck | None: ...
+
+    @property
+    def checks(self) -> Sequence[Check]: ...
+
+
+class Named(Probed, Protocol):
+    @property
+    def name(self) -> str: ...
+
+
+def cluster_jobs(cluster: Named, index: int) -> list[Job]:
     return probe_jobs(cluster.name, cluster.dns, cluster.checks, ("clusters", index))
 
 
-def all_jobs(clusters: list[Cluster], vantage: Vantage | None = None) -> list[Job]:
+def all_jobs(clusters: Sequence[Named], vantage: Probed | None = None) -> list[Job]:
     """Every job of every cluster, then the vantage point's (owner `VANTAGE`)."""
     jobs = [job for index, cluster in enumerate(clusters) for job in cluster_jobs(cluster, index)]
     if vantage is not None:
@@ -99,6 +102,6 @@ def worst_case_rates(jobs: list[Job], probing: Probing) -> Rates:
     per_target: dict[str, float] = defaultdict(float)
     probes_per_second = 0.0
     for job in jobs:
-        per_target[str(job.endpoint)] += ATTEMPTS_PER_PROBE[job.kind] / shortest_gap
+        per_target[str(job.endpoint)] += job.spec.REQUESTS_PER_PROBE / shortest_gap
         probes_per_second += 1 / shortest_gap
     return Rates(dict(per_target), sum(per_target.values()), probes_per_second * probing.timeout)

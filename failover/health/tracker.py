@@ -6,7 +6,8 @@ import math
 from typing import Any
 
 from failover.config.budget import VANTAGE, Job, all_jobs
-from failover.config.models import Cluster, Config, Probing
+from failover.config.models import Cluster, Config
+from failover.config.probing import Probing
 from failover.health.check import CheckRecord, CheckStatus
 from failover.health.cluster import ClusterHealth, assess
 from failover.health.signals import probe_sample
