@@ -7,9 +7,9 @@ from pathlib import Path
 
 import pytest
 
-from failover import persist
+from failover.daemon import persist
+from failover.daemon.overrides import Drain, Freeze, Overrides
 from failover.model import ClusterPlan, ClusterState, Plan
-from failover.overrides import Drain, Freeze, Overrides
 
 
 def a_plan() -> Plan:

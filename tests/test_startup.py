@@ -18,10 +18,10 @@ from prometheus_client import CollectorRegistry
 
 from failover.config import load
 from failover.daemon import Daemon, StartupError
+from failover.daemon.overrides import Freeze, Overrides
 from failover.daemon.state import StateKeeper
 from failover.daemon.supervisor import Heartbeats
 from failover.metrics import Metrics
-from failover.overrides import Freeze, Overrides
 from tests.servers import free_port
 
 WITHIN = 20.0

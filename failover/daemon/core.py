@@ -23,6 +23,7 @@ from failover.api.token import TOKEN_ENV, TokenError, admin_token
 from failover.config import Config, ProbeKind, all_jobs
 from failover.config.budget import Job
 from failover.controller import Planner
+from failover.daemon.overrides import Overrides
 from failover.daemon.parts import build_actuators
 from failover.daemon.planning import Planning
 from failover.daemon.publish import Publisher
@@ -40,7 +41,6 @@ from failover.daemon.surface import Surface
 from failover.health import HealthTracker
 from failover.metrics import Metrics
 from failover.model import Plan, ProbeResult, Signals
-from failover.overrides import Overrides
 from failover.planner import plan as make_plan
 from failover.probes import PROBES
 from failover.probes.base import ProbeFn

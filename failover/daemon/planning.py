@@ -8,19 +8,20 @@ import logging
 import time
 from collections.abc import Callable, Sequence
 
-from failover import controller, persist
+from failover import controller
 from failover.actuators.file import written_version
 from failover.actuators.runner import ActuatorRunner
 from failover.config import Config
 from failover.config.actuators import FileActuator as FileSpec
 from failover.controller import Inputs, Planner
+from failover.daemon import persist
+from failover.daemon.overrides import Overrides
 from failover.daemon.publish import Publisher
 from failover.daemon.state import StateKeeper
 from failover.daemon.supervisor import Heartbeats
 from failover.health import HealthTracker
 from failover.metrics import Metrics
 from failover.model import ClusterState, Plan, Signals
-from failover.overrides import Overrides
 
 log = logging.getLogger("failover.daemon")
 

@@ -9,12 +9,12 @@ import time
 from pathlib import Path
 from typing import Any
 
-from failover import persist
 from failover.actuators.file import write_atomically
+from failover.daemon import persist
+from failover.daemon.overrides import Overrides
 from failover.daemon.supervisor import StartupError
 from failover.metrics import Metrics
 from failover.model import Plan
-from failover.overrides import Overrides
 
 log = logging.getLogger("failover.daemon")
 

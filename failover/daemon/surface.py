@@ -10,6 +10,7 @@ from typing import Any
 
 from failover.actuators.runner import ActuatorRunner
 from failover.config import Config
+from failover.daemon.overrides import Drain, Freeze, Overrides
 from failover.daemon.publish import Publisher
 from failover.daemon.reload import Reloader
 from failover.daemon.state import StateKeeper
@@ -17,7 +18,6 @@ from failover.daemon.supervisor import Heartbeats
 from failover.health import HealthTracker
 from failover.metrics import Metrics
 from failover.model import Plan, Signals
-from failover.overrides import Drain, Freeze, Overrides
 
 
 class Surface:

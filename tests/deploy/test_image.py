@@ -117,5 +117,5 @@ def test_package_builds_from_the_context(tmp_path: Path) -> None:
         extracted = archive.extractfile(entry_points)
         assert extracted is not None
         console = extracted.read().decode()
-    assert {"failover/cli.py", "failover/lab/command.py", "README.md", "PKG-INFO"} <= names
+    assert {"failover/cli/__init__.py", "failover/lab/command.py", "README.md", "PKG-INFO"} <= names
     assert "failover = failover.cli:main" in console

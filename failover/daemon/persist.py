@@ -16,8 +16,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from failover.daemon.overrides import Overrides
 from failover.model import ClusterPlan, ClusterState, Plan, Ramp
-from failover.overrides import Overrides
 
 log = logging.getLogger(__name__)
 

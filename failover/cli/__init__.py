@@ -15,8 +15,9 @@ import yaml
 
 import failover.lab.command as lab_command
 import failover.simulate.command as simulate_command
-from failover import __version__, admin_client
+from failover import __version__
 from failover.api.token import TOKEN_ENV, admin_token
+from failover.cli import admin_client
 from failover.config import Config, ConfigError, all_jobs, load, worst_case_rates
 
 OK, USER_ERROR, USAGE, UNREACHABLE = 0, 1, 2, 3
@@ -82,7 +83,7 @@ def _line_of(path: Path, keys: tuple[str, ...]) -> int:
 
 
 def _run(args: argparse.Namespace) -> int:
-    from failover import logs  # noqa: PLC0415 - keep `check` and `status` light
+    from failover.cli import logs  # noqa: PLC0415 - keep `check` and `status` light
     from failover.daemon import (  # noqa: PLC0415 - same
         Daemon,
         StartupError,
