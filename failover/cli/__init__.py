@@ -26,13 +26,20 @@ TASK_DIED = 70
 DEFAULT_STATUS_URL = "http://127.0.0.1:9470"
 
 
-def _check(args: argparse.Namespace) -> int:
+def _runnable(source: str) -> Config | None:
+    """The config at ``source`` if `run` could start with it; else None, every problem
+    printed, located. `check` and `run` both ask this, so they refuse alike."""
     try:
-        config = load(args.config)
+        config = load(source)
     except ConfigError as exc:
         print(exc, file=sys.stderr)
-        return USER_ERROR
-    if _refused(args.config, config):
+        return None
+    return None if _refused(source, config) else config
+
+
+def _check(args: argparse.Namespace) -> int:
+    config = _runnable(args.config)
+    if config is None:
         return USER_ERROR
     if admin_token(config) is None:
         print(f"warning: the admin API will be disabled: no token (set "
@@ -92,12 +99,8 @@ def _run(args: argparse.Namespace) -> int:
     )
 
     logs.setup(args.log_level, args.log_format)
-    try:
-        config = load(args.config)
-    except ConfigError as exc:
-        print(exc, file=sys.stderr)
-        return USER_ERROR
-    if _refused(args.config, config):
+    config = _runnable(args.config)
+    if config is None:
         return USER_ERROR
 
     async def main() -> None:
