@@ -6,7 +6,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-import os
 import signal
 import time
 from collections.abc import Awaitable, Callable, Mapping
@@ -30,12 +29,13 @@ from failover.daemon.publish import Publisher
 from failover.daemon.reload import WATCH_EVERY, Reloader
 from failover.daemon.state import StateKeeper
 from failover.daemon.supervisor import (
-    LAG_PERIOD,
     Heartbeats,
     StartupError,
     TaskDied,
     essential,
+    expect_progress,
     lag_loop,
+    listening,
 )
 from failover.daemon.surface import Surface
 from failover.health import HealthTracker
@@ -140,13 +140,7 @@ class Daemon:
                                 (signal.SIGHUP, self.reload_requested.set)):
             with contextlib.suppress(NotImplementedError, RuntimeError):
                 loop.add_signal_handler(signum, handler)
-        tick = self.config.policy.tick
-        self.heartbeats.expect("planner", tick + self._stall_after)
-        self.heartbeats.expect("loop-lag", LAG_PERIOD + self._stall_after)
-        probing = self.config.probing
-        # Every job reports at least once per interval (jitter included) plus its timeout.
-        self.heartbeats.expect("prober", probing.interval * (1 + probing.jitter)
-                               + probing.timeout + self._stall_after)
+        expect_progress(self.heartbeats, self.config, self._stall_after)
         try:
             async with asyncio.TaskGroup() as tasks:
                 def start(name: str, run: Callable[[], Awaitable[None]]) -> None:
@@ -155,10 +149,10 @@ class Daemon:
                 # Actuators first: a restored plan is re-applied before the first probe.
                 for runner in self.runners:
                     start(f"actuator {runner.actuator.name}", runner.run)
-                start("status-listener", lambda: self._serve(self.status))
+                start("status-listener", lambda: listening(self.status))
                 if self.admin is not None:
                     admin = self.admin
-                    start("admin-listener", lambda: self._serve(admin))
+                    start("admin-listener", lambda: listening(admin))
                 start("prober", self._scheduler.run)
                 start("planner", self.planning.run)
                 if self.signals is not None:
@@ -182,22 +176,9 @@ class Daemon:
         await self.state.settle()
         await self.state.save(self.planning.plan, self.overrides)
 
-    async def _serve(self, listener: Listener) -> None:
-        try:
-            await listener.serve()
-        except OSError as exc:
-            if listener.ready.is_set():
-                raise
-            # asyncio's bind error repeats the address; the errno's text is the news.
-            why = os.strerror(exc.errno) if exc.errno else str(exc)
-            msg = f"{listener.name} listener: cannot listen on {listener.address}: {why}"
-            raise StartupError(msg) from exc
-
     def _restore(self, loop_now: float) -> None:
         saved = self.state.restore(loop_now)
-        self.overrides.drains.update(saved.overrides.drains)
-        self.overrides.freeze = saved.overrides.freeze
-        self.overrides.forget({c.name for c in self.config.clusters})
+        self.overrides.take(saved.overrides, {c.name for c in self.config.clusters})
         self.planning.restore(saved)
 
     def _save_soon(self) -> None:

@@ -41,6 +41,14 @@ class Overrides:
         """Drained clusters and why, as the controller takes them."""
         return {name: drain.reason for name, drain in self.drains.items()}
 
+    def take(self, saved: Overrides, names: set[str]) -> None:
+        """Take up what a saved state held, in place (the listeners hold this object), for
+        the clusters still configured."""
+        self.drains.clear()
+        self.drains.update(saved.drains)
+        self.freeze = saved.freeze
+        self.forget(names)
+
     def forget(self, names: set[str]) -> None:
         """Drop drains of clusters no longer configured."""
         for name in set(self.drains) - names:

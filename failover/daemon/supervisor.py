@@ -5,8 +5,11 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import os
 from collections.abc import Awaitable, Callable
 
+from failover.api.server import Listener
+from failover.config import Config
 from failover.metrics import Metrics
 
 log = logging.getLogger(__name__)
@@ -75,3 +78,26 @@ async def lag_loop(metrics: Metrics, heartbeats: Heartbeats) -> None:
         heartbeats.beat("loop-lag")
         await asyncio.sleep(LAG_PERIOD)
         metrics.event_loop_lag.observe(max(0.0, loop.time() - start - LAG_PERIOD))
+
+
+def expect_progress(heartbeats: Heartbeats, config: Config, slack: float) -> None:
+    """How long each essential loop may go without progress: its own period, and ``slack``."""
+    heartbeats.expect("planner", config.policy.tick + slack)
+    heartbeats.expect("loop-lag", LAG_PERIOD + slack)
+    probing = config.probing
+    # Every job reports at least once per interval (jitter included) plus its timeout.
+    heartbeats.expect("prober", probing.interval * (1 + probing.jitter) + probing.timeout
+                      + slack)
+
+
+async def listening(listener: Listener) -> None:
+    """Serve ``listener``; a port it cannot bind is a startup error, said in one line."""
+    try:
+        await listener.serve()
+    except OSError as exc:
+        if listener.ready.is_set():
+            raise
+        # asyncio's bind error repeats the address; the errno's text is the news.
+        why = os.strerror(exc.errno) if exc.errno else str(exc)
+        msg = f"{listener.name} listener: cannot listen on {listener.address}: {why}"
+        raise StartupError(msg) from exc
