@@ -7,7 +7,6 @@ import asyncio
 import contextlib
 import logging
 import signal
-import time
 from collections.abc import Awaitable, Callable, Mapping
 from pathlib import Path
 
@@ -74,7 +73,8 @@ class Daemon:
         self.overrides = Overrides()
         self.state = StateKeeper(config.state_file, self.metrics)
         self.publisher = Publisher(self.metrics)
-        self.heartbeats = Heartbeats(time.monotonic)
+        # The loop's clock, as every other bound here: a fake one in tests moves them all.
+        self.heartbeats = Heartbeats(lambda: asyncio.get_running_loop().time())
         self.reloader = Reloader(config_path, lambda: self.config, self._take_config,
                                  self.metrics, watch_every)
         self.planning = Planning(

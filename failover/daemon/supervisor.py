@@ -63,7 +63,10 @@ class Heartbeats:
         self._last[name] = self._clock()
 
     def stalled(self) -> list[str]:
-        """The loops overdue now, each with how long it has been silent."""
+        """The loops overdue now, each with how long it has been silent (none before any
+        is expected: the daemon is not running, and its clock may not be either)."""
+        if not self._within:
+            return []
         now = self._clock()
         return [f"{name} silent for {now - self._last[name]:.1f}s (bound {within:g}s)"
                 for name, within in self._within.items() if now - self._last[name] > within]
