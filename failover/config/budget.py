@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import ipaddress
 from collections import defaultdict
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -28,6 +29,21 @@ class Job:
     """The DNS name queried, for dns jobs."""
     path: tuple[str | int, ...] = ()
     """Where the job comes from in the config, for errors."""
+
+    @property
+    def target(self) -> str:
+        """The address the budget caps, one spelling per address: an IP as Python writes it
+        (``[::1]``, not ``[0::1]``), a name in lower case without its final dot, and
+        ``localhost`` as the loopback address it names, so two spellings of one target never
+        get two budgets. (A name and the address it resolves to still do: names are resolved
+        when probed, never at load.)"""
+        host = self.endpoint.host.lower().removesuffix(".")
+        try:
+            host = str(ipaddress.ip_address(host))
+        except ValueError:
+            if host == "localhost" or host.endswith(".localhost"):  # RFC 6761
+                host = "127.0.0.1"
+        return str(Endpoint(host, self.endpoint.port))
 
     @property
     def key(self) -> str:
@@ -102,6 +118,6 @@ def worst_case_rates(jobs: list[Job], probing: Probing) -> Rates:
     per_target: dict[str, float] = defaultdict(float)
     probes_per_second = 0.0
     for job in jobs:
-        per_target[str(job.endpoint)] += job.spec.REQUESTS_PER_PROBE / shortest_gap
+        per_target[job.target] += job.spec.REQUESTS_PER_PROBE / shortest_gap
         probes_per_second += 1 / shortest_gap
     return Rates(dict(per_target), sum(per_target.values()), probes_per_second * probing.timeout)

@@ -238,7 +238,7 @@ class Config(Strict):
         rates = worst_case_rates(jobs, self.probing)
         budget = self.probing.budget
         for job in jobs:
-            rate = rates.per_target[str(job.endpoint)]
+            rate = rates.per_target[job.target]
             if rate > budget.per_target_per_second + 1e-9:
                 raise located(job.path, (
                     f"worst case {rate:.2f} requests/s to {job.endpoint} (retries included) "

@@ -78,7 +78,7 @@ class Scheduler:
         now = self._loop.time()
         for key in self._jobs.keys() - old.keys():
             self._push(now + self._rng.uniform(0, probing.interval), key)
-        self._limiter.forget({str(job.endpoint) for job in jobs})
+        self._limiter.forget({job.target for job in jobs})
         self._changed.set()
 
     def _push(self, due: float, key: str) -> None:
@@ -102,7 +102,7 @@ class Scheduler:
                     self._metrics.probes_skipped.labels(job.cluster, job.kind, "overlap").inc()
                     continue
                 await self._in_flight.acquire()
-                target = str(job.endpoint)
+                target = job.target
                 if not self._limiter.try_acquire(target):
                     self._in_flight.release()
                     self._metrics.probes_skipped.labels(job.cluster, job.kind, "budget").inc()
@@ -138,7 +138,7 @@ class Scheduler:
     async def _probe(self, job: Job, session: aiohttp.ClientSession,
                      slot: asyncio.Semaphore) -> None:
         first = True
-        target = str(job.endpoint)
+        target = job.target
 
         async def permit() -> None:
             nonlocal first

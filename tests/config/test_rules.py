@@ -221,3 +221,18 @@ def test_haproxy_names_are_checked_at_load_not_at_the_first_apply(
         """)
     assert f" {where}: " in line
     assert message in line
+
+
+def test_two_spellings_of_one_target_share_its_budget() -> None:
+    """localhost:P, LOCALHOST.:P and 127.0.0.1:P are one target: four TCP checks on it at a
+    2 s interval (0.625/s each at the shortest jittered gap) exceed 2/s together, though
+    under any one spelling they did not."""
+    lines = errors("""\
+        clusters:
+          - {name: a, weight: 1, checks: [{tcp: "localhost:8101"}]}
+          - {name: b, weight: 1, checks: [{tcp: "127.0.0.1:8101"}]}
+          - {name: c, weight: 1, checks: [{tcp: "LOCALHOST.:8101"}]}
+          - {name: d, weight: 1, checks: [{tcp: "127.0.0.1:8101"}]}
+        """)
+    assert len(lines) == 1
+    assert "worst case 2.50 requests/s to localhost:8101" in lines[0]
