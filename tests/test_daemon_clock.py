@@ -6,6 +6,7 @@ from __future__ import annotations
 import asyncio
 import json
 import textwrap
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
@@ -51,6 +52,18 @@ def daemon(tmp_path: Path) -> tuple[Daemon, FakeTargets]:
                   probes=probes), targets  # type: ignore[dict-item]
 
 
+async def advance_until(condition: Callable[[], bool], what: str, step: float = 0.1,
+                        limit: float = 600.0) -> float:
+    """Move the fake clock by ``step`` until ``condition`` holds; the fake seconds it took."""
+    loop = asyncio.get_running_loop()
+    start = loop.time()
+    for _ in range(int(limit / step)):
+        if condition():
+            return loop.time() - start
+        await asyncio.sleep(step)
+    pytest.fail(f"{what}: not within {limit:g} fake seconds")
+
+
 def shares(path: Path) -> dict[str, float]:
     return {n: c["share"] for n, c in json.loads(path.read_text())["clusters"].items()}
 
@@ -60,15 +73,12 @@ async def test_a_failing_cluster_is_evacuated_within_fall_intervals(
         daemon: tuple[Daemon, FakeTargets], tmp_path: Path) -> None:
     running, targets = daemon
     task = asyncio.create_task(running.run())
-    loop = asyncio.get_running_loop()
     await asyncio.sleep(10)
     assert running.plan is not None
     assert running.plan.shares == {"a": 0.5, "b": 0.5}
     targets.down.add("a")
-    failed_at = loop.time()
-    while running.plan.share("a") > 0:
-        await asyncio.sleep(0.1)
-    took = loop.time() - failed_at
+    took = await advance_until(lambda: running.plan is not None
+                               and running.plan.share("a") == 0, "evacuated")
     # fall results, each up to a jittered interval apart, plus the tick that acts on them.
     assert took <= 3 * 2.0 * 1.2 + 1.0 + 0.1
     running.stop()
@@ -93,14 +103,14 @@ async def test_a_stalled_prober_is_seen_within_its_bounds(
     for _ in range(running.config.probing.budget.max_in_flight):
         await scheduler._in_flight.acquire()
     stalled_at = loop.time()
-    while not running.plan.frozen:
-        await asyncio.sleep(0.1)
+    frozen = await advance_until(lambda: running.plan is not None and running.plan.frozen,
+                                 "frozen")
+    assert running.plan is not None
     assert running.plan.frozen_reason == "stale"
     assert running.plan.shares == serving
-    assert loop.time() - stalled_at <= 8.0 + 2.4 + 1.0 + 0.1  # + one interval, one tick
+    assert frozen <= 8.0 + 2.4 + 1.0 + 0.1  # + one interval, one tick
     assert running.surface.alive()
-    while running.surface.alive():
-        await asyncio.sleep(0.1)
+    await advance_until(lambda: not running.surface.alive(), "a stall seen")
     assert loop.time() - stalled_at <= 2.0 * 1.2 + 0.8 + 10.0 + 2.4 + 0.2
     assert any(s.startswith("prober silent for ")
                for s in running.surface.extra_status()["liveness"]["stalled"])
@@ -115,20 +125,16 @@ async def test_a_fixed_cluster_ramps_back_over_the_slow_start(
     full share: minutes of the daemon's life in a fraction of a second."""
     running, targets = daemon
     task = asyncio.create_task(running.run())
-    loop = asyncio.get_running_loop()
     await asyncio.sleep(10)
     targets.down.add("a")
     await asyncio.sleep(60)  # long enough to be cold and out of its cooldown
     assert running.plan is not None
     assert running.plan.share("a") == 0
     targets.down.clear()
-    fixed_at = loop.time()
-    while running.plan.share("a") == 0:
-        await asyncio.sleep(0.1)
-    back = loop.time() - fixed_at
-    while running.plan.share("a") < 0.5:
-        await asyncio.sleep(0.5)
-    ramp = loop.time() - fixed_at - back
+    back = await advance_until(lambda: running.plan is not None
+                               and running.plan.share("a") > 0, "back")
+    ramp = await advance_until(lambda: running.plan is not None
+                               and running.plan.share("a") >= 0.5, "full share", step=0.5)
     assert back <= 2 * 2.0 * 1.2 + 1.0 + 0.1
     assert ramp >= 20.0, f"snapped back in {ramp:.1f}s"
     running.stop()

@@ -195,3 +195,17 @@ def test_check_refuses_what_run_refuses(tmp_path: Path, case: str) -> None:
     assert why.startswith(f"{path}:")
     assert why in ran.stderr
     assert "Traceback" not in ran.stderr
+
+
+async def test_an_operator_change_is_on_disk_before_it_is_answered(tmp_path: Path) -> None:
+    """The admin routes answer a drain or freeze after `persist`: on disk then, not at the
+    next tick (here a minute away)."""
+    daemon = Daemon(load(config(tmp_path, extra="policy: {tick: 60}\n")), None)
+    task = asyncio.create_task(daemon.run())
+    await asyncio.wait_for(daemon.status.ready.wait(), WITHIN)
+    daemon.surface.drain("a", "maintenance", None)
+    assert await daemon.surface.persist() is True
+    saved = json.loads((tmp_path / "state" / "state.json").read_text())
+    assert saved["overrides"]["drains"]["a"]["reason"] == "maintenance"
+    daemon.stop()
+    await asyncio.wait_for(task, WITHIN)

@@ -68,6 +68,11 @@ class AdminTarget(Protocol):
         """False when automation was not frozen."""
         ...
 
+    async def persist(self) -> bool:
+        """Save the overrides as they are now; False when the save failed (the change holds
+        in memory, but a restart would lose it)."""
+        ...
+
     async def reload(self) -> bool:
         """Re-read the config now, parsing it off the loop; False when it was refused (the
         running one stays)."""
@@ -277,7 +282,8 @@ def admin_app(target: AdminTarget, token: str, audit: AuditLog) -> web.Applicati
                                "undrain one first")
         override = target.drain(name, body.reason, body.expires_in)
         log.warning("operator drained %s: %s", name, body.reason)
-        return web.json_response({"drained": name, **override})
+        return web.json_response({"drained": name, **override,
+                                  "saved": await target.persist()})
 
     async def undrain(request: web.Request) -> web.Response:
         name = known(request)
@@ -286,14 +292,15 @@ def admin_app(target: AdminTarget, token: str, audit: AuditLog) -> web.Applicati
         if not target.undrain(name):
             return _error(409, f"{name!r} is not drained")
         log.warning("operator undrained %s", name)
-        return web.json_response({"undrained": name})
+        return web.json_response({"undrained": name, "saved": await target.persist()})
 
     async def freeze(request: web.Request) -> web.Response:
         body = await _body(request, FreezeBody)
         request[AUDIT] = {"action": "freeze", "reason": body.reason}
         override = target.freeze(body.reason)
         log.warning("operator froze automation: %s", body.reason)
-        return web.json_response({"frozen": True, **override})
+        return web.json_response({"frozen": True, **override,
+                                  "saved": await target.persist()})
 
     async def unfreeze(request: web.Request) -> web.Response:
         await _body(request, EmptyBody)
@@ -301,7 +308,7 @@ def admin_app(target: AdminTarget, token: str, audit: AuditLog) -> web.Applicati
         if not target.unfreeze():
             return _error(409, "automation is not frozen")
         log.warning("operator unfroze automation")
-        return web.json_response({"frozen": False})
+        return web.json_response({"frozen": False, "saved": await target.persist()})
 
     async def reload(request: web.Request) -> web.Response:
         await _body(request, EmptyBody)

@@ -93,7 +93,7 @@ class Daemon:
             signals=self._live_signals, health=self.health, runners=self.runners,
             overrides=self.overrides, publisher=self.publisher, heartbeats=self.heartbeats,
             metrics=self.metrics,
-            state=self.state, reloader=self.reloader, changed=self._save_soon)
+            state=self.state, reloader=self.reloader)
         self.status = Listener("status", status_app(self.surface, self.metrics),
                                config.listen.status)
         try:
@@ -108,7 +108,6 @@ class Daemon:
             self.admin = Listener("admin", admin_app(self.surface, token,
                                                      AuditLog(config.audit_file)),
                                   config.listen.admin)
-        self._saves: set[asyncio.Task[None]] = set()
 
     @property
     def plan(self) -> Plan | None:
@@ -180,13 +179,6 @@ class Daemon:
         saved = self.state.restore(loop_now)
         self.overrides.take(saved.overrides, {c.name for c in self.config.clusters})
         self.planning.restore(saved)
-
-    def _save_soon(self) -> None:
-        """An operator's change is saved now, not at the next tick."""
-        task = asyncio.get_running_loop().create_task(
-            self.state.save(self.planning.plan, self.overrides))
-        self._saves.add(task)
-        task.add_done_callback(self._saves.discard)
 
     def _take_config(self, new: Config) -> None:
         self.config = new

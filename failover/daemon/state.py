@@ -29,6 +29,8 @@ class StateKeeper:
         self._wait = wait
         self._saved: dict[str, Any] | None = None
         self._saving: asyncio.Future[None] | None = None
+        self._plan: Plan | None = None
+        """The newest plan asked to be saved."""
         self.failing: str | None = None
         """Why the last save failed; None once one succeeds. /healthz reports it."""
 
@@ -51,11 +53,20 @@ class StateKeeper:
         """Save unless nothing changed, waiting at most the bound: a disk that hangs must
         not hold back an evacuation (the write goes on; a later save follows once it ends)."""
         loop = asyncio.get_running_loop()
-        doc = persist.document(plan, overrides, persist.Clocks(loop.time(), time.time()))
+        if plan is not None and (self._plan is None or plan.at >= self._plan.at):
+            self._plan = plan
+        while self._saving is not None and not self._saving.done():
+            # Another save (a tick's, an operator's) is writing: this one follows it, one
+            # write at a time, so an older state can never land last.
+            done, _ = await asyncio.wait({self._saving}, timeout=self._wait)
+            if not done:
+                self._failed(f"a save to {self.path} is still running after "
+                             f"{self._wait:g}s; this state is not saved")
+                return
+        # The newest plan any caller gave, whoever calls: an operator's save while a tick's
+        # is under way must not write the plan from before that tick.
+        doc = persist.document(self._plan, overrides, persist.Clocks(loop.time(), time.time()))
         if doc == self._saved:
-            return
-        if self._saving is not None and not self._saving.done():
-            self._failed(f"a save to {self.path} is still running; this state is not saved")
             return
         self._saving = asyncio.ensure_future(
             asyncio.to_thread(write_atomically, self.path, persist.encode(doc)))

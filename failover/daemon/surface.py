@@ -21,15 +21,14 @@ from failover.model import Plan, Signals
 
 
 class Surface:
-    """The daemon as `StatusSource` and `AdminTarget`. ``changed`` is called after every
-    operator change, so that it is saved at once rather than at the next tick."""
+    """The daemon as `StatusSource` and `AdminTarget`. An operator's change is saved before
+    it is answered (`persist`), not at the next tick."""
 
     def __init__(self, *, config: Callable[[], Config], config_path: Path | None,
                  plan: Callable[[], Plan | None], signals: Callable[[], Signals],
                  health: HealthTracker, runners: Sequence[ActuatorRunner],
                  overrides: Overrides, publisher: Publisher, heartbeats: Heartbeats,
-                 metrics: Metrics, state: StateKeeper, reloader: Reloader,
-                 changed: Callable[[], None]) -> None:
+                 metrics: Metrics, state: StateKeeper, reloader: Reloader) -> None:
         self._config = config
         self._config_path = config_path
         self._plan = plan
@@ -41,7 +40,6 @@ class Surface:
         self._heartbeats = heartbeats
         self._state = state
         self._reloader = reloader
-        self._changed = changed
         self._metrics = metrics
 
     @property
@@ -124,23 +122,22 @@ class Surface:
         now = time.time()
         drain = Drain(reason, now, None if expires_in is None else now + expires_in)
         self.overrides.drains[name] = drain
-        self._changed()
         return {"reason": drain.reason, "until": drain.until}
 
     def undrain(self, name: str) -> bool:
-        undrained = self.overrides.drains.pop(name, None) is not None
-        self._changed()
-        return undrained
+        return self.overrides.drains.pop(name, None) is not None
 
     def freeze(self, reason: str) -> dict[str, Any]:
         self.overrides.freeze = Freeze(reason, time.time())
-        self._changed()
         return {"reason": reason}
 
     def unfreeze(self) -> bool:
         was, self.overrides.freeze = self.overrides.freeze, None
-        self._changed()
         return was is not None
+
+    async def persist(self) -> bool:
+        await self._state.save(self._plan(), self.overrides)
+        return self._state.failing is None
 
     async def reload(self) -> bool:
         return await self._reloader.reload_off_loop()

@@ -83,6 +83,9 @@ class _Target:
     def unfreeze(self) -> bool:
         return True
 
+    async def persist(self) -> bool:
+        return True
+
     async def reload(self) -> bool:
         return True
 

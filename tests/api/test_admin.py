@@ -58,6 +58,9 @@ class FakeTarget:
         was, self.frozen = self.frozen, None
         return was is not None
 
+    async def persist(self) -> bool:
+        return True
+
     async def reload(self) -> bool:
         return self.reload_ok
 

@@ -75,6 +75,9 @@ class SpyTarget:
         was, self.frozen = self.frozen, False
         return was
 
+    async def persist(self) -> bool:
+        return True
+
     async def reload(self) -> bool:
         self.calls.append("reload")
         return True
