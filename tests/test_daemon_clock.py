@@ -107,7 +107,7 @@ async def test_a_stalled_prober_is_seen_within_its_bounds(
                                  "frozen")
     assert running.plan is not None
     assert running.plan.frozen_reason == "stale"
-    assert running.plan.shares == serving
+    assert running.plan.shares == pytest.approx(serving)
     assert frozen <= 8.0 + 2.4 + 1.0 + 0.1  # + one interval, one tick
     assert running.surface.alive()
     await advance_until(lambda: not running.surface.alive(), "a stall seen")
