@@ -40,7 +40,7 @@ import dns.update
 
 from failover.actuators.base import Applied, PermanentActuatorError, TemporaryActuatorError
 from failover.config.actuators import DnsActuator as DnsActuatorSpec
-from failover.config.addresses import Endpoint, split_hostport
+from failover.config.addresses import Endpoint
 from failover.model import Plan
 
 log = logging.getLogger(__name__)
@@ -196,7 +196,7 @@ class DnsUpdateActuator:
         """Raises PermanentActuatorError for what the config model cannot check: an
         unreadable or non-base64 TSIG secret, a name outside the zone. ``spec.timeout`` is
         the runner's: it bounds each apply and drift check from outside."""
-        return cls(server=split_hostport(spec.server), zone=spec.zone, name=spec.name,
+        return cls(server=spec.server, zone=spec.zone, name=spec.name,
                    ttl=spec.ttl, addresses=spec.addresses, key=tsig_key(spec))
 
     @property

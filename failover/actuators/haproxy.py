@@ -17,6 +17,7 @@ from pathlib import Path
 from failover.actuators.base import Applied, PermanentActuatorError, TemporaryActuatorError
 from failover.actuators.haproxy_api import NAME, RuntimeApi, ServerState, parse_servers_state
 from failover.config.actuators import HaproxyActuator as HaproxyActuatorConfig
+from failover.config.addresses import Endpoint
 from failover.model import Plan
 
 log = logging.getLogger(__name__)
@@ -101,7 +102,7 @@ class HaproxyActuator:
     """One backend's servers, one per cluster, weighted by the plan's shares."""
 
     def __init__(self, *, backend: str, servers: Mapping[str, str],
-                 socket: Path | None = None, address: str | None = None) -> None:
+                 socket: Path | None = None, address: Endpoint | str | None = None) -> None:
         self.backend = backend
         self.servers = dict(servers)
         """Cluster name -> server name in ``backend``."""

@@ -67,11 +67,12 @@ class ServerState:
 class RuntimeApi:
     """HAProxy's runtime API on a unix socket (``socket``) or a TCP ``address``."""
 
-    def __init__(self, *, socket: Path | None = None, address: str | None = None) -> None:
+    def __init__(self, *, socket: Path | None = None,
+                 address: Endpoint | str | None = None) -> None:
         if socket is not None and address is None:
             self._target: Path | Endpoint = socket
         elif address is not None and socket is None:
-            self._target = split_hostport(address)
+            self._target = split_hostport(address) if isinstance(address, str) else address
         else:
             msg = "give exactly one of socket or address"
             raise ValueError(msg)

@@ -10,7 +10,7 @@ from aiohttp import web
 from aiohttp.abc import AbstractAccessLogger
 from aiohttp.web_request import BaseRequest
 
-from failover.config.addresses import split_hostport
+from failover.config.addresses import Endpoint, split_hostport
 
 log = logging.getLogger(__name__)
 
@@ -47,16 +47,17 @@ def _access_logger(hook: AccessHook) -> type[AbstractAccessLogger]:
 
 
 class Listener:
-    def __init__(self, name: str, app: web.Application, address: str) -> None:
+    def __init__(self, name: str, app: web.Application, address: Endpoint | str) -> None:
         self.name = name
         self.app = app
-        self.address = address
+        self.address = split_hostport(address, listen=True) if isinstance(address, str) \
+            else address
         self.ready = asyncio.Event()
         self.bound: list[str] = []
         """Addresses actually bound (a port 0 in the config becomes the real port)."""
 
     async def serve(self) -> None:
-        host, port = split_hostport(self.address, listen=True)
+        host, port = self.address
         hook = self.app.get(ACCESS_HOOK)
         if hook is None:
             runner = web.AppRunner(self.app, access_log=None, handle_signals=False,

@@ -19,7 +19,8 @@ from typing import Any
 from pydantic import BaseModel, ConfigDict, Field
 
 from failover.api.token import TOKEN_ENV, TokenError, read_token_file
-from failover.config import ConfigError, Problem, split_hostport
+from failover.config import ConfigError, Problem
+from failover.config.addresses import Endpoint
 from failover.config.loader import parse_model
 from failover.config.models import Listen
 
@@ -48,10 +49,10 @@ def listen_section(path: Path | str) -> Listen:
                        {"base_dir": path.resolve().parent}).listen
 
 
-def listen_url(address: str, key: str) -> str:
+def listen_url(address: Endpoint, key: str) -> str:
     """``http://host:port`` to reach a listener bound to ``address``; a wildcard is reached on
     loopback. Port 0 (any free port) cannot be reached from a config: Usage."""
-    host, port = split_hostport(address, listen=True)
+    host, port = address
     if port == 0:
         msg = f"{key} is {address}: port 0 is any free port; give --url"
         raise Usage(msg)

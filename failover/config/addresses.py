@@ -7,7 +7,7 @@ import re
 from typing import Annotated, NamedTuple
 from urllib.parse import urlsplit
 
-from pydantic import AfterValidator
+from pydantic import AfterValidator, BeforeValidator, PlainSerializer, WithJsonSchema
 
 _LABEL = re.compile(r"^[A-Za-z0-9_]([A-Za-z0-9_-]{0,61}[A-Za-z0-9_])?$")
 """One DNS label; names are split on dots first, so no pattern can backtrack across labels."""
@@ -60,14 +60,6 @@ def split_hostport(value: str, *, listen: bool = False) -> Endpoint:
     return Endpoint(host, _port(port_text, value, 0 if listen else 1))
 
 
-def _check_hostport(value: str) -> str:
-    return str(split_hostport(value))
-
-
-def _check_listen(value: str) -> str:
-    return str(split_hostport(value, listen=True))
-
-
 def url_endpoint(url: str) -> Endpoint:
     """The address an http(s) URL connects to, default ports included."""
     parts = urlsplit(url)
@@ -99,9 +91,19 @@ def _check_ip(value: str) -> str:
         raise ValueError(msg) from exc
 
 
-HostPort = Annotated[str, AfterValidator(_check_hostport)]
-"""``host:port``; IPv6 as ``[::1]:53``."""
-ListenAddress = Annotated[str, AfterValidator(_check_listen)]
-"""An address to bind; port 0 picks a free port."""
+def _parsed(listen: bool) -> object:
+    def parse(value: object) -> object:
+        # Parsed once here; the rest of the daemon takes the Endpoint, never the text again.
+        return split_hostport(value, listen=listen) if isinstance(value, str) else value
+    return parse
+
+
+HostPort = Annotated[Endpoint, BeforeValidator(_parsed(listen=False)), PlainSerializer(str),
+                     WithJsonSchema({"type": "string", "description": "host:port"})]
+"""``host:port``; IPv6 as ``[::1]:53``; an `Endpoint` once loaded."""
+ListenAddress = Annotated[Endpoint, BeforeValidator(_parsed(listen=True)),
+                          PlainSerializer(str),
+                          WithJsonSchema({"type": "string", "description": "host:port"})]
+"""An address to bind; port 0 picks a free port; an `Endpoint` once loaded."""
 HttpUrl = Annotated[str, AfterValidator(_check_url)]
 IpAddress = Annotated[str, AfterValidator(_check_ip)]

@@ -8,7 +8,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Literal, Protocol
 
-from failover.config.addresses import Endpoint, split_hostport, url_endpoint
+from failover.config.addresses import Endpoint, url_endpoint
 from failover.config.probing import Check, DnsCheck, HttpCheck, Probing, TcpCheck
 
 ProbeKind = Literal["dns", "http", "tcp"]
@@ -61,7 +61,7 @@ def probe_jobs(owner: str, dns: DnsCheck | None, checks: Sequence[Check],
     """The jobs of one cluster's (or the vantage point's) ``dns`` and ``checks``."""
     jobs: list[Job] = []
     if dns is not None:
-        endpoint = split_hostport(dns.server)
+        endpoint = dns.server
         jobs.extend(Job(owner, "dns", endpoint, f"dns {endpoint} {name}", dns, name,
                         (*where, "dns"))
                     for name in dns.names)
@@ -71,7 +71,7 @@ def probe_jobs(owner: str, dns: DnsCheck | None, checks: Sequence[Check],
             jobs.append(Job(owner, "http", url_endpoint(check.http), f"http {check.http}",
                             check, None, path))
         else:
-            endpoint = split_hostport(check.tcp)
+            endpoint = check.tcp
             jobs.append(Job(owner, "tcp", endpoint, f"tcp {endpoint}", check, None, path))
     return jobs
 

@@ -19,7 +19,7 @@ from failover.config.actuators import (
     FileActuator,
     HaproxyActuator,
 )
-from failover.config.addresses import ListenAddress, split_hostport
+from failover.config.addresses import Endpoint, ListenAddress
 from failover.config.base import Strict, dotted, located, resolve
 from failover.config.budget import Job, all_jobs, worst_case_rates
 from failover.config.durations import Duration, PositiveDuration
@@ -34,9 +34,11 @@ _NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,62}$")
 
 
 class Listen(Strict):
-    status: ListenAddress = "127.0.0.1:9470"
+    status: ListenAddress = Field(Endpoint("127.0.0.1", 9470),
+                                  json_schema_extra={"default": "127.0.0.1:9470"})
     """Status listener: /metrics, /healthz, /readyz, /v1/status, /v1/decisions."""
-    admin: ListenAddress = "127.0.0.1:9471"
+    admin: ListenAddress = Field(Endpoint("127.0.0.1", 9471),
+                                 json_schema_extra={"default": "127.0.0.1:9471"})
     """Break-glass admin API; loopback by default so it is never exposed by accident."""
     admin_token_file: Path | None = None
     """File holding the admin bearer token; FAILOVER_ADMIN_TOKEN overrides it."""
@@ -48,8 +50,7 @@ class Listen(Strict):
 
     @model_validator(mode="after")
     def _apart(self) -> Listen:
-        status = split_hostport(self.status, listen=True)
-        admin = split_hostport(self.admin, listen=True)
+        status, admin = self.status, self.admin
         wildcard = {"0.0.0.0", "::"}  # noqa: S104 - the addresses compared, not bound
         if status.port and status.port == admin.port and (
                 status.host == admin.host or {status.host, admin.host} & wildcard):

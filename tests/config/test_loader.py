@@ -46,7 +46,7 @@ def test_minimal_config_gets_defaults() -> None:
     """A config with only clusters gets every documented default."""
     config = parse(MINIMAL)
     assert config.probing.rise == 2
-    assert config.listen.status == "127.0.0.1:9470"
+    assert str(config.listen.status) == "127.0.0.1:9470"
 
 
 @pytest.mark.parametrize(

@@ -89,10 +89,10 @@ def test_daemon_config_targets_the_compose_services() -> None:
     services = _normalized()["services"]
     for cluster in config.clusters:
         assert cluster.dns is not None
-        assert cluster.dns.server.split(":")[0] == "lab"
+        assert cluster.dns.server.host == "lab"
     [haproxy] = [a for a in config.actuators if isinstance(a, HaproxyActuator)]
     assert haproxy.address is not None
-    host, port = haproxy.address.split(":")
+    host, port = haproxy.address.host, str(haproxy.address.port)
     assert host == "haproxy"
     assert _binds(services["haproxy"])["/usr/local/etc/haproxy/haproxy.cfg"] == HAPROXY_CFG
     cfg = HAPROXY_CFG.read_text()
@@ -104,8 +104,8 @@ def test_daemon_config_targets_the_compose_services() -> None:
     for cluster, server in haproxy.servers.items():
         address = checks[cluster].removeprefix("http://").split("/")[0]
         assert f"server {server} {address} " in cfg, (cluster, server)
-    status_port = config.listen.status.rsplit(":", 1)[1]
-    assert config.listen.status.startswith("0.0.0.0:"), "Prometheus scrapes from another container"
+    status_port = str(config.listen.status.port)
+    assert config.listen.status.host == "0.0.0.0", "Prometheus scrapes from another container"
     scrape = yaml.safe_load(PROMETHEUS_YML.read_text())["scrape_configs"]
     [job] = [j for j in scrape if j["job_name"] == "failover"]
     assert job["static_configs"][0]["targets"] == [f"failover:{status_port}"]
