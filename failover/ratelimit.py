@@ -18,11 +18,14 @@ class TokenBucket:
         self.burst = max(1.0, float(math.ceil(rate)))
         self._clock = clock
         self._tokens = self.burst
-        self._stamp = clock()
+        self._stamp: float | None = None
+        """The clock is first read at first use: a bucket may be built before its loop runs
+        (it is full until then either way)."""
 
     def _refill(self) -> float:
         now = self._clock()
-        self._tokens = min(self.burst, self._tokens + (now - self._stamp) * self.rate)
+        if self._stamp is not None:
+            self._tokens = min(self.burst, self._tokens + (now - self._stamp) * self.rate)
         self._stamp = now
         return self._tokens
 

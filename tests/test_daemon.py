@@ -681,10 +681,10 @@ async def test_a_stalled_prober_turns_healthz_503_and_freezes_the_plan_as_stale(
                     planner=plans, stall_after=0.5)
     async with serving(daemon):
         serving_plan = await all_serving(daemon, plans)
-        scheduler = daemon._scheduler  # private: the failure injected is inside it
+        scheduler = daemon.scheduler
         assert scheduler is not None
         for _ in range(32):  # the config's max_in_flight
-            await scheduler._in_flight.acquire()
+            await scheduler._in_flight.acquire()  # private: the failure injected is inside
         await plans.until(lambda: daemon.plan is not None and all(
             c.state == "unknown" and c.reason.startswith("stale: ")
             for c in daemon.plan.clusters), "every verdict lapsed")

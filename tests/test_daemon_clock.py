@@ -98,10 +98,10 @@ async def test_a_stalled_prober_is_seen_within_its_bounds(
     await asyncio.sleep(10)
     assert running.plan is not None
     serving = running.plan.shares
-    scheduler = running._scheduler  # private: the failure injected is inside it
+    scheduler = running.scheduler
     assert scheduler is not None
     for _ in range(running.config.probing.budget.max_in_flight):
-        await scheduler._in_flight.acquire()
+        await scheduler._in_flight.acquire()  # private: the failure injected is inside
     stalled_at = loop.time()
     frozen = await advance_until(lambda: running.plan is not None and running.plan.frozen,
                                  "frozen")

@@ -64,7 +64,6 @@ class Daemon:
         self.config = config
         self.stopping = asyncio.Event()
         self._stall_after = stall_after
-        self._probes = probes
         self.metrics = Metrics(registry or CollectorRegistry())
         self.health = HealthTracker(config)
         self.runners = [
@@ -87,7 +86,8 @@ class Daemon:
             self.signals = PrometheusSource(config.signals.prometheus,
                                             self.planning.signal_order,
                                             SignalMetrics(self.metrics.registry))
-        self._scheduler: Scheduler | None = None
+        self.scheduler = Scheduler(all_jobs(config.clusters, config.vantage), config.probing,
+                                   self.metrics, self._record, probes)
         self.surface = Surface(
             config=lambda: self.config, config_path=config_path, plan=lambda: self.planning.plan,
             signals=self._live_signals, health=self.health, runners=self.runners,
@@ -129,11 +129,8 @@ class Daemon:
     async def run(self) -> None:
         loop = asyncio.get_running_loop()
         self.state.check_writable()
-        self._scheduler = Scheduler(all_jobs(self.config.clusters, self.config.vantage),
-                                    self.config.probing, self.metrics, self._record,
-                                    self._probes)
         log.info("starting with %d clusters, %d probe jobs", len(self.config.clusters),
-                 len(self._scheduler.jobs))
+                 len(self.scheduler.jobs))
         self._restore(loop.time())
         for signum, handler in ((signal.SIGTERM, self.stop), (signal.SIGINT, self.stop),
                                 (signal.SIGHUP, self.reload_requested.set)):
@@ -152,7 +149,7 @@ class Daemon:
                 if self.admin is not None:
                     admin = self.admin
                     start("admin-listener", lambda: listening(admin))
-                start("prober", self._scheduler.run)
+                start("prober", self.scheduler.run)
                 start("planner", self.planning.run)
                 if self.signals is not None:
                     start("signals", self.signals.run)  # its own session and budget
@@ -184,8 +181,7 @@ class Daemon:
         self.config = new
         self.health.update_config(new)
         self.overrides.forget({c.name for c in new.clusters})
-        if self._scheduler is not None:
-            self._scheduler.update(all_jobs(new.clusters, new.vantage), new.probing)
+        self.scheduler.update(all_jobs(new.clusters, new.vantage), new.probing)
 
     def _record(self, job: Job, result: ProbeResult) -> None:
         self.health.record(job.key, result, asyncio.get_running_loop().time())

@@ -6,7 +6,7 @@ import asyncio
 import heapq
 import logging
 import random
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 
 import aiohttp
 
@@ -23,6 +23,10 @@ ResultSink = Callable[[Job, ProbeResult], None]
 
 _EARLY = 1e-3
 """Seconds before its due time that a run may start."""
+
+
+def _now() -> float:
+    return asyncio.get_running_loop().time()
 
 
 class Scheduler:
@@ -46,7 +50,8 @@ class Scheduler:
         self._sink = sink
         self._probes = probes
         self._rng = rng or random.Random()  # noqa: S311 - jitter, not cryptography
-        self._loop = asyncio.get_running_loop()
+        self._started = False
+        """Due times are set once run() has the loop's clock: a scheduler can be built first."""
         self._heap: list[tuple[float, int, str]] = []
         self._seq = 0
         self._jobs: dict[str, Job] = {}
@@ -61,7 +66,7 @@ class Scheduler:
 
     def _new_limiter(self, probing: Probing) -> Limiter:
         budget = probing.budget
-        return Limiter(budget.per_target_per_second, budget.total_per_second, self._loop.time)
+        return Limiter(budget.per_target_per_second, budget.total_per_second, _now)
 
     @property
     def jobs(self) -> Mapping[str, Job]:
@@ -75,11 +80,15 @@ class Scheduler:
         self._probing = probing
         old = self._jobs
         self._jobs = {job.key: job for job in jobs}
-        now = self._loop.time()
-        for key in self._jobs.keys() - old.keys():
-            self._push(now + self._rng.uniform(0, probing.interval), key)
+        if self._started:
+            self._spread(self._jobs.keys() - old.keys())
         self._limiter.forget({job.target for job in jobs})
         self._changed.set()
+
+    def _spread(self, keys: set[str] | Sequence[str]) -> None:
+        now = _now()
+        for key in sorted(keys):
+            self._push(now + self._rng.uniform(0, self._probing.interval), key)
 
     def _push(self, due: float, key: str) -> None:
         self._seq += 1
@@ -92,6 +101,9 @@ class Scheduler:
         return following if following > now else now + interval * self._rng.uniform(1 - jitter, 1)
 
     async def run(self) -> None:
+        if not self._started:
+            self._started = True
+            self._spread(list(self._jobs))
         async with new_http_session() as session, asyncio.TaskGroup() as tasks:
             while True:
                 key = await self._wait_for_due()
@@ -121,7 +133,7 @@ class Scheduler:
             self._changed.clear()
             if self._heap:
                 due, _, key = self._heap[0]
-                now = self._loop.time()
+                now = _now()
                 # Up to a millisecond early counts as due: a timer may wake a hair before
                 # its deadline (clock resolution, fake clocks in tests), and waiting again for
                 # the remainder could spin without time advancing.
@@ -148,7 +160,7 @@ class Scheduler:
             self._metrics.probe_requests.labels(job.kind).inc()
 
         try:
-            ctx = ProbeContext(permit, self._loop.time() + self._probing.timeout, session)
+            ctx = ProbeContext(permit, _now() + self._probing.timeout, session)
             result = await run_probe(job, ctx, self._probes[job.kind])
             self._metrics.probes.labels(job.cluster, job.kind, result.failure_class or "ok").inc()
             self._metrics.probe_duration.labels(job.cluster, job.kind).observe(result.latency)
