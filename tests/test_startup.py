@@ -209,3 +209,21 @@ async def test_an_operator_change_is_on_disk_before_it_is_answered(tmp_path: Pat
     assert saved["overrides"]["drains"]["a"]["reason"] == "maintenance"
     daemon.stop()
     await asyncio.wait_for(task, WITHIN)
+
+
+def test_a_reload_that_would_leave_only_drained_clusters_is_refused(tmp_path: Path) -> None:
+    """b drained, then a reload setting a's weight to 0: nothing could take traffic, and the
+    lone drained cluster showed `drained` at share 1.0. Refused, as the admin API refuses
+    the drain that would do the same."""
+    path = tmp_path / "c.yaml"
+    two = ("clusters:\n  - {name: a, weight: 1, checks: [{tcp: '127.0.0.1:1'}]}\n"
+           "  - {name: b, weight: 1, checks: [{tcp: '127.0.0.1:2'}]}\n")
+    path.write_text(two)
+    daemon = Daemon(load(path), path, CollectorRegistry())
+    daemon.surface.drain("b", "maintenance", None)
+    path.write_text(two.replace("name: a, weight: 1", "name: a, weight: 0"))
+    assert daemon.reload() is False
+    assert [c.weight for c in daemon.config.clusters] == [1, 1]
+    error = daemon.extra_status()["config"]["last_reload"]["error"]
+    assert error == (f"{path}: every cluster of weight above 0 in it is drained: nothing "
+                     "could take traffic; undrain one first")

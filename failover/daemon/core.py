@@ -177,11 +177,17 @@ class Daemon:
         self.overrides.take(saved.overrides, {c.name for c in self.config.clusters})
         self.planning.restore(saved)
 
-    def _take_config(self, new: Config) -> None:
+    def _take_config(self, new: Config) -> str | None:
+        drained = self.surface.drained_clusters()
+        if not any(c.weight > 0 and c.name not in drained for c in new.clusters):
+            # As the admin API refuses the drain that would do it: nothing could take traffic.
+            return ("every cluster of weight above 0 in it is drained: nothing could take "
+                    "traffic; undrain one first")
         self.config = new
         self.health.update_config(new)
         self.overrides.forget({c.name for c in new.clusters})
         self.scheduler.update(all_jobs(new.clusters, new.vantage), new.probing)
+        return None
 
     def _record(self, job: Job, result: ProbeResult) -> None:
         self.health.record(job.key, result, asyncio.get_running_loop().time())

@@ -39,8 +39,10 @@ def _validated(path: Path) -> Config:
 
 
 class Reloader:
+    """``apply`` takes a new config up, or returns why it will not (the running one stays)."""
+
     def __init__(self, path: Path | None, running: Callable[[], Config],
-                 apply: Callable[[Config], None], metrics: Metrics,
+                 apply: Callable[[Config], str | None], metrics: Metrics,
                  watch_every: float = WATCH_EVERY) -> None:
         self.path = path
         self._running = running
@@ -86,7 +88,9 @@ class Reloader:
         if new.actuators != old.actuators or new.listen != old.listen \
                 or new.signals != old.signals:
             log.warning("listener, actuator and signals changes take effect at the next restart")
-        self._apply(new)
+        refused = self._apply(new)
+        if refused is not None:
+            return self._refused(Refused(f"{self.path}: {refused}"))
         self._metrics.config_reloads.labels("ok").inc()
         self.last = {"result": "ok", "at": _now(), "error": None}
         log.info("config reloaded from %s", self.path)
