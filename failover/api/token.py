@@ -9,11 +9,11 @@ stripped. Every refusal is one TokenError naming the key, the path and why.
 from __future__ import annotations
 
 import os
-import stat
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Protocol
 
+from failover.config.files import FileProblem, read_limited
 from failover.config.models import Listen
 
 TOKEN_ENV = "FAILOVER_ADMIN_TOKEN"  # noqa: S105 - the variable's name, not a secret
@@ -54,34 +54,10 @@ def read_token_file(path: Path, key: str = TOKEN_KEY) -> str:
     def refuse(why: str) -> TokenError:
         return TokenError(f"{key}: {path}: {why}")
 
-    why: str
     try:
-        # O_NONBLOCK: opening a FIFO must not wait for a writer; fstat then refuses it.
-        fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK | os.O_CLOEXEC)
-    except FileNotFoundError as exc:
-        raise refuse("no such file") from exc
-    except PermissionError as exc:
-        raise refuse("unreadable: permission denied") from exc
-    except OSError as exc:
-        why = f"unreadable: {exc.strerror or exc}"
-        raise refuse(why) from exc
-    try:
-        info = os.fstat(fd)
-        if not stat.S_ISREG(info.st_mode):
-            why = f"not a regular file ({_kind(info.st_mode)})"
-            raise refuse(why)
-        if info.st_size > MAX_TOKEN_BYTES:
-            why = f"too large ({info.st_size} bytes; a token is at most {MAX_TOKEN_BYTES})"
-            raise refuse(why)
-        raw = os.read(fd, MAX_TOKEN_BYTES + 1)
-    except OSError as exc:
-        why = f"unreadable: {exc.strerror or exc}"
-        raise refuse(why) from exc
-    finally:
-        os.close(fd)
-    if len(raw) > MAX_TOKEN_BYTES:  # grew between fstat and read
-        why = f"too large (over {MAX_TOKEN_BYTES} bytes)"
-        raise refuse(why)
+        raw = read_limited(path, MAX_TOKEN_BYTES)
+    except FileProblem as exc:
+        raise refuse(str(exc)) from exc
     try:
         token = raw.decode("utf-8").strip()
     except UnicodeDecodeError as exc:
@@ -99,10 +75,3 @@ def _check_visible(token: str, where: str) -> None:
         msg = (f"{where}: whitespace or control characters inside the token (a bearer "
                "token is one word of visible characters)")
         raise TokenError(msg)
-
-
-def _kind(mode: int) -> str:
-    kinds = ((stat.S_ISDIR, "a directory"), (stat.S_ISFIFO, "a FIFO"),
-             (stat.S_ISCHR, "a character device"), (stat.S_ISBLK, "a block device"),
-             (stat.S_ISSOCK, "a socket"))
-    return next((name for test, name in kinds if test(mode)), "not a file")

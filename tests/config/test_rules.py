@@ -171,11 +171,12 @@ def test_a_tsig_secret_that_cannot_be_used_is_refused_at_load(
 def test_a_tsig_secret_file_that_is_a_fifo_does_not_hang_loading(tmp_path: Path) -> None:
     os.mkfifo(tmp_path / "k.key")
     [line] = tsig_errors(tmp_path, "k.key")
-    assert line.endswith(f"{tmp_path / 'k.key'}: not a regular file")
+    assert line.endswith(f"{tmp_path / 'k.key'}: not a regular file (a FIFO)")
 
 
-@pytest.mark.parametrize(("secret", "why"), [("/dev/zero", "not a regular file"),
-                                             (".", "a directory")])
+@pytest.mark.parametrize(("secret", "why"), [
+    ("/dev/zero", "not a regular file (a character device)"),
+    (".", "not a regular file (a directory)")])
 def test_a_tsig_secret_file_that_is_a_device_or_directory_is_refused(
         tmp_path: Path, secret: str, why: str) -> None:
     [line] = tsig_errors(tmp_path, secret)
@@ -185,12 +186,12 @@ def test_a_tsig_secret_file_that_is_a_device_or_directory_is_refused(
 def test_a_huge_tsig_secret_file_is_refused(tmp_path: Path) -> None:
     (tmp_path / "k.key").write_bytes(b"A" * (SECRET_LIMIT + 1))
     [line] = tsig_errors(tmp_path, "k.key")
-    assert line.endswith(f"larger than {SECRET_LIMIT:,} bytes")
+    assert line.endswith(f"too large ({SECRET_LIMIT + 1} bytes; at most {SECRET_LIMIT:,})")
 
 
 def test_a_config_file_that_is_a_fifo_does_not_hang_loading(tmp_path: Path) -> None:
     os.mkfifo(tmp_path / "c.yaml")
-    with pytest.raises(ConfigError, match="cannot read config: not a regular file"):
+    with pytest.raises(ConfigError, match=r"cannot read config: not a regular file \(a FIFO\)"):
         load(tmp_path / "c.yaml")
 
 
