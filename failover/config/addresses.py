@@ -7,7 +7,13 @@ import re
 from typing import Annotated, NamedTuple
 from urllib.parse import urlsplit
 
-from pydantic import AfterValidator, BeforeValidator, PlainSerializer, WithJsonSchema
+from pydantic import (
+    AfterValidator,
+    BeforeValidator,
+    PlainSerializer,
+    PlainValidator,
+    WithJsonSchema,
+)
 
 _LABEL = re.compile(r"^[A-Za-z0-9_]([A-Za-z0-9_-]{0,61}[A-Za-z0-9_])?$")
 """One DNS label; names are split on dots first, so no pattern can backtrack across labels."""
@@ -78,9 +84,24 @@ def url_endpoint(url: str) -> Endpoint:
     return Endpoint(host, port or (443 if parts.scheme == "https" else 80))
 
 
-def _check_url(value: str) -> str:
-    url_endpoint(value)
-    return value
+class Url(str):
+    """An http(s) URL, checked, with the address it connects to worked out once."""
+
+    endpoint: Endpoint
+
+    def __new__(cls, text: str) -> Url:
+        url = super().__new__(cls, text)
+        url.endpoint = url_endpoint(text)
+        return url
+
+
+def _url(value: object) -> Url:
+    if isinstance(value, Url):
+        return value
+    if not isinstance(value, str):
+        msg = f"expected a URL, got {value!r}"
+        raise ValueError(msg)
+    return Url(value)
 
 
 def _check_ip(value: str) -> str:
@@ -105,5 +126,7 @@ ListenAddress = Annotated[Endpoint, BeforeValidator(_parsed(listen=True)),
                           PlainSerializer(str),
                           WithJsonSchema({"type": "string", "description": "host:port"})]
 """An address to bind; port 0 picks a free port; an `Endpoint` once loaded."""
-HttpUrl = Annotated[str, AfterValidator(_check_url)]
+HttpUrl = Annotated[Url, PlainValidator(_url), PlainSerializer(str),
+                    WithJsonSchema({"type": "string", "format": "uri"})]
+"""An http(s) URL; a `Url` (a str that knows its endpoint) once loaded."""
 IpAddress = Annotated[str, AfterValidator(_check_ip)]

@@ -8,7 +8,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Literal, Protocol
 
-from failover.config.addresses import Endpoint, url_endpoint
+from failover.config.addresses import Endpoint
 from failover.config.probing import Check, DnsCheck, HttpCheck, Probing, TcpCheck
 
 ProbeKind = Literal["dns", "http", "tcp"]
@@ -68,7 +68,7 @@ def probe_jobs(owner: str, dns: DnsCheck | None, checks: Sequence[Check],
     for position, check in enumerate(checks):
         path: tuple[str | int, ...] = (*where, "checks", position)
         if isinstance(check, HttpCheck):
-            jobs.append(Job(owner, "http", url_endpoint(check.http), f"http {check.http}",
+            jobs.append(Job(owner, "http", check.http.endpoint, f"http {check.http}",
                             check, None, path))
         else:
             endpoint = check.tcp
