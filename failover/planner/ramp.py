@@ -273,14 +273,23 @@ def step_guard(limit: Ramp | None, sample: Sample | None, now: float, dt: float,
     if limit.changed_at is not None and sample.measured_at <= limit.changed_at:
         return changed(limit, action=HOLD, sample=sample,
                                    reason="awaiting a sample at its limit")
-    u = sample.utilization
-    growth = PROBE_UP if u is None or u >= adaptive.target_utilization else \
-        min(adaptive.max_growth, adaptive.target_utilization / max(u, 1e-9))
+    growth = _guard_growth(sample.utilization, adaptive)
     grown = max(current, limit.mark * growth)
     if grown >= bound:
         return None
     return dataclasses.replace(limit, limit=grown, mark=grown, changed_at=now, action=ADVANCE,
                                sample=sample, reason=f"room again: limit x{growth:.2f}")
+
+
+def _guard_growth(u: float | None, adaptive: Adaptive) -> float:
+    if u is None:
+        # Errors alone (the probes' signals): no gradient to follow and no sign of being near
+        # capacity, so as a ramp does; errors coming back hold it or cut it again. (At 2 % a
+        # sample a restarted daemon's limited cluster took minutes to get its share back.)
+        return math.sqrt(adaptive.max_growth)
+    if u >= adaptive.target_utilization:
+        return PROBE_UP
+    return min(adaptive.max_growth, adaptive.target_utilization / max(u, 1e-9))
 
 
 def _guard_backoff(sample: Sample) -> float:
