@@ -15,7 +15,7 @@ from __future__ import annotations
 import hmac
 import json
 import logging
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Mapping, Set
 from typing import Any, Protocol, TypeVar
 
 import pydantic
@@ -34,6 +34,13 @@ log = logging.getLogger(__name__)
 
 MAX_BODY = 16 * 1024
 """Bytes: a reason is a sentence, not a file."""
+
+
+def can_serve(weights: Mapping[str, float], drained: Set[str]) -> bool:
+    """Some cluster is left to take traffic: undrained, of base weight above 0. A drain or a
+    reload that would leave none is refused (planning on nothing would fail static on a
+    base weight of 0 while the data plane kept sending to a cluster shown as drained)."""
+    return any(weight > 0 and name not in drained for name, weight in weights.items())
 
 
 class AdminTarget(Protocol):
@@ -274,9 +281,7 @@ def admin_app(target: AdminTarget, token: str, audit: AuditLog) -> web.Applicati
         body = await _body(request, DrainBody)
         request[AUDIT] = {"action": "drain", "cluster": name, "reason": body.reason}
         # No await between this check and the drain: nothing else runs in between.
-        out = target.drained_clusters() | {name}
-        if not any(weight > 0 for cluster, weight in target.base_weights().items()
-                   if cluster not in out):
+        if not can_serve(target.base_weights(), target.drained_clusters() | {name}):
             return _error(409, f"draining {name!r} would leave no cluster that can take "
                                "traffic (every other one is drained or has weight 0); "
                                "undrain one first")

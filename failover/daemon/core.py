@@ -13,7 +13,7 @@ from pathlib import Path
 from prometheus_client import CollectorRegistry
 
 from failover.actuators.runner import ActuatorRunner
-from failover.api.admin import admin_app
+from failover.api.admin import admin_app, can_serve
 from failover.api.audit import AuditLog
 from failover.api.server import Listener
 from failover.api.status import status_app
@@ -178,9 +178,8 @@ class Daemon:
         self.planning.restore(saved)
 
     def _take_config(self, new: Config) -> str | None:
-        drained = self.surface.drained_clusters()
-        if not any(c.weight > 0 and c.name not in drained for c in new.clusters):
-            # As the admin API refuses the drain that would do it: nothing could take traffic.
+        if not can_serve({c.name: c.weight for c in new.clusters},
+                         self.surface.drained_clusters()):
             return ("every cluster of weight above 0 in it is drained: nothing could take "
                     "traffic; undrain one first")
         self.config = new
