@@ -1,4 +1,6 @@
-"""The daemon in process, against a lab: reloads, planner errors, readiness, actuation and stop."""
+"""The daemon in process on a fake clock (looptime), through its injection points: fake probe
+targets (``probes=``) and a spying planner (``planner=``). Minutes of its life take
+milliseconds and every bound is exact; the real network is the e2e tests' business."""
 
 from __future__ import annotations
 
@@ -8,7 +10,7 @@ import json
 import os
 import signal
 import textwrap
-import time
+from collections import Counter
 from collections.abc import AsyncIterator, Callable, Mapping
 from pathlib import Path
 from typing import Any
@@ -17,73 +19,53 @@ import aiohttp
 import pytest
 from prometheus_client import CollectorRegistry
 
-from failover.actuators.base import Applied
-from failover.config import all_jobs, load, parse
+from failover.config import Job, load, parse
 from failover.config.actuators import FileActuator as FileActuatorConfig
 from failover.daemon import Daemon, TaskDied, build_actuators
-from failover.lab import Lab
 from failover.model import Plan, ProbeResult
 from failover.planner import plan as make_plan
+from failover.probes.base import ProbeContext
 
-INTERVAL, TIMEOUT, JITTER, TICK, RISE, FALL = 0.2, 0.15, 0.1, 0.1, 1, 2
-WITHIN = 5.0
-"""Seconds any single wait may take before the test fails; the happy path needs well under 1."""
+pytestmark = pytest.mark.looptime
+
+INTERVAL, TIMEOUT, JITTER, TICK, RISE, FALL = 2.0, 0.8, 0.2, 1.0, 2, 3
+WITHIN = 60.0
+"""Fake seconds any single wait may take before the test fails."""
 WEIGHTS = {"lab-1": 50, "lab-2": 30, "lab-3": 20}
 CONFIG_DIR = Path(__file__).resolve().parents[1] / "config"
+PORTS = {"lab-1": 1001, "lab-2": 1002, "lab-3": 1003}
 
 
-# -- config ------------------------------------------------------------------------------------
+# -- fakes -------------------------------------------------------------------------------------
 
-def config_text(lab: Lab, weights: Mapping[str, object],
-                extra: Mapping[str, str] | None = None) -> str:
-    """A config probing the lab's clusters named in ``weights`` (DNS and HTTP), file actuator.
+class FakeTargets:
+    """Stands in for the network: each cluster's TCP check passes in 5 ms unless the cluster
+    is ``down`` (refused), ``silent`` (never answers: the probe's deadline ends it) or
+    ``broken`` (the probe code returns garbage, as a bug would)."""
 
-    ``weights`` values are written as given, so a test can put a bad one in; ``extra`` maps a
-    cluster name to one more line for that cluster.
-    """
-    extra = extra or {}
-    clusters = "".join(textwrap.dedent(f"""\
-          - name: {name}
-            weight: {weight}
-            dns: {{server: "{c.dns_address}", names: [api.default.svc.cluster.local],
-                  expect: ["{c.answer}"]}}
-            checks:
-              - http: {c.http_url}/healthz
-        """) + (f"  {extra[name]}\n" if name in extra else "")
-        for name, weight in weights.items() for c in [lab.cluster(name)])
-    return textwrap.dedent(f"""\
-        listen: {{status: "127.0.0.1:0", admin: "127.0.0.1:0"}}
-        probing:
-          interval: {INTERVAL}
-          timeout: {TIMEOUT}
-          jitter: {JITTER}
-          rise: {RISE}
-          fall: {FALL}
-          budget: {{per_target_per_second: 20, total_per_second: 200, max_in_flight: 32}}
-        policy: {{tick: {TICK}, min_healthy_fraction: 0.3}}
-        actuators:
-          - {{type: file, path: state/weights.json}}
-        clusters:
-        """) + clusters
+    def __init__(self) -> None:
+        self.down: set[str] = set()
+        self.silent: set[str] = set()
+        self.broken = False
+        self.probed: Counter[str] = Counter()
+        self.in_flight: Counter[str] = Counter()
 
+    async def tcp(self, job: Job, ctx: ProbeContext) -> ProbeResult:
+        await ctx.permit()
+        self.probed[job.cluster] += 1
+        self.in_flight[job.cluster] += 1
+        try:
+            if job.cluster in self.silent:
+                await asyncio.Event().wait()
+            await asyncio.sleep(0.005)
+        finally:
+            self.in_flight[job.cluster] -= 1
+        if self.broken:
+            return None  # type: ignore[return-value]
+        if job.cluster in self.down:
+            return ProbeResult.failed(0.005, "refused", "connection refused")
+        return ProbeResult.passed(0.005)
 
-TINY = """\
-clusters:
-  - {name: a, weight: 1, checks: [{tcp: '127.0.0.1:1'}]}
-actuators:
-  - {type: file, path: ./weights.json}
-"""
-"""A config for tests that never run the daemon, so nothing is probed."""
-
-
-def line_of(text: str, fragment: str) -> int:
-    """1-based number of the only line of ``text`` containing ``fragment``."""
-    found = [n for n, line in enumerate(text.splitlines(), 1) if fragment in line]
-    assert len(found) == 1, f"{fragment!r} is on lines {found}"
-    return found[0]
-
-
-# -- spies and waits ---------------------------------------------------------------------------
 
 class PlanSpy:
     """Stands in for ``make_plan``: keeps each plan made, wakes waiters on every planner tick.
@@ -117,44 +99,53 @@ class PlanSpy:
                     self._tick.clear()
                     await self._tick.wait()
         except TimeoutError:
-            pytest.fail(f"{what}: not within {within:g}s")
+            pytest.fail(f"{what}: not within {within:g} fake seconds")
 
 
-class ApplySpy:
-    """Wraps the file actuator's ``apply``: records every plan version the daemon tries."""
+# -- config ------------------------------------------------------------------------------------
 
-    def __init__(self, daemon: Daemon, monkeypatch: pytest.MonkeyPatch) -> None:
-        actuator = daemon.runners[0].actuator
-        self._real = actuator.apply
-        self.versions: list[int] = []
-        monkeypatch.setattr(actuator, "apply", self.apply)
+def config_text(weights: Mapping[str, object], extra: Mapping[str, str] | None = None) -> str:
+    """A config with one TCP check per cluster named in ``weights``, file actuator.
 
-    async def apply(self, applied: Applied) -> None:
-        self.versions.append(applied.plan.version)
-        await self._real(applied)
+    ``weights`` values are written as given, so a test can put a bad one in; ``extra`` maps a
+    cluster name to one more line for that cluster.
+    """
+    extra = extra or {}
+    clusters = "".join(textwrap.dedent(f"""\
+          - name: {name}
+            weight: {weight}
+            checks:
+              - tcp: "127.0.0.1:{PORTS[name]}"
+        """) + (f"  {extra[name]}\n" if name in extra else "")
+        for name, weight in weights.items())
+    return textwrap.dedent(f"""\
+        listen: {{status: "127.0.0.1:0", admin: "127.0.0.1:0"}}
+        probing: {{interval: {INTERVAL}, timeout: {TIMEOUT}, jitter: {JITTER}, rise: {RISE},
+                  fall: {FALL}}}
+        policy: {{tick: {TICK}, min_healthy_fraction: 0.3}}
+        actuators:
+          - {{type: file, path: state/weights.json}}
+        clusters:
+        """) + clusters
 
 
-class Gate:
-    """Holds probe results back from health until opened, as if no probe had answered yet."""
+TINY = """\
+clusters:
+  - {name: a, weight: 1, checks: [{tcp: '127.0.0.1:1'}]}
+actuators:
+  - {type: file, path: ./weights.json}
+"""
+"""A config for tests that never run the daemon, so nothing is probed."""
 
-    def __init__(self, daemon: Daemon, monkeypatch: pytest.MonkeyPatch) -> None:
-        self._record = daemon.health.record
-        config = daemon.config
-        self._expected = {job.key for job in all_jobs(config.clusters, config.vantage)}
-        self.held: set[str] = set()
-        self.every_job_held = asyncio.Event()
-        """Set once each probe job has had a result held back."""
-        self.opened = False
-        monkeypatch.setattr(daemon.health, "record", self.record)
 
-    def record(self, job_key: str, result: ProbeResult, now: float) -> bool:
-        if self.opened:
-            return self._record(job_key, result, now)
-        self.held.add(job_key)
-        if self.held >= self._expected:
-            self.every_job_held.set()
-        return True
+def line_of(text: str, fragment: str) -> int:
+    """1-based number of the only line of ``text`` containing ``fragment``."""
+    found = [n for n, line in enumerate(text.splitlines(), 1) if fragment in line]
+    assert len(found) == 1, f"{fragment!r} is on lines {found}"
+    return found[0]
 
+
+# -- fixtures and helpers ----------------------------------------------------------------------
 
 @pytest.fixture
 def plans() -> PlanSpy:
@@ -162,15 +153,31 @@ def plans() -> PlanSpy:
 
 
 @pytest.fixture
-def config_path(lab: Lab, tmp_path: Path) -> Path:
+def targets() -> FakeTargets:
+    return FakeTargets()
+
+
+@pytest.fixture
+def config_path(tmp_path: Path) -> Path:
     path = tmp_path / "failover.yaml"
-    path.write_text(config_text(lab, WEIGHTS))
+    path.write_text(config_text(WEIGHTS))
     return path
 
 
 @pytest.fixture
-def daemon(config_path: Path, plans: PlanSpy) -> Daemon:
-    return Daemon(load(config_path), config_path, registry=CollectorRegistry(), planner=plans)
+def build(config_path: Path, plans: PlanSpy, targets: FakeTargets) -> Callable[..., Daemon]:
+    def daemon(**kwargs: Any) -> Daemon:
+        # The file watch is off unless a test asks for it: a watch that reads the file while
+        # a test writes it sees half a file, reloads it, and counts an error of its own.
+        kwargs.setdefault("watch_every", 3600.0)
+        return Daemon(load(config_path), config_path, CollectorRegistry(), planner=plans,
+                      probes={"tcp": targets.tcp}, **kwargs)
+    return daemon
+
+
+@pytest.fixture
+def daemon(build: Callable[..., Daemon]) -> Daemon:
+    return build()
 
 
 @contextlib.asynccontextmanager
@@ -183,7 +190,7 @@ async def serving(daemon: Daemon) -> AsyncIterator[asyncio.Task[None]]:
         if task.done():
             task.result()  # raises what run() raised
             pytest.fail("run() returned before the status listener was bound")
-        assert bound.done(), f"status listener not bound within {WITHIN:g}s"
+        assert bound.done(), f"status listener not bound within {WITHIN:g} fake seconds"
         yield task
     finally:
         bound.cancel()
@@ -193,15 +200,16 @@ async def serving(daemon: Daemon) -> AsyncIterator[asyncio.Task[None]]:
 
 
 async def stop(daemon: Daemon, task: asyncio.Task[None]) -> float:
-    """``daemon.stop()``, then wait for ``run()`` to end; return the seconds that took."""
-    started = time.monotonic()
+    """``daemon.stop()``, then wait for ``run()`` to end; return the fake seconds that took."""
+    loop = asyncio.get_running_loop()
+    started = loop.time()
     daemon.stop()
     # asyncio.wait, not a timeout around ``await task``: a cancel would go into the task.
     await asyncio.wait({task}, timeout=WITHIN)
     if not task.done():
-        pytest.fail(f"run() did not end within {WITHIN:g}s of stop()")
+        pytest.fail(f"run() did not end within {WITHIN:g} fake seconds of stop()")
     await task
-    return time.monotonic() - started
+    return loop.time() - started
 
 
 def sample(daemon: Daemon, name: str, **labels: str) -> float | None:
@@ -244,17 +252,29 @@ async def all_serving(daemon: Daemon, plans: PlanSpy) -> Plan:
     return daemon.plan
 
 
+async def advance_until(condition: Callable[[], bool], what: str, step: float = 0.1,
+                        limit: float = 600.0) -> float:
+    """Move the fake clock by ``step`` until ``condition`` holds; the fake seconds it took."""
+    loop = asyncio.get_running_loop()
+    start = loop.time()
+    for _ in range(int(limit / step)):
+        if condition():
+            return loop.time() - start
+        await asyncio.sleep(step)
+    pytest.fail(f"{what}: not within {limit:g} fake seconds")
+
+
 # -- reload ------------------------------------------------------------------------------------
 
 async def test_good_reload_applies_new_weights_and_drops_removed_cluster(
-        daemon: Daemon, plans: PlanSpy, lab: Lab, config_path: Path) -> None:
+        daemon: Daemon, plans: PlanSpy, targets: FakeTargets, config_path: Path) -> None:
     """A good reload returns True, counts ok; the next plan, gauges, file and probes follow it."""
     async with serving(daemon):
         first = await all_serving(daemon, plans)
         assert first.shares == pytest.approx({"lab-1": 0.5, "lab-2": 0.3, "lab-3": 0.2})
         assert sample(daemon, "failover_cluster_share", cluster="lab-3") == pytest.approx(0.2)
 
-        config_path.write_text(config_text(lab, {"lab-1": 50, "lab-2": 50}))
+        config_path.write_text(config_text({"lab-1": 50, "lab-2": 50}))
         made = len(plans.made)
         assert daemon.reload() is True
 
@@ -284,16 +304,11 @@ async def test_good_reload_applies_new_weights_and_drops_removed_cluster(
         assert status == 200
         assert [c["name"] for c in json.loads(body)["clusters"]] == ["lab-1", "lab-2"]
 
-        # lab-3 is no longer probed. Three more DNS probes of lab-1 take at least
-        # 2 x interval x (1 - jitter) = 0.36 s > timeout, so a lab-3 probe sent before the
-        # reload has reached lab-3 by then; after that lab-3 must see nothing.
-        lab1, lab3 = lab.cluster("lab-1").counters, lab.cluster("lab-3").counters
-        start = lab1.dns_udp
-        await plans.until(lambda: lab1.dns_udp >= start + 3, "three more lab-1 DNS probes")
-        seen = (lab3.dns_udp, lab3.http)
-        start = lab1.dns_udp
-        await plans.until(lambda: lab1.dns_udp >= start + 2, "two more lab-1 DNS probes")
-        assert (lab3.dns_udp, lab3.http) == seen
+        # lab-3 is no longer probed: ten more intervals of lab-1 probes, none of lab-3.
+        seen = targets.probed["lab-3"]
+        start = targets.probed["lab-1"]
+        await plans.until(lambda: targets.probed["lab-1"] >= start + 10, "ten lab-1 probes")
+        assert targets.probed["lab-3"] == seen
 
 
 @pytest.mark.parametrize(("mistake", "expected"), [
@@ -305,14 +320,14 @@ async def test_good_reload_applies_new_weights_and_drops_removed_cluster(
                  id="unknown-key"),
 ])
 async def test_bad_reload_keeps_running_config_and_reports_where(
-        daemon: Daemon, plans: PlanSpy, lab: Lab, config_path: Path,
+        daemon: Daemon, plans: PlanSpy, config_path: Path,
         mistake: dict[str, Any], expected: tuple[str, str]) -> None:
     """A bad reload returns False, counts error, keeps config and plan, and says file:line: key."""
     async with serving(daemon):
         first = await all_serving(daemon, plans)
         running = daemon.config
 
-        text = config_text(lab, mistake["weights"], mistake.get("extra"))
+        text = config_text(mistake["weights"], mistake.get("extra"))
         config_path.write_text(text)
         assert daemon.reload() is False
 
@@ -335,7 +350,7 @@ async def test_bad_reload_keeps_running_config_and_reports_where(
         assert {c.name: c.base_weight for c in plan.clusters} == WEIGHTS
 
         # Fixing the file and reloading again works and clears the error.
-        config_path.write_text(config_text(lab, WEIGHTS))
+        config_path.write_text(config_text(WEIGHTS))
         assert daemon.reload() is True
         assert reloads(daemon) == (1.0, 1.0)
         assert daemon.extra_status()["config"]["last_reload"]["error"] is None
@@ -346,11 +361,11 @@ async def test_bad_reload_keeps_running_config_and_reports_where(
 
 
 async def test_reload_requested_event_reloads_while_running(
-        daemon: Daemon, plans: PlanSpy, lab: Lab, config_path: Path) -> None:
+        daemon: Daemon, plans: PlanSpy, config_path: Path) -> None:
     """Setting reload_requested (what SIGHUP does) reloads the file and the plan follows."""
     async with serving(daemon):
         first = await all_serving(daemon, plans)
-        config_path.write_text(config_text(lab, {"lab-1": 40, "lab-2": 30, "lab-3": 30}))
+        config_path.write_text(config_text({"lab-1": 40, "lab-2": 30, "lab-3": 30}))
         daemon.reload_requested.set()
         await plans.until(lambda: reloads(daemon) == (1.0, 0.0), "a counted reload")
         assert not daemon.reload_requested.is_set()
@@ -363,19 +378,35 @@ async def test_reload_requested_event_reloads_while_running(
 
 
 async def test_sighup_reloads_while_running(
-        daemon: Daemon, plans: PlanSpy, lab: Lab, config_path: Path) -> None:
+        daemon: Daemon, plans: PlanSpy, config_path: Path) -> None:
     """A real SIGHUP to the process reloads the config, and run() restores the handler after."""
     before = signal.getsignal(signal.SIGHUP)
     async with serving(daemon):
         await all_serving(daemon, plans)
         # Without the daemon's handler SIGHUP would end the test run itself.
         assert signal.getsignal(signal.SIGHUP) not in (signal.SIG_DFL, signal.SIG_IGN)
-        config_path.write_text(config_text(lab, {"lab-1": 50, "lab-2": 50, "lab-3": 0}))
+        config_path.write_text(config_text({"lab-1": 50, "lab-2": 50, "lab-3": 0}))
         os.kill(os.getpid(), signal.SIGHUP)
         await plans.until(lambda: reloads(daemon) == (1.0, 0.0), "a reload after SIGHUP")
         await plans.until(lambda: daemon.plan is not None
                           and daemon.plan.shares.get("lab-3") == 0, "lab-3 at weight 0")
     assert signal.getsignal(signal.SIGHUP) == before
+
+
+async def test_config_file_change_is_picked_up(
+        build: Callable[..., Daemon], plans: PlanSpy, config_path: Path) -> None:
+    """Writing a new config by rename (as editors do) reloads it without a signal, within
+    one watch period."""
+    daemon = build(watch_every=0.5)
+    async with serving(daemon):
+        await all_serving(daemon, plans)
+        temp = config_path.with_suffix(".tmp")
+        temp.write_text(config_text({"lab-1": 50, "lab-2": 50, "lab-3": 20}))
+        temp.replace(config_path)
+        took = await advance_until(lambda: reloads(daemon)[0] == 1, "reload after the change",
+                                   step=0.05)
+        assert took <= 0.5 + 0.05
+        assert next(c.weight for c in daemon.config.clusters if c.name == "lab-2") == 50
 
 
 def test_reload_without_a_config_path_does_nothing(tmp_path: Path) -> None:
@@ -454,7 +485,7 @@ def test_reload_to_an_unusable_actuator_is_refused(tmp_path: Path) -> None:
 # -- planner errors ----------------------------------------------------------------------------
 
 async def test_planner_exception_is_counted_and_planning_goes_on(
-        daemon: Daemon, plans: PlanSpy, lab: Lab) -> None:
+        daemon: Daemon, plans: PlanSpy) -> None:
     """A planner that raises once is counted once; the daemon keeps planning and serving:
     the planner loop's own guard handles it."""
     plans.failures = 1
@@ -471,15 +502,16 @@ async def test_planner_exception_is_counted_and_planning_goes_on(
 # -- readiness and first actuation -------------------------------------------------------------
 
 async def test_readyz_and_first_write_wait_for_every_verdict(
-        daemon: Daemon, plans: PlanSpy, monkeypatch: pytest.MonkeyPatch) -> None:
-    """Until every cluster has a verdict /readyz is 503 and nothing is written; then version 1."""
-    gate = Gate(daemon, monkeypatch)
-    applies = ApplySpy(daemon, monkeypatch)
+        daemon: Daemon, plans: PlanSpy) -> None:
+    """Until every cluster has a verdict /readyz is 503 and nothing is written; then version 1.
+
+    Rise is 2, so no cluster can have a verdict before its second result: at least one
+    jittered interval (1.6 s) after its first."""
+    loop = asyncio.get_running_loop()
     async with serving(daemon) as task:
-        async with asyncio.timeout(WITHIN):
-            await gate.every_job_held.wait()
-        ticks = plans.calls
-        await plans.until(lambda: plans.calls >= ticks + 2, "two planner ticks")
+        start = loop.time()
+        await plans.until(lambda: plans.calls >= 2, "two planner ticks")
+        assert loop.time() - start < INTERVAL * (1 - JITTER)
 
         assert await get(daemon, "/readyz") == (503, "waiting for a verdict on every cluster\n")
         assert await get(daemon, "/healthz") == (200, "ok\n")
@@ -489,19 +521,15 @@ async def test_readyz_and_first_write_wait_for_every_verdict(
         assert all(p.version == 0 for p in plans.made)
         assert sample(daemon, "failover_plan_version") == 0
         assert sample(daemon, "failover_frozen", reason="awaiting_verdicts") == 1
-        assert applies.versions == []
         assert not weights_file(daemon).exists()
         assert daemon.extra_status()["actuators"][0]["applied_version"] is None
 
-        gate.opened = True
-        await plans.until(lambda: daemon.runners[0].applied_version is not None,
-                          "a plan written to weights.json")
+        await advance_until(weights_file(daemon).exists, "a plan written to weights.json",
+                            step=0.01)
+        doc = json.loads(weights_file(daemon).read_text())
+        assert (doc["version"], doc["frozen"]) == (1, False)  # version 0 is never written
         assert await get(daemon, "/readyz") == (200, "ready\n")
         assert await get(daemon, "/healthz") == (200, "ok\n")
-        assert applies.versions[0] == 1
-        assert 0 not in applies.versions
-        doc = json.loads(weights_file(daemon).read_text())
-        assert (doc["version"], doc["frozen"]) == (daemon.runners[0].applied_version, False)
         assert file_shares(daemon) == pytest.approx({"lab-1": 0.5, "lab-2": 0.3, "lab-3": 0.2})
         assert sample(daemon, "failover_frozen", reason="awaiting_verdicts") == 0  # kept, at 0
         assert not task.done()
@@ -509,21 +537,19 @@ async def test_readyz_and_first_write_wait_for_every_verdict(
 
 # -- stop --------------------------------------------------------------------------------------
 
-async def test_stop_ends_run_promptly_and_leaves_weights_untouched(
-        daemon: Daemon, plans: PlanSpy, lab: Lab) -> None:
-    """stop() ends run() within a second, weights.json stays byte for byte, the listener closes."""
+async def test_stop_ends_run_at_once_and_leaves_weights_untouched(
+        daemon: Daemon, plans: PlanSpy, targets: FakeTargets) -> None:
+    """stop() with a probe waiting on a silent target ends run() without waiting for any
+    timer; weights.json stays byte for byte and the listener closes."""
     async with serving(daemon) as task:
         await all_serving(daemon, plans)
         before = weights_file(daemon).read_bytes()
         address = daemon.status.bound[0]
-        # lab-2 drops DNS queries: once one has reached it, a probe is (most likely) still
-        # waiting for its answer when the daemon stops.
-        await lab.set_fault("lab-2", dns="timeout", http="500")
-        lab2 = lab.cluster("lab-2").counters
-        queries = lab2.dns_udp
-        await plans.until(lambda: lab2.dns_udp > queries, "a DNS query dropped by lab-2")
+        targets.silent.add("lab-2")
+        await advance_until(lambda: targets.in_flight["lab-2"] > 0, "a probe on lab-2 waiting",
+                            step=0.01)
         took = await stop(daemon, task)
-    assert took < 1.0, f"run() took {took:.2f}s to stop"
+    assert took < 0.01, f"run() took {took:.2f} fake seconds to stop"
     assert task.exception() is None
     assert weights_file(daemon).read_bytes() == before
     assert sorted(p.name for p in weights_file(daemon).parent.iterdir()) == ["weights.json"]
@@ -543,7 +569,7 @@ async def test_stop_right_after_a_reload_ends_run(daemon: Daemon, plans: PlanSpy
         assert daemon.reload() is True
         daemon.stop()
         await asyncio.wait({task}, timeout=1.0)
-        assert task.done(), "run() still running 1 s after stop()"
+        assert task.done(), "run() still running 1 fake second after stop()"
     finally:
         if not task.done():
             # A prober that swallowed the TaskGroup's one cancel ends on a second one.
@@ -562,10 +588,10 @@ TOKEN = "operator-token"  # noqa: S105 - a test token
 
 
 @pytest.fixture
-def operated(config_path: Path, plans: PlanSpy, monkeypatch: pytest.MonkeyPatch) -> Daemon:
+def operated(build: Callable[..., Daemon], monkeypatch: pytest.MonkeyPatch) -> Daemon:
     """A daemon with its admin API on (token from the environment)."""
     monkeypatch.setenv("FAILOVER_ADMIN_TOKEN", TOKEN)
-    return Daemon(load(config_path), config_path, registry=CollectorRegistry(), planner=plans)
+    return build()
 
 
 async def admin(daemon: Daemon, path: str, body: dict[str, Any] | None = None) -> int:
@@ -583,7 +609,7 @@ def test_no_token_means_no_admin_listener(daemon: Daemon) -> None:
 
 
 async def test_drain_and_freeze_through_the_admin_api(
-        operated: Daemon, plans: PlanSpy, lab: Lab) -> None:
+        operated: Daemon, plans: PlanSpy, targets: FakeTargets) -> None:
     """A drain takes a cluster's share to 0 at once; a freeze holds shares through a fault;
     undrain and unfreeze hand back to automation; every call is in the audit log."""
     async with serving(operated):
@@ -601,7 +627,7 @@ async def test_drain_and_freeze_through_the_admin_api(
         await plans.until(lambda: operated.plan is not None and operated.plan.frozen,
                           "frozen by the operator")
         held = operated.plan.shares if operated.plan else {}
-        await lab.set_fault("lab-3", dns="timeout")
+        targets.down.add("lab-3")
         await plans.until(lambda: operated.health.cluster("lab-3").state == "unhealthy",
                           "lab-3 failing")
         assert operated.plan is not None
@@ -620,42 +646,26 @@ async def test_drain_and_freeze_through_the_admin_api(
     assert all(x["result"] == "ok" for x in lines)
 
 
-# -- self-healing and the config watch -----------------------------------------------------------
+# -- supervision ---------------------------------------------------------------------------------
 
 async def test_a_task_that_dies_stops_the_daemon_and_leaves_the_data_plane(
-        daemon: Daemon, plans: PlanSpy, monkeypatch: pytest.MonkeyPatch) -> None:
+        daemon: Daemon, plans: PlanSpy, targets: FakeTargets) -> None:
     """A bug that kills the prober is not hidden by a restart: run() raises TaskDied naming
-    it (the CLI exits 70 and the service manager restarts the process), and weights.json
-    keeps the last plan."""
-    async with contextlib.AsyncExitStack() as stack:
-        task = await stack.enter_async_context(serving(daemon))
-        await all_serving(daemon, plans)
-        written = weights_file(daemon).read_bytes()
+    it within one probe (the CLI exits 70 and the service manager restarts the process), and
+    weights.json keeps the last plan."""
+    loop = asyncio.get_running_loop()
+    task = asyncio.create_task(daemon.run(), name="daemon")
+    await all_serving(daemon, plans)
+    written = weights_file(daemon).read_bytes()
 
-        def broken(job_key: str, result: ProbeResult, now: float) -> bool:
-            raise RuntimeError("injected bug in health")
-
-        monkeypatch.setattr(daemon.health, "record", broken)
-        await asyncio.wait({task}, timeout=WITHIN)
-        assert task.done(), "the daemon kept running with a dead prober"
-        with pytest.raises(TaskDied, match="task prober died"):
-            task.result()
-        stack.pop_all()  # nothing left to stop
+    targets.broken = True
+    broke_at = loop.time()
+    await asyncio.wait({task}, timeout=WITHIN)
+    assert task.done(), "the daemon kept running with a dead prober"
+    assert loop.time() - broke_at <= INTERVAL + 0.01  # the next probe of any cluster
+    with pytest.raises(TaskDied, match="task prober died"):
+        task.result()
     assert weights_file(daemon).read_bytes() == written
-
-
-async def test_config_file_change_is_picked_up(
-        plans: PlanSpy, lab: Lab, config_path: Path) -> None:
-    """Writing a new config by rename (as editors do) reloads it without a signal."""
-    daemon = Daemon(load(config_path), config_path, registry=CollectorRegistry(),
-                    planner=plans, watch_every=0.05)
-    async with serving(daemon):
-        await all_serving(daemon, plans)
-        temp = config_path.with_suffix(".tmp")
-        temp.write_text(config_text(lab, {"lab-1": 50, "lab-2": 50, "lab-3": 20}))
-        temp.replace(config_path)
-        await plans.until(lambda: reloads(daemon)[0] == 1, "reload after the file changed")
-        assert next(c.weight for c in daemon.config.clusters if c.name == "lab-2") == 50
 
 
 async def test_lost_state_numbers_on_from_what_the_data_plane_carries(
@@ -672,27 +682,69 @@ async def test_lost_state_numbers_on_from_what_the_data_plane_carries(
         assert json.loads(path.read_text())["version"] == plan.version
 
 
-async def test_a_stalled_prober_turns_healthz_503_and_freezes_the_plan_as_stale(
-        config_path: Path, plans: PlanSpy) -> None:
-    """Every probe slot leaked (the dispatcher waits forever): no result comes, /healthz says
-    503 within the prober's bound, the verdicts lapse and the plan freezes, reason `stale`,
-    with the shares it had."""
-    daemon = Daemon(load(config_path), config_path, registry=CollectorRegistry(),
-                    planner=plans, stall_after=0.5)
+async def test_a_failing_cluster_is_evacuated_within_fall_intervals(
+        daemon: Daemon, plans: PlanSpy, targets: FakeTargets) -> None:
+    async with serving(daemon):
+        await all_serving(daemon, plans)
+        targets.down.add("lab-1")
+        took = await advance_until(lambda: daemon.plan is not None
+                                   and daemon.plan.share("lab-1") == 0, "evacuated")
+        # fall results, each up to a jittered interval apart, plus the tick that acts on them.
+        assert took <= FALL * INTERVAL * (1 + JITTER) + TICK + 0.1
+        await plans.until(lambda: daemon.runners[0].applied_version == daemon.plan.version
+                          if daemon.plan else False, "written")
+        assert file_shares(daemon) == pytest.approx({"lab-1": 0.0, "lab-2": 0.6, "lab-3": 0.4})
+
+
+async def test_a_stalled_prober_is_seen_within_its_bounds(
+        build: Callable[..., Daemon], plans: PlanSpy) -> None:
+    """Every probe slot leaked (the dispatcher waits forever): verdicts lapse after 3
+    jittered intervals and a timeout, the plan freezes as `stale` with its shares, and
+    /healthz answers 503 once the prober has been silent past its bound (a jittered
+    interval, a timeout and ``stall_after``)."""
+    daemon = build(stall_after=10.0)
+    loop = asyncio.get_running_loop()
     async with serving(daemon):
         serving_plan = await all_serving(daemon, plans)
-        scheduler = daemon.scheduler
-        assert scheduler is not None
-        for _ in range(32):  # the config's max_in_flight
-            await scheduler._in_flight.acquire()  # private: the failure injected is inside
-        await plans.until(lambda: daemon.plan is not None and all(
+        for _ in range(daemon.config.probing.budget.max_in_flight):
+            await daemon.scheduler._in_flight.acquire()  # private: the failure injected is inside
+        stalled_at = loop.time()
+        frozen = await advance_until(lambda: daemon.plan is not None and daemon.plan.frozen,
+                                     "frozen")
+        assert daemon.plan is not None
+        assert daemon.plan.frozen_reason == "stale"
+        assert daemon.plan.shares == pytest.approx(serving_plan.shares)
+        stale_after = 3 * INTERVAL * (1 + JITTER) + TIMEOUT
+        # The last result before the stall is at most one jittered interval old.
+        assert frozen <= stale_after + TICK + 0.1
+        lapsed = await advance_until(lambda: daemon.plan is not None and all(
             c.state == "unknown" and c.reason.startswith("stale: ")
             for c in daemon.plan.clusters), "every verdict lapsed")
-        assert daemon.plan is not None
-        assert (daemon.plan.frozen, daemon.plan.frozen_reason) == (True, "stale")
-        assert daemon.plan.shares == pytest.approx(serving_plan.shares)
-        await plans.until(lambda: not daemon.surface.alive(), "a stall seen")
+        assert frozen + lapsed <= stale_after + INTERVAL * (1 + JITTER) + TICK + 0.1
+        assert daemon.plan.frozen_reason == "stale"
+        assert await get(daemon, "/healthz") == (200, "ok\n")
+        await advance_until(lambda: not daemon.surface.alive(), "a stall seen")
+        assert loop.time() - stalled_at <= INTERVAL * (1 + JITTER) * 2 + TIMEOUT + 10.0 + 0.2
         status, _ = await get(daemon, "/healthz")
         assert status == 503
         assert any(s.startswith("prober silent for ")
                    for s in daemon.extra_status()["liveness"]["stalled"])
+
+
+async def test_a_fixed_cluster_ramps_back_over_the_slow_start(
+        daemon: Daemon, plans: PlanSpy, targets: FakeTargets) -> None:
+    """Back after rise passes, then at least the timed slow start (60 s by default) to its
+    full share: minutes of the daemon's life in a fraction of a second."""
+    async with serving(daemon):
+        await all_serving(daemon, plans)
+        targets.down.add("lab-1")
+        await asyncio.sleep(60)  # long enough to be cold and out of its cooldown
+        assert daemon.plan is not None
+        assert daemon.plan.share("lab-1") == 0
+        targets.down.clear()
+        back = await advance_until(lambda: daemon.plan is not None
+                                   and daemon.plan.share("lab-1") > 0, "back")
+        ramp = await advance_until(lambda: daemon.plan is not None
+                                   and daemon.plan.share("lab-1") >= 0.5, "full share", step=0.5)
+        assert back <= RISE * INTERVAL * (1 + JITTER) + TICK + 0.1
+        assert ramp >= 20.0, f"snapped back in {ramp:.1f}s"

@@ -50,6 +50,10 @@ class Reloader:
         self._metrics = metrics
         self._watch_every = watch_every
         self.requested = asyncio.Event()
+        self._seen: bytes | None = None
+        """Digest of the content last read (by any reload or look): the watch asks only for
+        content nobody has tried yet."""
+        self._one_at_a_time = asyncio.Lock()
         self.last: dict[str, Any] = {"result": None, "at": None, "error": None}
 
     def error(self) -> str | None:
@@ -60,6 +64,8 @@ class Reloader:
         """Re-read the config now (the admin API's call); False when it was refused."""
         if self.path is None:
             return False
+        # Digest before reading: a change in between is then seen by the watch, never missed.
+        self._seen = _digest(self.path)
         try:
             new = _validated(self.path)
         except (ConfigError, Refused, OSError) as exc:
@@ -71,8 +77,13 @@ class Reloader:
         stall probes and planning."""
         if self.path is None:
             return False
+        async with self._one_at_a_time:
+            self._seen = await asyncio.to_thread(_digest, self.path)
+            return await self._load_off_loop(self.path)
+
+    async def _load_off_loop(self, path: Path) -> bool:
         try:
-            new = await asyncio.to_thread(_validated, self.path)
+            new = await asyncio.to_thread(_validated, path)
         except (ConfigError, Refused, OSError) as exc:
             return self._refused(exc)
         return self._take(new)
@@ -104,19 +115,26 @@ class Reloader:
             await self.reload_off_loop()
 
     async def watch(self) -> None:
-        """Ask for a reload when the file's content changes. The path is read anew each
-        time, so an editor's write-to-temp-then-rename is seen like an in-place write."""
+        """Reload when the file's content changes to something no reload has read yet. The
+        path is read anew each time, so an editor's write-to-temp-then-rename is seen like an
+        in-place write."""
         if self.path is None:
             await asyncio.Event().wait()  # nothing to watch; park until cancelled
             return
-        last = await asyncio.to_thread(_digest, self.path)
+        initial = await asyncio.to_thread(_digest, self.path)
+        if self._seen is None:
+            self._seen = initial
         while True:
             await asyncio.sleep(self._watch_every)
-            current = await asyncio.to_thread(_digest, self.path)
-            if current is not None and current != last:
-                last = current
+            async with self._one_at_a_time:
+                before = self._seen
+                current = await asyncio.to_thread(_digest, self.path)
+                # A synchronous reload() may have run during the look, and read this already.
+                if current is None or current in (before, self._seen):
+                    continue
+                self._seen = current
                 log.info("config file %s changed; reloading", self.path)
-                self.requested.set()
+                await self._load_off_loop(self.path)
 
 
 def _now() -> str:
