@@ -40,12 +40,12 @@ import dns.update
 
 from failover.actuators.base import Applied, PermanentActuatorError, TemporaryActuatorError
 from failover.config.actuators import DnsActuator as DnsActuatorSpec
+from failover.config.addresses import IP as IpAddress
 from failover.config.addresses import Endpoint
 from failover.model import Plan
 
 log = logging.getLogger(__name__)
 
-IpAddress = ipaddress.IPv4Address | ipaddress.IPv6Address
 T = TypeVar("T")
 
 MIN_SHARE = 1e-6
@@ -181,13 +181,12 @@ class DnsUpdateActuator:
     """Publishes the serving clusters' addresses at one name with RFC 2136 updates."""
 
     def __init__(self, *, server: Endpoint, zone: str, name: str, ttl: int,
-                 addresses: Mapping[str, Iterable[str]], key: dns.tsig.Key | None) -> None:
+                 addresses: Mapping[str, Iterable[IpAddress]], key: dns.tsig.Key | None) -> None:
         self.server = server
         self.zone = dns.name.from_text(zone)
         self.record_name = dns.name.from_text(name)
         self.ttl = ttl
-        self.addresses = {cluster: tuple(ipaddress.ip_address(a) for a in mapped)
-                          for cluster, mapped in addresses.items()}
+        self.addresses = {cluster: tuple(mapped) for cluster, mapped in addresses.items()}
         self._key = key
         self.stats = DnsUpdateStats()
 

@@ -8,7 +8,6 @@ from typing import Annotated, NamedTuple
 from urllib.parse import urlsplit
 
 from pydantic import (
-    AfterValidator,
     BeforeValidator,
     PlainSerializer,
     PlainValidator,
@@ -27,13 +26,15 @@ class Endpoint(NamedTuple):
         return f"[{self.host}]:{self.port}" if ":" in self.host else f"{self.host}:{self.port}"
 
 
-def _valid_host(host: str) -> bool:
+def _canonical_host(host: str) -> str | None:
+    """An IP address as Python writes it (``::1``, not ``0::1``), a name as given; None
+    when it is neither."""
     try:
-        ipaddress.ip_address(host)
+        return str(ipaddress.ip_address(host))
     except ValueError:
         name = host.removesuffix(".")
-        return 0 < len(host) <= 253 and all(_LABEL.match(label) for label in name.split("."))
-    return True
+        valid = 0 < len(host) <= 253 and all(_LABEL.match(label) for label in name.split("."))
+        return host if valid else None
 
 
 def _port(text: str, where: str, lowest: int = 1) -> int:
@@ -60,10 +61,11 @@ def split_hostport(value: str, *, listen: bool = False) -> Endpoint:
         if not sep or ":" in host:
             msg = f"expected host:port, got {value!r}"
             raise ValueError(msg)
-    if not host or not _valid_host(host):
+    canonical = _canonical_host(host)
+    if canonical is None:
         msg = f"invalid host {host!r} in {value!r}"
         raise ValueError(msg)
-    return Endpoint(host, _port(port_text, value, 0 if listen else 1))
+    return Endpoint(canonical, _port(port_text, value, 0 if listen else 1))
 
 
 def url_endpoint(url: str) -> Endpoint:
@@ -72,8 +74,8 @@ def url_endpoint(url: str) -> Endpoint:
     if parts.scheme not in ("http", "https"):
         msg = f"expected an http:// or https:// URL, got {url!r}"
         raise ValueError(msg)
-    host = parts.hostname
-    if not host or not _valid_host(host):
+    host = _canonical_host(parts.hostname or "")
+    if host is None:
         msg = f"invalid host in URL {url!r}"
         raise ValueError(msg)
     try:
@@ -104,9 +106,16 @@ def _url(value: object) -> Url:
     return Url(value)
 
 
-def _check_ip(value: str) -> str:
+IP = ipaddress.IPv4Address | ipaddress.IPv6Address
+
+
+def _ip(value: object) -> IP:
+    if isinstance(value, ipaddress.IPv4Address | ipaddress.IPv6Address):
+        return value
     try:
-        return str(ipaddress.ip_address(value.strip()))
+        if not isinstance(value, str):
+            raise ValueError(value)
+        return ipaddress.ip_address(value.strip())
     except ValueError as exc:
         msg = f"expected an IP address, got {value!r}"
         raise ValueError(msg) from exc
@@ -129,4 +138,6 @@ ListenAddress = Annotated[Endpoint, BeforeValidator(_parsed(listen=True)),
 HttpUrl = Annotated[Url, PlainValidator(_url), PlainSerializer(str),
                     WithJsonSchema({"type": "string", "format": "uri"})]
 """An http(s) URL; a `Url` (a str that knows its endpoint) once loaded."""
-IpAddress = Annotated[str, AfterValidator(_check_ip)]
+IpAddress = Annotated[IP, PlainValidator(_ip), PlainSerializer(str),
+                      WithJsonSchema({"type": "string", "format": "ip"})]
+"""An IPv4 or IPv6 address; an `ipaddress` object once loaded."""

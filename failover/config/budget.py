@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import ipaddress
 from collections import defaultdict
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -32,17 +31,14 @@ class Job:
 
     @property
     def target(self) -> str:
-        """The address the budget caps, one spelling per address: an IP as Python writes it
-        (``[::1]``, not ``[0::1]``), a name in lower case without its final dot, and
-        ``localhost`` as the loopback address it names, so two spellings of one target never
-        get two budgets. (A name and the address it resolves to still do: names are resolved
-        when probed, never at load.)"""
+        """The address the budget caps, one spelling per address (an IP is already in
+        canonical form): a name in lower case without its final dot, and ``localhost`` as
+        the loopback address it names, so two spellings of one target never get two
+        budgets. (A name and the address it resolves to still do: names are resolved when
+        probed, never at load.)"""
         host = self.endpoint.host.lower().removesuffix(".")
-        try:
-            host = str(ipaddress.ip_address(host))
-        except ValueError:
-            if host == "localhost" or host.endswith(".localhost"):  # RFC 6761
-                host = "127.0.0.1"
+        if host == "localhost" or host.endswith(".localhost"):  # RFC 6761
+            host = "127.0.0.1"
         return str(Endpoint(host, self.endpoint.port))
 
     @property

@@ -3,7 +3,6 @@ with the most requests one probe of it may send (what the budget is proved with)
 
 from __future__ import annotations
 
-import ipaddress
 from typing import Annotated, Any, ClassVar, Literal
 
 from pydantic import Discriminator, Field, Tag, field_validator, model_validator
@@ -66,7 +65,7 @@ class DnsCheck(Strict):
     def _expect_fits_qtype(self) -> DnsCheck:
         version = 4 if self.qtype == "A" else 6
         for index, address in enumerate(self.expect):
-            if ipaddress.ip_address(address).version != version:
+            if address.version != version:
                 raise located(("expect", index), f"{address} is not an IPv{version} address: "
                               f"an {self.qtype} answer can never hold it")
         return self

@@ -22,13 +22,13 @@ import dns.rdtypes.IN.A
 import dns.rdtypes.IN.AAAA
 
 from failover.config import DnsCheck, Job
+from failover.config.addresses import IP as IpAddress
 from failover.model import FailureClass, ProbeResult
 from failover.probes.base import Permit, ProbeContext, failed, passed
 
 _EDNS_PAYLOAD = 1232
 """UDP payload size advertised: the DNS Flag Day 2020 value, safe from IP fragmentation."""
 
-IpAddress = ipaddress.IPv4Address | ipaddress.IPv6Address
 
 _RCODE_FAILURES: dict[dns.rcode.Rcode, FailureClass] = {
     dns.rcode.NXDOMAIN: "nxdomain",
@@ -122,7 +122,7 @@ def _judge(reply: dns.message.Message, spec: DnsCheck, via: str) -> ProbeResult:
     if not got:
         return failed("no_answer", f"NOERROR but no {spec.qtype} records")
     shown = ", ".join(str(address) for address in got)
-    expected = [ipaddress.ip_address(address) for address in spec.expect]
+    expected = spec.expect
     if any(address not in got for address in expected):
         return failed("unexpected_answer",
                       f"got {shown}; expected {', '.join(str(a) for a in expected)}")

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import ipaddress
 import os
 import textwrap
 from pathlib import Path
@@ -112,6 +113,31 @@ def test_an_expected_address_of_the_other_family_is_refused(qtype: str, expect: 
                   expect: ["{expect}"]}}
         """) == [f"c.yaml:5: clusters[0].dns.expect[0]: {expect} is not an IPv{version} "
                  f"address: an {qtype} answer can never hold it"]
+
+
+def test_addresses_are_parsed_once_into_ip_objects() -> None:
+    """`expect` and a DNS actuator's addresses are `ipaddress` objects once loaded, in
+    canonical form; written back out they are the text an operator would write."""
+    config = parse(textwrap.dedent("""\
+        clusters:
+          - name: a
+            weight: 1
+            dns: {server: "[0::1]:5301", names: [api.local], qtype: AAAA, expect: ["0::1"]}
+        actuators:
+          - type: dns
+            server: 127.0.0.1:5353
+            zone: gslb.example.
+            name: app.gslb.example.
+            addresses: {a: [" 192.0.2.10 "]}
+        """), "c.yaml")
+    dns = config.clusters[0].dns
+    assert dns is not None
+    assert dns.expect == [ipaddress.IPv6Address("::1")]
+    assert str(dns.server) == "[::1]:5301"
+    actuator = config.actuators[0]
+    assert isinstance(actuator, DnsActuator)
+    assert actuator.addresses == {"a": [ipaddress.IPv4Address("192.0.2.10")]}
+    assert actuator.model_dump(mode="json")["addresses"] == {"a": ["192.0.2.10"]}
 
 
 @pytest.mark.parametrize(("path", "what"), [("var/state.json", "the daemon's state"),
