@@ -94,10 +94,13 @@ def _classify(view: ClusterView, life: Life, targets: Targets,  # noqa: PLR0911 
         return BACK_OFF, BACK_OFF
     if life.state == S.DRAINED:
         return DRAIN, OPERATOR
+    if life.state == S.UNHEALTHY and new < old and (
+            view.name not in targets.spilled or change.old_states.get(view.name) != S.UNHEALTHY):
+        # A cluster that has just failed is evacuated, whatever overflow still leaves it
+        # (the reason says so); one that was failing already sees its spill move.
+        return EVACUATE, EVACUATE
     if view.name in targets.spilled:
         return SPILL, SPILL
-    if life.state == S.UNHEALTHY and new < old:
-        return EVACUATE, EVACUATE
     if life.state == S.RECOVERING and new > old:
         return (RECOVERY_START, RECOVERY_START) if life.event == RECOVERY_START else (RAMP, RAMP)
     if view.name in targets.capped:
@@ -151,7 +154,9 @@ def cluster_decisions(views: Sequence[ClusterView], lives: Mapping[str, Life], t
                if v.name in change.old_weights and change.old_weights[v.name] != v.base_weight]
     decisions = [
         Decision(change.at, change.version, view.name, action, old, new,
-                 _reason(view, lives[view.name], action, change, causes), cause)
+                 _reason(view, lives[view.name], action, change, causes)
+                 + (_STILL_SPILLED if action == EVACUATE and view.name in targets.spilled
+                    else ""), cause)
         for view, action, cause, old, new in entries
     ]
     decisions += [Decision(change.at, change.version, name, REMOVE, change.old[name], 0.0,
@@ -183,6 +188,7 @@ def _folded(action: str, moves: Sequence[tuple[ClusterView, float, float]], chan
                     f"{count}{why}: {_listed(names)}", action)
 
 
+_STILL_SPILLED = "; still takes demand beyond the passing clusters' capacity (spill)"
 _FOLDED_REASONS = {
     CAPACITY_CAP: "held at headroom x capacity",
     SPILL: "taking demand beyond the passing clusters' capacity",
@@ -198,6 +204,8 @@ def _reason(view: ClusterView, life: Life, action: str,  # noqa: PLR0911 - a cas
             change: Change, causes: list[str]) -> str:
     if action in (RAMP, BACK_OFF) and life.ramp is not None and life.ramp.reason:
         return life.ramp.reason
+    if action == SPILL and life.state == S.UNHEALTHY:
+        return f"{_FIXED_REASONS[SPILL]}, though it fails: {view.reason}"
     if action in _FIXED_REASONS:
         return _FIXED_REASONS[action]
     if action == RECOVERY_START:

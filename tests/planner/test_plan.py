@@ -306,16 +306,43 @@ def test_a_small_move_that_comes_with_a_change_of_its_own_keeps_its_decision() -
     names = [f"c{i:03d}" for i in range(200)]
 
     def views(failing: str = "") -> list[ClusterView]:
-        return [ClusterView(n, U if n == failing else H, 1.0, 10, REASONS[H], 500.0)
-                for n in names]
+        return [ClusterView(n, U if n == failing else H, 1.0, 10,
+                            REASONS[U if n == failing else H], 500.0) for n in names]
 
     policy = Policy(min_healthy_fraction=0.0)
     first = plan(views(), policy, None, 0.0, demand_rps=200_000)
     failed = plan(views("c000"), policy, first, 1.0, demand_rps=200_000)
+    # Overflow goes to the failing cluster before it would overload the passing ones; its
+    # reason says that it fails, and why.
     assert actions(failed) == [("c000", "spill"), (ALL_CLUSTERS, "spill")]
+    spilled = failed.decisions[0]
+    assert spilled.to_share > spilled.from_share
+    assert spilled.reason == ("demand beyond the passing clusters' capacity spills here, "
+                              f"though it fails: {REASONS[U]}")
     assert failed.decisions[-1].reason.startswith(
         "199 clusters moved less than 1% of traffic each, taking demand beyond the passing "
         "clusters' capacity: ")
+
+
+def test_a_serving_cluster_that_fails_is_evacuated_though_spill_leaves_it_some() -> None:
+    """Demand beyond the passing clusters' full capacity: a serving cluster that fails loses
+    most of its traffic and is named `evacuate` (its fault in the reason), not `spill`,
+    though overflow still gives it some."""
+    names = ["a", "b", "c"]
+
+    def views(failing: str = "") -> list[ClusterView]:
+        return [ClusterView(n, U if n == failing else H, 1.0, 10, REASONS[U if n == failing
+                                                                          else H], 100.0)
+                for n in names]
+
+    policy = Policy(min_healthy_fraction=0.0, headroom=0.8)
+    first = plan(views(), policy, None, 0.0, demand_rps=270)
+    failed = plan(views("a"), policy, first, 1.0, demand_rps=270)
+    a = next(d for d in failed.decisions if d.cluster == "a")
+    assert (a.action, a.cause) == ("evacuate", "evacuate")
+    assert 0 < a.to_share < a.from_share
+    assert a.reason == (f"{REASONS[U]}; still takes demand beyond the passing clusters' "
+                        "capacity (spill)")
 
 
 def test_checks_gone_silent_freeze_the_plan_as_stale_and_say_so() -> None:
