@@ -18,26 +18,24 @@ import asyncio
 import logging
 import time
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass
-from typing import Literal
 
 import aiohttp
 
 from failover import __version__
 from failover.config.signals import CLUSTER_PLACEHOLDER, PrometheusSignals, SignalQueries
-from failover.model import Sample, Signals
+from failover.model import Signals
 from failover.ratelimit import TokenBucket
 from failover.signals.api import (
     MAX_REPLY_BYTES,
     QUERY_PATH,
-    Point,
     QueryFailed,
     Reply,
     describe,
     parse_reply,
     read_reply,
 )
-from failover.signals.metrics import SIGNAL_NAMES, Result, SignalMetrics, SignalName, Target
+from failover.signals.metrics import SIGNAL_NAMES, Result, SignalMetrics, SignalName
+from failover.signals.values import Kind, Query, Value, sample, values_of
 
 log = logging.getLogger(__name__)
 
@@ -46,64 +44,6 @@ SOURCE = "prometheus"
 MAX_IN_FLIGHT = 4
 """Queries sent at once: enough that one slow query does not hold up a round, few enough
 that a round never lands on Prometheus as a burst of parallel evaluations."""
-
-Kind = Literal["cluster", "fleet", "shared"]
-"""A per-cluster query (``{cluster}`` put in), a fleet-wide one (series matched by label),
-or a shared one."""
-
-_SHARED = "shared"
-_FLEET = "fleet"
-
-
-@dataclass(frozen=True, slots=True)
-class _Query:
-    kind: Kind
-    signal: SignalName
-    expr: str
-    cluster: str | None = None
-    """The cluster a per-cluster query is for."""
-
-    @property
-    def target(self) -> Target:
-        return "shared" if self.kind == "shared" else "cluster"
-
-    @property
-    def key(self) -> str:
-        """Who the query is about, for logs: a cluster's name, ``fleet`` or ``shared``."""
-        if self.cluster is not None:
-            return self.cluster
-        return _SHARED if self.kind == "shared" else _FLEET
-
-
-@dataclass(frozen=True, slots=True)
-class _Value:
-    value: float
-    at: float
-    """Loop clock of the instant the value describes."""
-
-
-def _clamp(signal: SignalName, value: float) -> float:
-    # A utilization above 1 is a saturated cluster: 1. Ratios cannot be negative; a negative
-    # one comes from a counter reset in a rate() and means no errors, not fewer than none.
-    if signal == "latency_ratio":
-        return max(0.0, value)
-    return min(1.0, max(0.0, value))
-
-
-def _sample(values: Mapping[SignalName, _Value]) -> Sample | None:
-    if not values:
-        return None
-
-    def get(signal: SignalName) -> float | None:
-        found = values.get(signal)
-        return None if found is None else found.value
-
-    # Only as fresh as its stalest part: a fresh utilization must not make an old error
-    # ratio look current.
-    return Sample(measured_at=min(v.at for v in values.values()),
-                  utilization=get("utilization"), error_ratio=get("error_ratio"),
-                  latency_ratio=get("latency_ratio"))
-
 
 def _running_loop_time() -> float:
     return asyncio.get_running_loop().time()
@@ -151,8 +91,8 @@ class PrometheusSource:
         self._wall_time = wall_time or time.time
         self._url = spec.url.rstrip("/") + QUERY_PATH
         self._order: list[str] = []
-        self._values: dict[str, dict[SignalName, _Value]] = {}
-        self._shared: dict[SignalName, _Value] = {}
+        self._values: dict[str, dict[SignalName, Value]] = {}
+        self._shared: dict[SignalName, Value] = {}
         # Created at the first round: the default loop clock needs a running loop.
         self._bucket: TokenBucket | None = None
         self._trouble: dict[tuple[Kind, str, SignalName], Result] = {}
@@ -170,10 +110,10 @@ class PrometheusSource:
         """The latest snapshot; clusters with no value at all are left out (missing)."""
         clusters = {}
         for name in self._order:
-            sample = _sample(self._values.get(name, {}))
-            if sample is not None:
-                clusters[name] = sample
-        return Signals(clusters=clusters, shared=_sample(self._shared),
+            found = sample(self._values.get(name, {}))
+            if found is not None:
+                clusters[name] = found
+        return Signals(clusters=clusters, shared=sample(self._shared),
                        shared_expected=self._spec.shared is not None, source=SOURCE)
 
     async def next_round(self) -> Signals:
@@ -221,22 +161,22 @@ class PrometheusSource:
             done, self._round_done = self._round_done, asyncio.Event()
             done.set()
 
-    def _plan(self, clusters: Sequence[str]) -> list[_Query]:
+    def _plan(self, clusters: Sequence[str]) -> list[Query]:
         """Every query of a round, most important first: the shared dependency's and the
         fleet-wide ones (each covers every cluster), then per cluster in the given order."""
-        plan: list[_Query] = []
+        plan: list[Query] = []
         if self._spec.shared is not None:
-            plan += [_Query("shared", signal, expr)
+            plan += [Query("shared", signal, expr)
                      for signal, expr in _queries(self._spec.shared)]
         per_cluster = []
         for signal, expr in _queries(self._spec.queries):
             if CLUSTER_PLACEHOLDER in expr:
                 per_cluster.append((signal, expr))
             else:
-                plan.append(_Query("fleet", signal, expr))
+                plan.append(Query("fleet", signal, expr))
         for name in clusters:
             # Plain replacement, never str.format: PromQL has braces of its own.
-            plan += [_Query("cluster", signal, expr.replace(CLUSTER_PLACEHOLDER, name), name)
+            plan += [Query("cluster", signal, expr.replace(CLUSTER_PLACEHOLDER, name), name)
                      for signal, expr in per_cluster]
         return plan
 
@@ -255,7 +195,7 @@ class PrometheusSource:
         if self._bucket is None:
             self._bucket = TokenBucket(self._spec.max_queries_per_second, self._loop_time)
         bucket = self._bucket
-        skipped: list[_Query] = []
+        skipped: list[Query] = []
         # Per round: a slot lost to a cancellation cannot shrink a later round's.
         slots = asyncio.Semaphore(MAX_IN_FLIGHT)
         async with asyncio.TaskGroup() as tasks:
@@ -282,7 +222,7 @@ class PrometheusSource:
         bucket.take()
         return True
 
-    def _note_budget(self, skipped: Sequence[_Query], planned: int) -> None:
+    def _note_budget(self, skipped: Sequence[Query], planned: int) -> None:
         if skipped and not self._starved:
             first = skipped[0]
             log.warning(
@@ -295,7 +235,7 @@ class PrometheusSource:
             log.info("signal queries within budget again: none skipped this round")
         self._starved = bool(skipped)
 
-    async def _guarded(self, session: aiohttp.ClientSession, query: _Query,
+    async def _guarded(self, session: aiohttp.ClientSession, query: Query,
                        clusters: Sequence[str], slots: asyncio.Semaphore) -> None:
         """One query, counted and applied; it never raises but for a cancellation."""
         try:
@@ -310,12 +250,14 @@ class PrometheusSource:
         finally:
             slots.release()
 
-    async def _query(self, session: aiohttp.ClientSession, query: _Query,
+    async def _query(self, session: aiohttp.ClientSession, query: Query,
                      clusters: Sequence[str]) -> None:
         started = asyncio.get_running_loop().time()
         try:
             reply = await self._fetch(session, query.expr)
-            updates, notes = self._values_of(query, reply, clusters)
+            updates, notes = values_of(
+                query, reply, clusters, loop_now=self._loop_time(), wall_now=self._wall_time(),
+                lag=self._spec.lag, cluster_label=self._spec.cluster_label)
         except QueryFailed as failed:
             self._finish(query, failed.result, failed.detail, started)
             return
@@ -342,54 +284,7 @@ class PrometheusSource:
             raise QueryFailed("error", describe(exc)) from exc
         return parse_reply(status, body)
 
-    def _values_of(self, query: _Query, reply: Reply, clusters: Sequence[str],
-                   ) -> tuple[dict[str | None, _Value | None], list[str]]:
-        """What a reply says of each key it covers (None: missing), and notes on values it
-        could not use; `QueryFailed` when the reply cannot be trusted at all."""
-        loop_now, wall_now = self._loop_time(), self._wall_time()
-        notes: list[str] = []
-
-        def value(point: Point) -> _Value | None:
-            if point.value is None:
-                notes.append(point.note)
-                return None
-            # A Prometheus clock ahead of ours must not date a value in the future.
-            age = max(0.0, wall_now - point.timestamp)
-            return _Value(_clamp(query.signal, point.value), loop_now - age - self._spec.lag)
-
-        points = reply.points
-        if query.kind != "fleet":
-            key = query.cluster  # None: the shared dependency
-            if len(points) > 1:
-                raise QueryFailed("bad_reply", f"{len(points)} series where one was expected: "
-                                               "aggregate the query to one value (sum, max)")
-            return {key: value(points[0]) if points else None}, notes
-        label = self._spec.cluster_label
-        if reply.result_type == "scalar":
-            raise QueryFailed("bad_reply", f"a scalar has no {label!r} label to match a "
-                                           f"cluster by: aggregate by ({label}) or use "
-                                           f"{CLUSTER_PLACEHOLDER}")
-        wanted = set(clusters)
-        found: dict[str | None, _Value | None] = dict.fromkeys(clusters)
-        seen: set[str] = set()
-        unlabelled = 0
-        for point in points:
-            name = point.labels.get(label)
-            if name is None:
-                unlabelled += 1
-                continue
-            if name not in wanted:
-                continue  # a cluster Prometheus knows and this daemon does not manage
-            if name in seen:
-                raise QueryFailed("bad_reply", f"several series for {label}={name!r}: "
-                                               f"aggregate by ({label})")
-            seen.add(name)
-            found[name] = value(point)
-        if unlabelled:
-            notes.append(f"{unlabelled} series without a {label!r} label ignored")
-        return found, notes
-
-    def _apply(self, query: _Query, updates: Mapping[str | None, _Value | None]) -> None:
+    def _apply(self, query: Query, updates: Mapping[str | None, Value | None]) -> None:
         for key, new in updates.items():
             values = self._shared if key is None else self._values.setdefault(key, {})
             if new is None:
@@ -399,7 +294,7 @@ class PrometheusSource:
             else:
                 values[query.signal] = new
 
-    def _finish(self, query: _Query, result: Result, detail: str, started: float) -> None:
+    def _finish(self, query: Query, result: Result, detail: str, started: float) -> None:
         self._metrics.queries.labels(query.target, query.signal, result).inc()
         self._metrics.query_duration.labels(query.target).observe(
             asyncio.get_running_loop().time() - started)
