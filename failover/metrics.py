@@ -103,6 +103,11 @@ class Metrics:
             "failover_errors",
             "Errors handled without stopping a loop, by where they happened.", ["where"],
             registry=registry)
+        self.http_rejected = Counter(
+            "failover_http_rejected",
+            "Requests a listener refused before any handler saw them: request line or "
+            "headers it could not parse, over-long lines, bytes that are not HTTP.",
+            ["listener"], registry=registry)
         # Known places start at 0, so the first error is an increase Prometheus can see.
         for where in ("planner", "persist", "reload", "actuator_drift"):
             self.errors.labels(where)

@@ -4,10 +4,13 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import math
+import time
 from collections.abc import Callable
 
 from aiohttp import web
 from aiohttp.abc import AbstractAccessLogger
+from aiohttp.http_exceptions import HttpProcessingError
 from aiohttp.web_request import BaseRequest
 
 from failover.config.addresses import Endpoint, split_hostport
@@ -33,6 +36,54 @@ SHUTDOWN_WAIT = 2.0
 a stop must be bounded, and no answer of ours takes long."""
 
 
+REJECT_LOG_EVERY = 60.0
+"""Seconds between two log lines about requests a listener could not parse: one client
+sending garbage must not flood the log (nor the loop, formatting a traceback each)."""
+
+
+class _RejectsOncePerWindow(logging.Filter):
+    """On a listener's aiohttp server logger: a request aiohttp could not parse (its
+    `HttpProcessingError`, a client's fault) is counted, and logged once per window without
+    a traceback, with how many came since; anything else passes as it is."""
+
+    def __init__(self, listener: str, rejected: Callable[[], None],
+                 clock: Callable[[], float]) -> None:
+        super().__init__()
+        self._listener = listener
+        self._rejected = rejected
+        self._clock = clock
+        self._next = -math.inf
+        self._unlogged = 0
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        error = record.exc_info[1] if record.exc_info else None
+        if not isinstance(error, HttpProcessingError):
+            return log.isEnabledFor(record.levelno)
+        self._rejected()
+        if record.levelno < logging.WARNING:
+            # aiohttp's own choice for bytes that are not HTTP at all (a TLS hello, a port
+            # scan): counted, and shown only to someone who asked for debug logs.
+            return log.isEnabledFor(record.levelno)
+        now = self._clock()
+        if now < self._next:
+            self._unlogged += 1
+            return False
+        since = f"; {self._unlogged} more since the last line" if self._unlogged else ""
+        record.msg = "%s listener refused a request it could not parse from %s: %s%s"
+        remote = record.args[0] if isinstance(record.args, tuple) and record.args else "?"
+        record.args = (self._listener, remote,
+                       _first_line(error.message) or type(error).__name__, since)
+        record.levelno, record.levelname = logging.WARNING, "WARNING"
+        record.exc_info = record.exc_text = None
+        self._next, self._unlogged = now + REJECT_LOG_EVERY, 0
+        return True
+
+
+def _first_line(text: str) -> str:
+    # aiohttp's messages echo the offending bytes on further lines; a log line stays one line.
+    return text.strip().split("\n", 1)[0][:200]
+
+
 def _access_logger(hook: AccessHook) -> type[AbstractAccessLogger]:
     class HookAccessLogger(AbstractAccessLogger):
         def log(self, request: BaseRequest, response: web.StreamResponse, time: float) -> None:
@@ -47,8 +98,16 @@ def _access_logger(hook: AccessHook) -> type[AbstractAccessLogger]:
 
 
 class Listener:
-    def __init__(self, name: str, app: web.Application, address: Endpoint | str) -> None:
+    def __init__(self, name: str, app: web.Application, address: Endpoint | str,
+                 rejected: Callable[[], None] = lambda: None) -> None:
+        """``rejected`` is called for each request aiohttp could not parse (a metric)."""
         self.name = name
+        self._rejects = _RejectsOncePerWindow(name, rejected, time.monotonic)
+        # Its own server logger, so the filter knows the listener, at DEBUG so every record
+        # reaches the filter (and is counted) whatever the log level; the filter then lets
+        # through what this module's level would.
+        self._server_log = logging.getLogger(f"{__name__}.{name}")
+        self._server_log.setLevel(logging.DEBUG)
         self.app = app
         self.address = split_hostport(address, listen=True) if isinstance(address, str) \
             else address
@@ -61,11 +120,14 @@ class Listener:
         hook = self.app.get(ACCESS_HOOK)
         if hook is None:
             runner = web.AppRunner(self.app, access_log=None, handle_signals=False,
-                                   lingering_time=LINGER, shutdown_timeout=SHUTDOWN_WAIT)
+                                   lingering_time=LINGER, shutdown_timeout=SHUTDOWN_WAIT,
+                                   logger=self._server_log)
         else:
             runner = web.AppRunner(self.app, handle_signals=False, lingering_time=LINGER,
                                    shutdown_timeout=SHUTDOWN_WAIT, access_log=log,
-                                   access_log_class=_access_logger(hook))
+                                   access_log_class=_access_logger(hook),
+                                   logger=self._server_log)
+        self._server_log.addFilter(self._rejects)
         await runner.setup()
         try:
             site = web.TCPSite(runner, host, port, reuse_address=True)
@@ -76,3 +138,4 @@ class Listener:
             await asyncio.Event().wait()  # until cancelled
         finally:
             await runner.cleanup()
+            self._server_log.removeFilter(self._rejects)

@@ -94,8 +94,9 @@ class Daemon:
             overrides=self.overrides, publisher=self.publisher, heartbeats=self.heartbeats,
             metrics=self.metrics,
             state=self.state, reloader=self.reloader)
+        rejected = self.metrics.http_rejected
         self.status = Listener("status", status_app(self.surface, self.metrics),
-                               config.listen.status)
+                               config.listen.status, rejected.labels("status").inc)
         try:
             token = admin_token(config)
         except TokenError as exc:
@@ -107,7 +108,7 @@ class Daemon:
         else:
             self.admin = Listener("admin", admin_app(self.surface, token,
                                                      AuditLog(config.audit_file)),
-                                  config.listen.admin)
+                                  config.listen.admin, rejected.labels("admin").inc)
 
     @property
     def plan(self) -> Plan | None:
