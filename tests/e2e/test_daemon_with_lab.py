@@ -20,11 +20,13 @@ from failover.lab import Lab
 from tests.servers import free_port
 
 INTERVAL, JITTER, TIMEOUT, TICK, FALL, RISE = 0.5, 0.2, 0.3, 0.2, 3, 2
-SLACK = 1.0
-"""Seconds allowed on top of the bounds for process scheduling and file/HTTP polling."""
+SLACK = 2.0
+"""Seconds allowed on top of the bounds for process scheduling and file/HTTP polling on a
+loaded 2-core CI machine. The bounds themselves are held exactly, on a fake clock, in
+tests/test_daemon.py; here a real process against real servers must keep them roughly."""
 DETECTION_BOUND = FALL * INTERVAL + TIMEOUT + TICK + FALL * INTERVAL * JITTER + SLACK
 """fall x interval + timeout + one tick, plus jitter (each gap may be longer by
-``jitter``) and the slack above: 3.3 s with the values here."""
+``jitter``) and the slack above: 4.3 s with the values here."""
 SLOW_START = 1.0
 RESTORE_BOUND = RISE * INTERVAL * (1 + JITTER) + INTERVAL * (1 + JITTER) + 2 * TICK + SLACK
 """rise passes, plus up to one interval until the first probe after the fix, a tick to take
