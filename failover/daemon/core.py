@@ -13,16 +13,12 @@ from pathlib import Path
 from prometheus_client import CollectorRegistry
 
 from failover.actuators.runner import ActuatorRunner
-from failover.api.admin import admin_app, can_serve
-from failover.api.audit import AuditLog
-from failover.api.server import Listener
-from failover.api.status import status_app
-from failover.api.token import TOKEN_ENV, TokenError, admin_token
+from failover.api.admin import can_serve
 from failover.config import Config, ProbeKind, all_jobs
 from failover.config.budget import Job
 from failover.controller import Planner
 from failover.daemon.overrides import Overrides
-from failover.daemon.parts import build_actuators
+from failover.daemon.parts import build_actuators, listeners
 from failover.daemon.planning import Planning
 from failover.daemon.publish import Publisher
 from failover.daemon.reload import WATCH_EVERY, Reloader
@@ -92,23 +88,8 @@ class Daemon:
             config=lambda: self.config, config_path=config_path, plan=lambda: self.planning.plan,
             signals=self._live_signals, health=self.health, runners=self.runners,
             overrides=self.overrides, publisher=self.publisher, heartbeats=self.heartbeats,
-            metrics=self.metrics,
-            state=self.state, reloader=self.reloader)
-        rejected = self.metrics.http_rejected
-        self.status = Listener("status", status_app(self.surface, self.metrics),
-                               config.listen.status, rejected.labels("status").inc)
-        try:
-            token = admin_token(config)
-        except TokenError as exc:
-            raise StartupError(str(exc)) from exc
-        self.admin: Listener | None = None
-        if token is None:
-            log.warning("admin API disabled: no token (set listen.admin_token_file or %s)",
-                        TOKEN_ENV)
-        else:
-            self.admin = Listener("admin", admin_app(self.surface, token,
-                                                     AuditLog(config.audit_file)),
-                                  config.listen.admin, rejected.labels("admin").inc)
+            metrics=self.metrics, state=self.state, reloader=self.reloader)
+        self.status, self.admin = listeners(config, self.surface, self.metrics)
 
     @property
     def plan(self) -> Plan | None:
