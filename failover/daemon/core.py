@@ -17,8 +17,9 @@ from failover.api.admin import can_serve
 from failover.config import Config, ProbeKind, all_jobs
 from failover.config.budget import Job
 from failover.controller import Planner
+from failover.daemon.listeners import listeners
 from failover.daemon.overrides import Overrides
-from failover.daemon.parts import build_actuators, listeners
+from failover.daemon.parts import build_actuators
 from failover.daemon.planning import Planning
 from failover.daemon.publish import Publisher
 from failover.daemon.reload import WATCH_EVERY, Reloader

@@ -1,26 +1,14 @@
-"""Parts built from the config before anything runs: the actuators and the listeners."""
+"""Parts built from the config before anything runs: the actuators."""
 
 from __future__ import annotations
-
-import logging
 
 from failover.actuators.base import Actuator, ActuatorError
 from failover.actuators.dns import DnsUpdateActuator
 from failover.actuators.file import FileActuator
 from failover.actuators.haproxy import HaproxyActuator
-from failover.api.admin import admin_app
-from failover.api.audit import AuditLog
-from failover.api.server import Listener
-from failover.api.status import status_app
-from failover.api.token import TOKEN_ENV, TokenError, admin_token
 from failover.config import Config
 from failover.config.actuators import FileActuator as FileActuatorConfig
 from failover.config.actuators import HaproxyActuator as HaproxyActuatorConfig
-from failover.daemon.supervisor import StartupError
-from failover.daemon.surface import Surface
-from failover.metrics import Metrics
-
-log = logging.getLogger("failover.daemon")
 
 
 class UnsupportedActuator(Exception):
@@ -43,22 +31,3 @@ def build_actuators(config: Config) -> list[Actuator]:
             msg = f"actuators[{index}] ({spec.type}): {exc}"
             raise UnsupportedActuator(msg) from exc
     return actuators
-
-
-def listeners(config: Config, surface: Surface, metrics: Metrics,
-              ) -> tuple[Listener, Listener | None]:
-    """The status listener, and the admin one unless no token is configured (never open
-    without auth); StartupError when the token file cannot be used."""
-    rejected = metrics.http_rejected
-    status = Listener("status", status_app(surface, metrics), config.listen.status,
-                      rejected.labels("status").inc)
-    try:
-        token = admin_token(config)
-    except TokenError as exc:
-        raise StartupError(str(exc)) from exc
-    if token is None:
-        log.warning("admin API disabled: no token (set listen.admin_token_file or %s)",
-                    TOKEN_ENV)
-        return status, None
-    return status, Listener("admin", admin_app(surface, token, AuditLog(config.audit_file)),
-                            config.listen.admin, rejected.labels("admin").inc)
