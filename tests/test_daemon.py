@@ -748,3 +748,52 @@ async def test_a_fixed_cluster_ramps_back_over_the_slow_start(
                                    and daemon.plan.share("lab-1") >= 0.5, "full share", step=0.5)
         assert back <= RISE * INTERVAL * (1 + JITTER) + TICK + 0.1
         assert ramp >= 20.0, f"snapped back in {ramp:.1f}s"
+
+
+# -- large configs -------------------------------------------------------------------------------
+
+def big_config(clusters: int) -> str:
+    """A valid config of ``clusters`` clusters, each with a TCP check (about 100 bytes each)."""
+    lines = [config_text({"lab-1": 50}).rstrip(), *(
+        f"- {{name: c{n:05d}, weight: 1, checks: [{{tcp: \"127.0.1.{n % 250 + 1}:"
+        f"{2000 + n // 250}\"}}]}}" for n in range(clusters))]
+    budget = "probing: {budget: {total_per_second: 100000, max_in_flight: 1000}, "
+    return "\n".join(lines).replace("probing: {", budget, 1) + "\n"
+
+
+@pytest.mark.looptime(False)
+async def test_a_large_config_is_parsed_off_the_event_loop(
+        daemon: Daemon, config_path: Path) -> None:
+    """A config of 1,000 clusters (70 kB) takes most of a second to parse and check: a
+    reload does it on a thread, and the loop keeps turning meanwhile (probes and planning
+    go on)."""
+    config_path.write_text(big_config(1_000))
+    turns = 0
+    done = asyncio.Event()
+
+    async def turn() -> None:
+        nonlocal turns
+        while not done.is_set():
+            turns += 1
+            await asyncio.sleep(0)
+
+    spinner = asyncio.create_task(turn())
+    try:
+        assert await daemon.reloader.reload_off_loop() is True
+    finally:
+        done.set()
+        await spinner
+    assert len(daemon.config.clusters) == 1_001
+    # On the loop, the spinner could only have turned at the reload's few awaits.
+    assert turns > 100, f"the loop turned {turns} times while the config was parsed"
+
+
+def test_a_config_file_over_its_size_cap_is_refused(tmp_path: Path) -> None:
+    """A config file over 8 MiB is refused before it is parsed, saying so."""
+    from failover.config import ConfigError  # noqa: PLC0415
+    from failover.config.files import CONFIG_LIMIT  # noqa: PLC0415
+
+    path = tmp_path / "huge.yaml"
+    path.write_bytes(TINY.encode() + b"#" * CONFIG_LIMIT)
+    with pytest.raises(ConfigError, match=r"too large \(\d+ bytes; at most 8,388,608\)"):
+        load(path)

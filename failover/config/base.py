@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import os
+from collections.abc import Callable, Mapping
 from pathlib import Path
+from typing import Any
 
 from pydantic import BaseModel, ConfigDict, ValidationInfo
 from pydantic_core import PydanticCustomError
@@ -38,3 +40,17 @@ def resolve(path: Path, info: ValidationInfo) -> Path:
         return path
     # normpath: `config/../var` reads better in logs and status as `var`.
     return Path(os.path.normpath(Path(base) / path))
+
+
+def by_key(choices: Mapping[str, tuple[str, type]]) -> Callable[[Any], str | None]:
+    """A pydantic discriminator for a union whose members are told apart by which one key
+    of ``choices`` a mapping has (key -> (tag, model)): None, the union's own error, when
+    it has none or several."""
+
+    def tag(value: Any) -> str | None:
+        if isinstance(value, dict):
+            found = [tag for key, (tag, _) in choices.items() if key in value]
+            return found[0] if len(found) == 1 else None
+        return next((tag for tag, model in choices.values() if isinstance(value, model)), None)
+
+    return tag

@@ -3,12 +3,12 @@ with the most requests one probe of it may send (what the budget is proved with)
 
 from __future__ import annotations
 
-from typing import Annotated, Any, ClassVar, Literal
+from typing import Annotated, ClassVar, Literal
 
 from pydantic import Discriminator, Field, Tag, field_validator, model_validator
 
 from failover.config.addresses import HostPort, HttpUrl, IpAddress
-from failover.config.base import MIN_PERIOD, Strict, located
+from failover.config.base import MIN_PERIOD, Strict, by_key, located
 from failover.config.durations import Duration
 
 
@@ -96,19 +96,10 @@ class TcpCheck(Strict):
     tcp: HostPort
 
 
-def _check_tag(value: Any) -> str | None:
-    if isinstance(value, dict):
-        kinds = [kind for kind in ("http", "tcp") if kind in value]
-        return kinds[0] if len(kinds) == 1 else None
-    if isinstance(value, HttpCheck | TcpCheck):
-        return "http" if isinstance(value, HttpCheck) else "tcp"
-    return None
-
-
 Check = Annotated[
     Annotated[HttpCheck, Tag("http")] | Annotated[TcpCheck, Tag("tcp")],
     Discriminator(
-        _check_tag,
+        by_key({"http": ("http", HttpCheck), "tcp": ("tcp", TcpCheck)}),
         custom_error_type="check_kind",
         custom_error_message="a check needs exactly one of 'http' or 'tcp'",
     ),

@@ -8,7 +8,7 @@ reported with the config loader's ``file:line: key.path: message`` location mapp
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Annotated, Any, Literal
+from typing import Annotated, Literal
 
 from pydantic import (
     Discriminator,
@@ -20,7 +20,7 @@ from pydantic import (
     model_validator,
 )
 
-from failover.config.base import Strict, located
+from failover.config.base import Strict, by_key, located
 from failover.config.durations import Duration, PositiveDuration, format_duration
 from failover.config.loader import ConfigError, Problem, error_message, parse_model
 from failover.config.models import Cluster, Config
@@ -136,19 +136,10 @@ class AddEvent(Strict):
     """A new cluster, the same shape as one in the config's ``clusters``."""
 
 
-def _event_kind(value: Any) -> str | None:
-    if isinstance(value, dict):
-        kinds = [kind for kind in ("cluster", "add") if kind in value]
-        return ("fault" if kinds[0] == "cluster" else "add") if len(kinds) == 1 else None
-    if isinstance(value, FaultEvent | AddEvent):
-        return "fault" if isinstance(value, FaultEvent) else "add"
-    return None
-
-
 Event = Annotated[
     Annotated[FaultEvent, Tag("fault")] | Annotated[AddEvent, Tag("add")],
     Discriminator(
-        _event_kind,
+        by_key({"cluster": ("fault", FaultEvent), "add": ("add", AddEvent)}),
         custom_error_type="event_kind",
         custom_error_message="an event needs exactly one of 'cluster' (a fault) or 'add'",
     ),
