@@ -668,6 +668,32 @@ async def test_a_task_that_dies_stops_the_daemon_and_leaves_the_data_plane(
     assert weights_file(daemon).read_bytes() == written
 
 
+async def test_the_process_exits_70_when_a_task_dies_and_leaves_the_data_plane(
+        config_path: Path, plans: PlanSpy, targets: FakeTargets,
+        capsys: pytest.CaptureFixture[str]) -> None:
+    """What `failover run` does with a task's death: exit code 70 (EX_SOFTWARE), one line
+    saying which task and why it exits, weights.json as the last plan left it."""
+    from failover.cli import TASK_DIED, serving  # noqa: PLC0415
+    written: list[bytes] = []
+
+    class BreaksOnceServing(FakeTargets):
+        async def tcp(self, job: Job, ctx: ProbeContext) -> ProbeResult:
+            path = config_path.parent / "state" / "weights.json"
+            if path.exists() and json.loads(path.read_text())["version"] >= 1:
+                written.append(path.read_bytes())
+                self.broken = True
+            return await super().tcp(job, ctx)
+
+    breaking = BreaksOnceServing()
+    code = await serving(lambda: Daemon(load(config_path), config_path, CollectorRegistry(),
+                                planner=plans, probes={"tcp": breaking.tcp}), "c.yaml")
+    assert code == TASK_DIED
+    err = capsys.readouterr().err.splitlines()
+    assert err == ["failover: task prober died; exiting so that the service manager "
+                   "restarts it"]
+    assert (config_path.parent / "state" / "weights.json").read_bytes() == written[0]
+
+
 async def test_lost_state_numbers_on_from_what_the_data_plane_carries(
         daemon: Daemon, plans: PlanSpy) -> None:
     """state.json gone, weights.json at version 217: the next plan is 218, not 1, so that

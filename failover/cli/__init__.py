@@ -1,4 +1,5 @@
-"""The ``failover`` command. Exit codes: 0 ok, 1 user error, 2 usage, 3 daemon unreachable."""
+"""The ``failover`` command. Exit codes: 0 ok, 1 user error, 2 usage, 3 daemon unreachable,
+70 a task of the daemon died."""
 
 from __future__ import annotations
 
@@ -8,8 +9,9 @@ import json
 import sys
 import urllib.error
 import urllib.request
+from collections.abc import Callable
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import yaml
 
@@ -19,6 +21,9 @@ from failover import __version__
 from failover.api.token import TOKEN_ENV, admin_token
 from failover.cli import admin_client
 from failover.config import Config, ConfigError, all_jobs, load, worst_case_rates
+
+if TYPE_CHECKING:
+    from failover.daemon import Daemon
 
 OK, USER_ERROR, USAGE, UNREACHABLE = 0, 1, 2, 3
 TASK_DIED = 70
@@ -91,25 +96,29 @@ def _line_of(path: Path, keys: tuple[str, ...]) -> int:
 
 def _run(args: argparse.Namespace) -> int:
     from failover.cli import logs  # noqa: PLC0415 - keep `check` and `status` light
-    from failover.daemon import (  # noqa: PLC0415 - same
-        Daemon,
-        StartupError,
-        TaskDied,
-        UnsupportedActuator,
-    )
+    from failover.daemon import Daemon  # noqa: PLC0415 - same
 
     logs.setup(args.log_level, args.log_format)
     config = _runnable(args.config)
     if config is None:
         return USER_ERROR
+    return serve(lambda: Daemon(config, Path(args.config)), args.config)
 
-    async def main() -> None:
-        await Daemon(config, Path(args.config)).run()
+
+def serve(make: Callable[[], Daemon], where: str) -> int:
+    """Run the daemon ``make`` builds until it stops; the process's exit code: 0 stopped,
+    1 could not start, 70 a task died."""
+    return asyncio.run(serving(make, where))
+
+
+async def serving(make: Callable[[], Daemon], where: str) -> int:
+    """``serve`` inside a running loop, where the daemon's parts are made."""
+    from failover.daemon import StartupError, TaskDied, UnsupportedActuator  # noqa: PLC0415
 
     try:
-        asyncio.run(main())
+        await make().run()
     except (UnsupportedActuator, StartupError) as exc:
-        print(f"{args.config}: {exc}", file=sys.stderr)
+        print(f"{where}: {exc}", file=sys.stderr)
         return USER_ERROR
     except TaskDied as exc:
         # Logged with its traceback where it died; this is the exit the supervisor sees.
