@@ -1,0 +1,262 @@
+"""etcd v3 through its gRPC-JSON gateway (``POST /v3/...``) over aiohttp, as Patroni does:
+no gRPC stack, and the session, timeouts and errors are the ones the daemon already knows.
+
+What the gateway does that a reader would not guess (measured against Debian's 3.4.23, see
+docs/distributed.md): keys and values are base64, int64 fields are strings, a txn that fails
+has no ``succeeded`` field at all, and a watch on a member without quorum hangs silently
+unless asked with the ``hasleader`` header. Every read here is linearizable: a serializable
+read on a partitioned member returns a stale leader.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import json
+from collections.abc import AsyncIterator, Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any, Literal
+
+import aiohttp
+
+from failover.config.addresses import Endpoint
+
+HAS_LEADER = {"Grpc-Metadata-hasleader": "true"}
+"""On watches: a member that has lost its leader cancels the watch instead of hanging."""
+MAX_REPLY_BYTES = 4 * 1024 * 1024
+"""Larger than any value failover writes (a plan, one replica's verdicts)."""
+
+
+class EtcdUnavailable(Exception):
+    """No member gave a usable answer in time (down, partitioned, no leader). Temporary."""
+
+
+class EtcdRefused(Exception):
+    """A member answered, and the answer says the request itself is wrong (a bad lease, a
+    malformed body): retrying will not help."""
+
+
+def b64(text: str | bytes) -> str:
+    raw = text.encode() if isinstance(text, str) else text
+    return base64.b64encode(raw).decode()
+
+
+def _unb64(text: str) -> bytes:
+    return base64.b64decode(text)
+
+
+def prefix_end(prefix: str) -> str:
+    """The ``range_end`` that makes a range cover every key starting with ``prefix``."""
+    raw = bytearray(prefix.encode())
+    raw[-1] += 1  # prefixes here end in "/", never in 0xff
+    return b64(bytes(raw))
+
+
+@dataclass(frozen=True, slots=True)
+class KeyValue:
+    key: str
+    value: bytes
+    create_revision: int
+    mod_revision: int
+    lease: int
+
+    @classmethod
+    def of(cls, doc: Mapping[str, Any]) -> KeyValue:
+        return cls(_unb64(doc["key"]).decode(), _unb64(doc.get("value", "")),
+                   int(doc.get("create_revision", 0)), int(doc.get("mod_revision", 0)),
+                   int(doc.get("lease", 0)))
+
+
+@dataclass(frozen=True, slots=True)
+class Event:
+    kind: Literal["put", "delete"]
+    kv: KeyValue
+
+
+class EtcdClient:
+    """Calls go to the member that last answered, and on to the next when one cannot; each
+    attempt has ``timeout`` seconds, so a call takes at most ``timeout`` x members."""
+
+    def __init__(self, endpoints: Sequence[Endpoint], timeout: float,
+                 session: aiohttp.ClientSession) -> None:
+        if not endpoints:
+            raise ValueError("no etcd endpoints")
+        self._endpoints = list(endpoints)
+        self._timeout = timeout
+        self._session = session
+        self._current = 0
+
+    async def call(self, path: str, body: Mapping[str, Any]) -> dict[str, Any]:
+        failures: list[str] = []
+        for attempt in range(len(self._endpoints)):
+            index = (self._current + attempt) % len(self._endpoints)
+            endpoint = self._endpoints[index]
+            try:
+                async with asyncio.timeout(self._timeout):
+                    reply = await self._post(endpoint, path, body)
+            except (TimeoutError, aiohttp.ClientError, OSError, _Unavailable) as exc:
+                failures.append(f"{endpoint}: {_describe(exc)}")
+                continue
+            self._current = index
+            return reply
+        raise EtcdUnavailable(f"{path}: " + "; ".join(failures))
+
+    async def _post(self, endpoint: Endpoint, path: str,
+                    body: Mapping[str, Any]) -> dict[str, Any]:
+        async with self._session.post(f"http://{endpoint}/v3{path}", json=body) as response:
+            data = await response.content.read(MAX_REPLY_BYTES + 1)
+            if len(data) > MAX_REPLY_BYTES:
+                msg = f"{path}: reply over {MAX_REPLY_BYTES} bytes"
+                raise EtcdRefused(msg)
+            try:
+                doc = json.loads(data)
+            except ValueError as exc:
+                msg = f"HTTP {response.status}, not JSON"
+                raise _Unavailable(msg) from exc
+            if not isinstance(doc, dict):
+                msg = f"HTTP {response.status}, not a JSON object"
+                raise _Unavailable(msg)
+            if response.status == 200:
+                return doc
+            message = str(doc.get("message") or doc.get("error") or "")
+            # 5xx: no leader, request timed out, a member shutting down: another may serve.
+            if response.status >= 500:
+                msg = f"HTTP {response.status}: {message}"
+                raise _Unavailable(msg)
+            msg = f"{path}: HTTP {response.status}: {message}"
+            raise EtcdRefused(msg)
+
+    # -- leases -------------------------------------------------------------------------------
+
+    async def grant(self, ttl: int) -> tuple[int, int]:
+        """A new lease: (id, the TTL etcd granted, which may be longer than asked)."""
+        reply = await self.call("/lease/grant", {"TTL": ttl})
+        return int(reply["ID"]), int(reply["TTL"])
+
+    async def keepalive(self, lease: int) -> int:
+        """Renew ``lease`` once; the TTL it has now, 0 when it has expired (or never was)."""
+        reply = await self.call("/lease/keepalive", {"ID": lease})
+        return int(reply.get("result", {}).get("TTL", 0))
+
+    async def revoke(self, lease: int) -> None:
+        """End ``lease`` and delete its keys; one already gone is not an error."""
+        try:
+            await self.call("/lease/revoke", {"ID": lease})
+        except EtcdRefused as exc:
+            if "not found" not in str(exc):
+                raise
+
+    # -- keys ---------------------------------------------------------------------------------
+
+    async def get(self, key: str) -> tuple[KeyValue | None, int]:
+        """The key (None when absent) and the store's revision, read linearizably."""
+        reply = await self.call("/kv/range", {"key": b64(key)})
+        kvs = reply.get("kvs") or []
+        return (KeyValue.of(kvs[0]) if kvs else None), int(reply["header"]["revision"])
+
+    async def get_prefix(self, prefix: str) -> tuple[list[KeyValue], int]:
+        reply = await self.call("/kv/range", {"key": b64(prefix),
+                                              "range_end": prefix_end(prefix)})
+        return [KeyValue.of(kv) for kv in reply.get("kvs") or []], \
+            int(reply["header"]["revision"])
+
+    async def put(self, key: str, value: bytes, lease: int = 0) -> int:
+        """Unconditional put; the revision it made."""
+        body: dict[str, Any] = {"key": b64(key), "value": b64(value)}
+        if lease:
+            body["lease"] = lease
+        reply = await self.call("/kv/put", body)
+        return int(reply["header"]["revision"])
+
+    async def create(self, key: str, value: bytes, lease: int) -> tuple[bool, KeyValue | None]:
+        """Put ``key`` only if it does not exist, bound to ``lease``: (whether this call made
+        it, the key as it now is). A retry of a create that timed out but went through finds
+        the key under our own lease: that counts as made."""
+        reply = await self.call("/kv/txn", {
+            "compare": [{"key": b64(key), "target": "CREATE", "result": "EQUAL",
+                         "create_revision": "0"}],
+            "success": [{"request_put": {"key": b64(key), "value": b64(value),
+                                         "lease": lease}},
+                        {"request_range": {"key": b64(key)}}],
+            "failure": [{"request_range": {"key": b64(key)}}]})
+        responses = reply.get("responses") or []
+        kvs = responses[-1].get("response_range", {}).get("kvs") or [] if responses else []
+        kv = KeyValue.of(kvs[0]) if kvs else None
+        made = bool(reply.get("succeeded")) or (kv is not None and kv.lease == lease)
+        return made, kv
+
+    async def put_if_created(self, guard: str, create_revision: int, key: str,
+                             value: bytes) -> bool:
+        """Put ``key`` only while ``guard`` still is the key created at ``create_revision``:
+        a leader's write that fails once it is no longer the leader (the fence)."""
+        reply = await self.call("/kv/txn", {
+            "compare": [{"key": b64(guard), "target": "CREATE", "result": "EQUAL",
+                         "create_revision": str(create_revision)}],
+            "success": [{"request_put": {"key": b64(key), "value": b64(value)}}]})
+        return bool(reply.get("succeeded"))
+
+    async def delete_if_created(self, key: str, create_revision: int) -> bool:
+        """Delete ``key`` only if it is still the one created at ``create_revision``."""
+        reply = await self.call("/kv/txn", {
+            "compare": [{"key": b64(key), "target": "CREATE", "result": "EQUAL",
+                         "create_revision": str(create_revision)}],
+            "success": [{"request_delete_range": {"key": b64(key)}}]})
+        return bool(reply.get("succeeded"))
+
+    # -- watches ------------------------------------------------------------------------------
+
+    async def watch(self, key: str, start_revision: int, *, prefix: bool = False,
+                    ) -> AsyncIterator[list[Event]]:
+        """Events on ``key`` (or under it) from ``start_revision`` on, a batch at a time, from
+        one member; an empty batch says the watch is in place (the first) or still alive.
+        Ends with EtcdUnavailable when the member loses its leader or the stream breaks:
+        the caller re-reads and watches again."""
+        request: dict[str, Any] = {"key": b64(key), "start_revision": str(start_revision),
+                                   "progress_notify": True}
+        if prefix:
+            request["range_end"] = prefix_end(key)
+        endpoint = self._endpoints[self._current]
+        try:
+            async with self._session.post(
+                    f"http://{endpoint}/v3/watch", json={"create_request": request},
+                    headers=HAS_LEADER,
+                    timeout=aiohttp.ClientTimeout(total=None, sock_connect=self._timeout),
+            ) as response:
+                if response.status != 200:
+                    msg = f"watch on {endpoint}: HTTP {response.status}"
+                    raise EtcdUnavailable(msg)
+                async for line in response.content:
+                    if not line.strip():
+                        continue
+                    yield _watch_events(json.loads(line), endpoint)
+        except (aiohttp.ClientError, OSError, ValueError) as exc:
+            self._current = (self._current + 1) % len(self._endpoints)
+            msg = f"watch on {endpoint}: {_describe(exc)}"
+            raise EtcdUnavailable(msg) from exc
+        self._current = (self._current + 1) % len(self._endpoints)
+        msg = f"watch on {endpoint}: the stream ended"
+        raise EtcdUnavailable(msg)
+
+
+def _watch_events(doc: Mapping[str, Any], endpoint: Endpoint) -> list[Event]:
+    """The events of one streamed message (none in its creation and progress notices)."""
+    if "error" in doc:
+        msg = f"watch on {endpoint}: {doc['error'].get('message', doc)}"
+        raise EtcdUnavailable(msg)
+    result = doc.get("result", {})
+    if result.get("canceled"):
+        reason = result.get("cancel_reason") or "cancelled"
+        msg = f"watch on {endpoint}: {reason}"
+        raise EtcdUnavailable(msg)
+    return [Event("delete" if e.get("type") == "DELETE" else "put", KeyValue.of(e["kv"]))
+            for e in result.get("events") or []]
+
+
+class _Unavailable(Exception):
+    pass
+
+
+def _describe(exc: BaseException) -> str:
+    if isinstance(exc, TimeoutError):
+        return "no answer in time"
+    return str(exc) or type(exc).__name__
