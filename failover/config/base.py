@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import re
 from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any
@@ -54,3 +55,7 @@ def by_key(choices: Mapping[str, tuple[str, type]]) -> Callable[[Any], str | Non
         return next((tag for tag, model in choices.values() if isinstance(value, model)), None)
 
     return tag
+
+
+NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,62}$")
+"""A cluster's or a vantage's name: also a metric label value and a path segment in etcd."""

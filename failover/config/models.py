@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import re
 from pathlib import Path
 from typing import Literal
 
@@ -20,17 +19,14 @@ from failover.config.actuators import (
     HaproxyActuator,
 )
 from failover.config.addresses import Endpoint, ListenAddress
-from failover.config.base import Strict, dotted, located, resolve
+from failover.config.base import NAME, Strict, dotted, located, resolve
 from failover.config.budget import Job, all_jobs, worst_case_rates
+from failover.config.coordination import Coordination
 from failover.config.durations import Duration, PositiveDuration
 from failover.config.probing import Check, DnsCheck, Probing
 from failover.config.signals import (
     SignalsConfig,
 )
-
-_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,62}$")
-
-
 
 
 class Listen(Strict):
@@ -145,7 +141,7 @@ class Cluster(Strict):
     @field_validator("name")
     @classmethod
     def _name_shape(cls, value: str) -> str:
-        if not _NAME.match(value):
+        if not NAME.match(value):
             msg = f"cluster name {value!r} must be 1-63 letters, digits, '.', '_' or '-'"
             raise ValueError(msg)
         return value
@@ -197,6 +193,8 @@ class Config(Strict):
     vantage: Vantage | None = None
     actuators: list[Actuator] = Field(default_factory=list)
     signals: SignalsConfig = SignalsConfig()
+    coordination: Coordination | None = None
+    """Distributed mode (etcd); without it the daemon runs alone."""
 
     @field_validator("state_dir")
     @classmethod
