@@ -6,9 +6,9 @@ import os
 import re
 from collections.abc import Callable, Mapping
 from pathlib import Path
-from typing import Any
+from typing import Annotated, Any
 
-from pydantic import BaseModel, ConfigDict, ValidationInfo
+from pydantic import AfterValidator, BaseModel, ConfigDict, ValidationInfo
 from pydantic_core import PydanticCustomError
 
 MIN_PERIOD = 0.001
@@ -58,4 +58,14 @@ def by_key(choices: Mapping[str, tuple[str, type]]) -> Callable[[Any], str | Non
 
 
 NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,62}$")
+
+
+def _name(value: str) -> str:
+    if not NAME.match(value):
+        msg = f"{value!r} must be 1-63 letters, digits, '.', '_' or '-'"
+        raise ValueError(msg)
+    return value
+
+
+Name = Annotated[str, AfterValidator(_name)]
 """A cluster's or a vantage's name: also a metric label value and a path segment in etcd."""

@@ -9,7 +9,7 @@ from typing import Literal
 from pydantic import Field, field_validator, model_validator
 
 from failover.config.addresses import HostPort
-from failover.config.base import NAME, Strict, located
+from failover.config.base import Name, Strict, located
 from failover.config.durations import PositiveDuration
 
 _PREFIX = re.compile(r"^(/[A-Za-z0-9_.-]+)+$")
@@ -61,21 +61,13 @@ class Etcd(Strict):
 
 class Coordination(Strict):
     etcd: Etcd
-    vantage: str
+    vantage: Name
     """This replica's name, unique per replica: where it probes from."""
     quorum: Literal["majority"] | int = "majority"
     """Fresh vantages that must see a cluster failing before it counts as failing;
     ``majority`` is more than half of the fresh ones."""
     min_vantages: int = Field(2, ge=1)
     """With fewer fresh vantages than this, the plan fails static."""
-
-    @field_validator("vantage")
-    @classmethod
-    def _vantage_shape(cls, value: str) -> str:
-        if not NAME.match(value):
-            msg = f"vantage {value!r} must be 1-63 letters, digits, '.', '_' or '-'"
-            raise ValueError(msg)
-        return value
 
     @field_validator("quorum")
     @classmethod

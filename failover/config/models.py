@@ -19,7 +19,7 @@ from failover.config.actuators import (
     HaproxyActuator,
 )
 from failover.config.addresses import Endpoint, ListenAddress
-from failover.config.base import NAME, Strict, dotted, located, resolve
+from failover.config.base import Name, Strict, dotted, located, resolve
 from failover.config.budget import Job, all_jobs, worst_case_rates
 from failover.config.coordination import Coordination
 from failover.config.durations import Duration, PositiveDuration
@@ -130,21 +130,13 @@ class Policy(Strict):
 
 
 class Cluster(Strict):
-    name: str
+    name: Name
     weight: float = Field(ge=0)
     """Base weight: the cluster's share, relative to the others, when all are healthy."""
     capacity_rps: float | None = Field(None, gt=0)
     """Optional requests per second the cluster can serve."""
     dns: DnsCheck | None = None
     checks: list[Check] = Field(default_factory=list)
-
-    @field_validator("name")
-    @classmethod
-    def _name_shape(cls, value: str) -> str:
-        if not NAME.match(value):
-            msg = f"cluster name {value!r} must be 1-63 letters, digits, '.', '_' or '-'"
-            raise ValueError(msg)
-        return value
 
     @model_validator(mode="after")
     def _has_checks(self) -> Cluster:

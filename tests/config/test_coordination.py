@@ -74,7 +74,7 @@ def test_without_the_section_the_daemon_runs_alone() -> None:
                  "names of letters, digits, '.', '_' or '-', starting with '/' and not ending "
                  "with it (e.g. /failover/prod)", id="prefix-shape"),
     pytest.param("etcd: {endpoints: [127.0.0.1:2379], timeout: 1s}\nvantage: 'us east'\n",
-                 "c.yaml:5: coordination.vantage: vantage 'us east' must be 1-63 letters, "
+                 "c.yaml:5: coordination.vantage: 'us east' must be 1-63 letters, "
                  "digits, '.', '_' or '-'", id="vantage-name"),
     pytest.param("etcd: {endpoints: [], timeout: 1s}\nvantage: v1\n",
                  "c.yaml:4: coordination.etcd.endpoints: List should have at least 1 item "
