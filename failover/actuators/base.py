@@ -21,6 +21,12 @@ class PermanentActuatorError(ActuatorError):
     plan or tick tries again."""
 
 
+class FencedError(PermanentActuatorError):
+    """The data plane holds a newer leader's epoch than the plan's: this replica is no longer
+    the leader, and its write was refused (by the data plane itself, or by the actuator's
+    check of it). Counted in ``failover_fenced_writes_refused_total``; never retried."""
+
+
 @dataclass(frozen=True)
 class Applied:
     """A plan as the actuator applies it: the plan, plus wall-clock time for display."""
@@ -28,6 +34,11 @@ class Applied:
     plan: Plan
     wall_time: float
     """Unix seconds when the plan was made; the plan itself only knows loop time."""
+    epoch: int | None = None
+    """The leader's epoch (its etcd leader key's create revision) in distributed mode; None
+    when the daemon runs alone. An actuator whose data plane can keep it does: it refuses to
+    write over a higher epoch (raising `FencedError`) and records its own with each write,
+    so a deposed leader that wakes up can never undo its successor's plan."""
 
 
 class Actuator(Protocol):
