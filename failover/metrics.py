@@ -103,6 +103,11 @@ class Metrics:
             "failover_errors",
             "Errors handled without stopping a loop, by where they happened.", ["where"],
             registry=registry)
+        self.fenced_refused = Counter(
+            "failover_fenced_writes_refused",
+            "Actuator writes refused because this replica is no longer the leader: by its "
+            "own check before the write, or by the data plane holding a newer epoch.",
+            ["actuator"], registry=registry)
         self.http_rejected = Counter(
             "failover_http_rejected",
             "Requests a listener refused before any handler saw them: request line or "

@@ -14,6 +14,7 @@ from failover.actuators.base import (
     ActuatorError,
     Applied,
     DriftAware,
+    FencedError,
     TemporaryActuatorError,
 )
 from failover.actuators.retry import retrying
@@ -46,9 +47,11 @@ async def bounded(what: str, seconds: float, work: Callable[[], Awaitable[T]]) -
         raise TemporaryActuatorError(msg) from exc
 
 
-def _identity(plan: Plan) -> tuple[int, bool]:
-    """What makes two plans different for a data plane: shares (the version) and the freeze."""
-    return plan.version, plan.frozen
+def _identity(applied: Applied) -> tuple[int, bool, int | None]:
+    """What makes two plans different for a data plane: shares (the version), the freeze,
+    and the leader's epoch (a leader that lost and won again must write its plan over its
+    rival's, though the version is the same)."""
+    return applied.plan.version, applied.plan.frozen, applied.epoch
 
 
 class ActuatorRunner:
@@ -63,15 +66,19 @@ class ActuatorRunner:
     """
 
     def __init__(self, actuator: Actuator, metrics: Metrics, retry_every: float,
-                 timeout: float = DEFAULT_TIMEOUT) -> None:
+                 timeout: float = DEFAULT_TIMEOUT,
+                 fence: Callable[[], Awaitable[bool]] | None = None) -> None:
+        """``fence``, in the distributed mode, says whether this replica still leads; it is
+        asked before every write of a plan that carries an epoch."""
         self.actuator = actuator
+        self._fence = fence
         self._metrics = metrics
         self._retry_every = retry_every
         self._timeout = timeout
         self._drift = actuator if isinstance(actuator, DriftAware) else None
         self._wanted: Applied | None = None
         self._changed = asyncio.Event()
-        self._applied: tuple[int, bool] | None = None
+        self._applied: tuple[int, bool, int | None] | None = None
         self.last_error: str | None = None
         self.last_drift: list[str] = []
         """Differences found by the latest drift check that found any (then re-applied);
@@ -82,14 +89,16 @@ class ActuatorRunner:
             metrics.actuator_applies.labels(actuator.name, result)
         if self._drift is not None:
             metrics.actuator_drift.labels(actuator.name)
+        metrics.fenced_refused.labels(actuator.name)
 
     @property
     def applied_version(self) -> int | None:
         """Version of the last plan applied successfully, for status."""
         return None if self._applied is None else self._applied[0]
 
-    def submit(self, plan: Plan, wall_time: float | None = None) -> None:
-        self._wanted = Applied(plan, time.time() if wall_time is None else wall_time)
+    def submit(self, plan: Plan, wall_time: float | None = None,
+               epoch: int | None = None) -> None:
+        self._wanted = Applied(plan, time.time() if wall_time is None else wall_time, epoch)
         self._changed.set()
 
     async def run(self) -> None:
@@ -97,7 +106,7 @@ class ActuatorRunner:
             self._changed.clear()
             wanted = self._wanted
             if wanted is not None:
-                if self._applied != _identity(wanted.plan) or self.last_error is not None:
+                if self._applied != _identity(wanted) or self.last_error is not None:
                     await self._apply(wanted)
                 elif self._drift is not None:
                     await self._reconcile(self._drift, wanted)
@@ -150,8 +159,21 @@ class ActuatorRunner:
                     # A plan that arrived during the backoff replaces the one that failed:
                     # retrying a stale plan would hold back an evacuation for no gain.
                     current = self._wanted or wanted
+                    if current.epoch is not None and self._fence is not None \
+                            and not await self._fence():
+                        msg = f"epoch {current.epoch} no longer leads: not written"
+                        raise FencedError(msg)
                     await bounded(f"apply to {name}", self._timeout,
                                   partial(self.actuator.apply, current))
+        except FencedError as exc:
+            # A deposed leader's plan is dropped, not retried: the new leader owns the data
+            # plane now, and its plan is already there or on its way.
+            self._wanted = None
+            self.last_error = str(exc)
+            self._metrics.fenced_refused.labels(name).inc()
+            log.warning("plan %d not written to %s: %s", current.plan.version, name, exc,
+                        extra={"actuator": name, "version": current.plan.version})
+            return
         except ActuatorError as exc:
             self.last_error = str(exc)
             self._metrics.actuator_applies.labels(name, "error").inc()
@@ -160,7 +182,7 @@ class ActuatorRunner:
                              "permanent": not isinstance(exc, TemporaryActuatorError)})
             return
         self.last_error = None
-        self._applied = _identity(current.plan)
+        self._applied = _identity(current)
         self._metrics.actuator_applies.labels(name, "ok").inc()
         self._metrics.actuator_last_success.labels(name).set(time.time())
         self._metrics.actuator_applied_version.labels(name).set(current.plan.version)
