@@ -10,6 +10,12 @@ in one message, which the server applies atomically), and reads them back to ver
 one TCP connection. The runner's deadline bounds the whole sequence; nothing here adds one.
 If no mapped cluster has a share above 0 the records stay as they are: an empty answer
 would take every client down, whereas the last published set may still serve some.
+
+In distributed mode (``Applied.epoch`` set) every update is fenced: the zone keeps the
+leader's epoch in TXT ``_failover-epoch.<zone>``, and each update carries a prerequisite on
+it (RFC 2136 2.4), so the server itself refuses a write from a deposed leader. Prerequisites
+only test equality, so the actuator reads the epoch to tell "newer than ours" (fenced) from
+"older" (take over: compare-and-swap old -> ours, with the record changes, in one message).
 """
 
 from __future__ import annotations
@@ -19,7 +25,6 @@ import ipaddress
 import logging
 import socket
 from collections.abc import Awaitable, Callable, Iterable, Mapping
-from dataclasses import dataclass
 from typing import TypeVar
 
 import dns._asyncbackend
@@ -33,12 +38,36 @@ import dns.name
 import dns.rcode
 import dns.rdataclass
 import dns.rdatatype
+import dns.rdtypes.ANY.TXT
 import dns.rdtypes.IN.A
 import dns.rdtypes.IN.AAAA
+import dns.rrset
 import dns.tsig
 import dns.update
 
-from failover.actuators.base import Applied, PermanentActuatorError, TemporaryActuatorError
+from failover.actuators.base import (
+    Applied,
+    FencedError,
+    PermanentActuatorError,
+    TemporaryActuatorError,
+)
+from failover.actuators.dns_records import (
+    EPOCH_LABEL,
+    EPOCH_TTL,
+    FAMILIES,
+    DnsUpdateStats,
+    Records,
+    RRset,
+    ZoneEpoch,
+    differences,
+    epoch_rdata,
+    parse_epoch,
+    published_addresses,
+    show,
+    tsig_key,
+    wanted_records,
+)
+from failover.actuators.dns_replies import UPDATE_HINTS, authenticate
 from failover.config.actuators import DnsActuator as DnsActuatorSpec
 from failover.config.addresses import IP as IpAddress
 from failover.config.addresses import Endpoint
@@ -48,105 +77,10 @@ log = logging.getLogger(__name__)
 
 T = TypeVar("T")
 
-MIN_SHARE = 1e-6
-"""A share at or below this counts as 0: weights.json rounds shares to 6 decimals, and a
-float residue must not publish a cluster the planner has emptied."""
+_PREREQUISITE_FAILED = frozenset({dns.rcode.NXRRSET, dns.rcode.YXRRSET})
+"""Rcodes of an update refused because a prerequisite did not hold (RFC 2136 3.2.5): the
+epoch record was not what the update expected."""
 
-_FAMILIES: tuple[tuple[int, dns.rdatatype.RdataType], ...] = (
-    (4, dns.rdatatype.A), (6, dns.rdatatype.AAAA))
-"""IP version -> the record type that publishes it."""
-
-_TSIG_ERRORS: tuple[tuple[type[dns.tsig.PeerError], str, str], ...] = (
-    # knot 3.2 also answers BADKEY when it knows the key but its ACL does not let the key
-    # update this zone, name or type.
-    (dns.tsig.PeerBadKey, "BADKEY", "the server does not know this key name and algorithm,"
-                                    " or its ACL does not let this key update this name"),
-    (dns.tsig.PeerBadSignature, "BADSIG", "wrong secret, or a different algorithm"),
-    (dns.tsig.PeerBadTime, "BADTIME", "the clocks differ by more than the 300 s fudge"),
-    (dns.tsig.PeerBadTruncation, "BADTRUNC", "the server refused the truncated MAC"),
-)
-"""TSIG errors the server reports (RFC 8945 5.2), with what usually causes them."""
-
-_UPDATE_HINTS: dict[dns.rcode.Rcode, str] = {
-    dns.rcode.NOTAUTH: "the server does not serve the zone, or its ACL does not allow"
-                       " updates signed with this key",
-    dns.rcode.REFUSED: "the server's policy refuses updates from this client or key",
-    dns.rcode.NOTZONE: "the name is outside the zone",
-    dns.rcode.NOTIMP: "the server does not implement dynamic updates",
-}
-
-
-@dataclass(frozen=True)
-class RRset:
-    """One address RRset at the name, as published or as wanted; empty when absent."""
-
-    ttl: int
-    addresses: frozenset[IpAddress]
-
-
-@dataclass(frozen=True)
-class Records:
-    """The A and AAAA RRsets at one name."""
-
-    a: RRset
-    aaaa: RRset
-
-    def family(self, rdtype: dns.rdatatype.RdataType) -> RRset:
-        return self.a if rdtype == dns.rdatatype.A else self.aaaa
-
-
-@dataclass
-class DnsUpdateStats:
-    """What the actuator did, for tests and for metrics the daemon may export."""
-
-    updates: int = 0
-    """UPDATE messages the server accepted."""
-    in_sync: int = 0
-    """Applies that sent nothing: the server already served the plan's records."""
-    kept: int = 0
-    """Applies that kept the records as they were: no mapped cluster had a share above 0."""
-
-
-def published_addresses(plan: Plan, addresses: Mapping[str, Iterable[IpAddress]]
-                        ) -> frozenset[IpAddress]:
-    """Addresses of the mapped clusters whose share is above 0; clusters not mapped count not."""
-    return frozenset(address for cluster, mapped in addresses.items()
-                     if plan.share(cluster) > MIN_SHARE for address in mapped)
-
-
-def wanted_records(addresses: frozenset[IpAddress], ttl: int) -> Records:
-    """Both families are always decided: one with no address is deleted, so a cluster that
-    left does not linger in AAAA because only A had something to publish."""
-    a, aaaa = (RRset(ttl, frozenset(x for x in addresses if x.version == version))
-               for version, _ in _FAMILIES)
-    return Records(a, aaaa)
-
-
-def differences(name: dns.name.Name, wanted: Records, served: Records) -> list[str]:
-    """What the server serves that the plan does not want, one short line each, sorted."""
-    found: list[str] = []
-    for _, rdtype in _FAMILIES:
-        want, have = wanted.family(rdtype), served.family(rdtype)
-        label = f"{name} {dns.rdatatype.to_text(rdtype)}"
-        found.extend(f"{label} {address} missing"
-                     for address in sorted(want.addresses - have.addresses))
-        found.extend(f"{label} {address} unexpected"
-                     for address in sorted(have.addresses - want.addresses))
-        if want.addresses and have.addresses and want.ttl != have.ttl:
-            found.append(f"{label} TTL {have.ttl}, want {want.ttl}")
-    return found
-
-
-def _show(records: Records) -> str:
-    both = [*sorted(records.a.addresses), *sorted(records.aaaa.addresses)]
-    return " ".join(str(address) for address in both) or "nothing"
-
-
-def tsig_key(spec: DnsActuatorSpec) -> dns.tsig.Key | None:
-    """The TSIG key; its secret was read and decoded once, when the config was loaded."""
-    if spec.tsig is None:
-        return None
-    return dns.tsig.Key(spec.tsig.name, spec.tsig.secret, spec.tsig.algorithm)
 
 
 class _Connection:
@@ -188,7 +122,11 @@ class DnsUpdateActuator:
         self.ttl = ttl
         self.addresses = {cluster: tuple(mapped) for cluster, mapped in addresses.items()}
         self._key = key
+        self.epoch_name = dns.name.from_text(EPOCH_LABEL, self.zone)
         self.stats = DnsUpdateStats()
+        self._zone_epoch: ZoneEpoch | None = None
+        """The epoch record as last read or written; None until read, after a refusal, and
+        while an update that changes it is in flight (its outcome is then unknown)."""
 
     @classmethod
     def from_config(cls, spec: DnsActuatorSpec) -> DnsUpdateActuator:
@@ -217,8 +155,13 @@ class DnsUpdateActuator:
                         extra={"actuator": self.name, "version": applied.plan.version})
             return
 
+        epoch = applied.epoch
+
         async def work(connection: _Connection) -> None:
-            await self._converge(connection, wanted, applied.plan.version)
+            if epoch is None:
+                await self._converge(connection, wanted, applied.plan.version)
+            else:
+                await self._converge_fenced(connection, wanted, applied.plan.version, epoch)
 
         await self._session(work)
 
@@ -229,8 +172,16 @@ class DnsUpdateActuator:
         if wanted is None:
             return []
 
+        epoch = applied.epoch
+
         async def work(connection: _Connection) -> list[str]:
-            return differences(self.record_name, wanted, await self._read(connection))
+            found: list[str] = []
+            if epoch is not None:
+                seen = await self._read_epoch(connection)
+                self._refuse_if_newer(seen, epoch)
+                if seen.value != epoch:
+                    found.append(f"{self.epoch_name} TXT {seen.show()}, want {epoch}")
+            return differences(self.record_name, wanted, await self._read(connection)) + found
 
         return await self._session(work)
 
@@ -239,7 +190,7 @@ class DnsUpdateActuator:
             self.stats.in_sync += 1
             log.debug("%s: records already match plan %d", self.name, version)
             return
-        await self._update(connection, wanted)
+        await self._update(connection, self._update_message(wanted))
         self.stats.updates += 1
         left = differences(self.record_name, wanted, await self._read(connection))
         if left:
@@ -248,8 +199,61 @@ class DnsUpdateActuator:
             msg = (f"{self.name}: the server accepted the update but serves something else: "
                    + "; ".join(left))
             raise TemporaryActuatorError(msg)
-        log.info("%s: now serves %s for plan %d", self.name, _show(wanted), version,
+        log.info("%s: now serves %s for plan %d", self.name, show(wanted), version,
                  extra={"actuator": self.name, "version": version})
+
+    async def _converge_fenced(self, connection: _Connection, wanted: Records, version: int,
+                               epoch: int) -> None:
+        """`_converge` for leader ``epoch``: the update also checks, and if older replaces,
+        the zone's epoch record, so the server refuses it once a newer leader has written."""
+        seen = self._zone_epoch
+        if seen is None:
+            seen = await self._read_epoch(connection)
+        self._refuse_if_newer(seen, epoch)
+        served = await self._read(connection)
+        if seen.value == epoch and not differences(self.record_name, wanted, served):
+            self.stats.in_sync += 1
+            log.debug("%s: records already match plan %d at epoch %d", self.name, version, epoch)
+            return
+        update = self._update_message(wanted, (seen, epoch))
+        # Unknown until the reply: if the deadline cuts us here, the next apply reads it.
+        self._zone_epoch = None
+        if not await self._update(connection, update):
+            now = await self._read_epoch(connection)
+            self._refuse_if_newer(now, epoch)
+            # Temporary: someone changed the record between our read and our update; the
+            # retry compares against what we just read.
+            msg = (f"{self.name}: {self.server} refused the update of zone {self.zone}: "
+                   f"{self.epoch_name} changed from epoch {seen.show()} to {now.show()} "
+                   f"since it was read (ours {epoch}); retrying")
+            raise TemporaryActuatorError(msg)
+        self._zone_epoch = ZoneEpoch(epoch)
+        self.stats.updates += 1
+        if seen.value != epoch:
+            self.stats.takeovers += 1
+            log.info("%s: zone %s now at epoch %d (was %s)", self.name, self.zone, epoch,
+                     seen.show(), extra={"actuator": self.name, "epoch": epoch})
+        left = differences(self.record_name, wanted, await self._read(connection))
+        if left:
+            # Temporary, as in _converge; a newer leader's write shows up on the retry.
+            msg = (f"{self.name}: the server accepted the update but serves something else: "
+                   + "; ".join(left))
+            raise TemporaryActuatorError(msg)
+        log.info("%s: now serves %s for plan %d at epoch %d", self.name, show(wanted),
+                 version, epoch, extra={"actuator": self.name, "version": version,
+                                        "epoch": epoch})
+
+    def _refuse_if_newer(self, seen: ZoneEpoch, epoch: int) -> None:
+        """Raise FencedError if the zone holds a newer epoch than ``epoch``; else remember it."""
+        if seen.value is not None and seen.value > epoch:
+            # Forgotten, not kept: the next attempt reads again, so an operator who resets
+            # the record (e.g. after rebuilding etcd, whose revisions restart) needs no restart.
+            self._zone_epoch = None
+            msg = (f"{self.name}: zone {self.zone} holds epoch {seen.value} at "
+                   f"{self.epoch_name}, newer than ours ({epoch}); another replica leads, "
+                   "nothing was written")
+            raise FencedError(msg)
+        self._zone_epoch = seen
 
     async def _session(self, work: Callable[[_Connection], Awaitable[T]]) -> T:
         """Run ``work`` on one connection; library errors become ours."""
@@ -279,13 +283,36 @@ class DnsUpdateActuator:
         return str(infos[0][4][0])
 
     async def _read(self, connection: _Connection) -> Records:
-        a, aaaa = [await self._query(connection, rdtype) for _, rdtype in _FAMILIES]
+        a, aaaa = [await self._query(connection, rdtype) for _, rdtype in FAMILIES]
         return Records(a, aaaa)
 
+    async def _read_epoch(self, connection: _Connection) -> ZoneEpoch:
+        rrset = await self._ask(connection, self.epoch_name, dns.rdatatype.TXT,
+                                kept="the epoch record")
+        try:
+            return ZoneEpoch(parse_epoch(rrset))
+        except ValueError as exc:
+            # Permanent: we cannot tell whether it is newer than ours, so we neither write
+            # over it nor call ourselves fenced; someone has to look.
+            msg = (f"{self.name}: {self.epoch_name} TXT on {self.server} holds no epoch "
+                   f"({exc}); delete it or set it to the leader's epoch")
+            raise PermanentActuatorError(msg) from exc
+
     async def _query(self, connection: _Connection, rdtype: dns.rdatatype.RdataType) -> RRset:
+        rrset = await self._ask(connection, self.record_name, rdtype, kept="address records")
+        if rrset is None:
+            return RRset(0, frozenset())
+        found = frozenset(ipaddress.ip_address(rdata.address) for rdata in rrset
+                          if isinstance(rdata, dns.rdtypes.IN.A.A | dns.rdtypes.IN.AAAA.AAAA))
+        return RRset(rrset.ttl, found)
+
+    async def _ask(self, connection: _Connection, name: dns.name.Name,
+                   rdtype: dns.rdatatype.RdataType, *, kept: str) -> dns.rrset.RRset | None:
+        """The ``rdtype`` RRset at ``name`` as the server's zone holds it; None when absent.
+        ``kept`` names what the actuator keeps there, for the error about a CNAME."""
         # No RD: an authoritative server answers from its zone; a resolver would have to say
         # it is not authoritative instead of answering from a cache.
-        query = dns.message.make_query(self.record_name, rdtype, flags=0)
+        query = dns.message.make_query(name, rdtype, flags=0)
         reply = await connection.exchange(query)
         if not query.is_response(reply):
             msg = (f"{self.name}: the reply from {self.server} does not match the "
@@ -293,30 +320,38 @@ class DnsUpdateActuator:
             raise TemporaryActuatorError(msg)
         rcode = reply.rcode()
         if rcode == dns.rcode.SERVFAIL:  # e.g. the zone is still loading: try again
-            msg = f"{self.name}: {self.server} answers SERVFAIL for {self.record_name}"
+            msg = f"{self.name}: {self.server} answers SERVFAIL for {name}"
             raise TemporaryActuatorError(msg)
         if rcode not in (dns.rcode.NOERROR, dns.rcode.NXDOMAIN) or not reply.flags & dns.flags.AA:
-            msg = (f"{self.name}: {self.server} is not authoritative for {self.record_name} "
+            msg = (f"{self.name}: {self.server} is not authoritative for {name} "
                    f"(rcode {dns.rcode.to_text(rcode)}, "
                    f"AA {'set' if reply.flags & dns.flags.AA else 'not set'}); "
                    f"point 'server' at a primary of {self.zone}")
             raise PermanentActuatorError(msg)
-        if reply.get_rrset(reply.answer, self.record_name, dns.rdataclass.IN,
+        if reply.get_rrset(reply.answer, name, dns.rdataclass.IN,
                            dns.rdatatype.CNAME) is not None:
-            # RFC 2136 3.4.2.2: address records added beside a CNAME are silently ignored.
-            msg = (f"{self.name}: {self.record_name} is a CNAME on {self.server}; "
-                   "address records cannot be published beside it")
+            # RFC 2136 3.4.2.2: records added beside a CNAME are silently ignored.
+            msg = (f"{self.name}: {name} is a CNAME on {self.server}; "
+                   f"{kept} cannot be published beside it")
             raise PermanentActuatorError(msg)
-        rrset = reply.get_rrset(reply.answer, self.record_name, dns.rdataclass.IN, rdtype)
-        if rrset is None:
-            return RRset(0, frozenset())
-        found = frozenset(ipaddress.ip_address(rdata.address) for rdata in rrset
-                          if isinstance(rdata, dns.rdtypes.IN.A.A | dns.rdtypes.IN.AAAA.AAAA))
-        return RRset(rrset.ttl, found)
+        return reply.get_rrset(reply.answer, name, dns.rdataclass.IN, rdtype)
 
-    def _update_message(self, wanted: Records) -> dns.update.UpdateMessage:
+    def _update_message(self, wanted: Records, fence: tuple[ZoneEpoch, int] | None = None
+                        ) -> dns.update.UpdateMessage:
+        """The update making the records ``wanted``; with ``fence`` = (the epoch record as
+        read, ours), only if the record still holds what was read, writing ours over it."""
         update = dns.update.UpdateMessage(self.zone)
-        for _, rdtype in _FAMILIES:
+        if fence is not None:
+            seen, epoch = fence
+            if seen.value is None:
+                # 2.4.3 "RRset does not exist", not 2.4.5 "name not in use": only the TXT
+                # is ours, and another type at the name must not block the first write.
+                update.absent(self.epoch_name, dns.rdatatype.TXT)
+            else:
+                update.present(self.epoch_name, epoch_rdata(seen.value))  # 2.4.2
+            if seen.value != epoch:
+                update.replace(self.epoch_name, EPOCH_TTL, epoch_rdata(epoch))
+        for _, rdtype in FAMILIES:
             rrset = wanted.family(rdtype)
             if rrset.addresses:
                 # replace = delete the RRset, then add each record: one atomic change.
@@ -328,8 +363,9 @@ class DnsUpdateActuator:
             update.use_tsig(self._key)
         return update
 
-    async def _update(self, connection: _Connection, wanted: Records) -> None:
-        update = self._update_message(wanted)
+    async def _update(self, connection: _Connection, update: dns.update.UpdateMessage) -> bool:
+        """Send ``update``: True once applied; False when the server refused it because a
+        prerequisite did not hold (only an update that has some can get that answer)."""
         # Read it unauthenticated first: an error reply is often unsigned, and its rcode
         # is the useful part. Authenticated below before anything is trusted.
         reply = await connection.exchange(update, authenticated=False)
@@ -340,11 +376,13 @@ class DnsUpdateActuator:
         if self._key is not None:
             # from_wire keeps the bytes it parsed (dnspython 2.7+): the MAC covers them.
             assert reply.wire is not None  # noqa: S101  # why: set by every from_wire
-            self._authenticate(self._key, reply.wire, update, rcode)
+            authenticate(self.name, self.server, self._key, reply.wire, update, rcode)
         if rcode == dns.rcode.NOERROR:
-            return
+            return True
+        if update.prerequisite and rcode in _PREREQUISITE_FAILED:
+            return False
         text = dns.rcode.to_text(rcode)
-        hint = _UPDATE_HINTS.get(rcode)
+        hint = UPDATE_HINTS.get(rcode)
         msg = (f"{self.name}: {self.server} answered the update of zone {self.zone} with "
                f"{text}" + (f" ({hint})" if hint else ""))
         # SERVFAIL is the server's own trouble (journal, zone not loaded): worth a retry.
@@ -352,23 +390,3 @@ class DnsUpdateActuator:
         if rcode == dns.rcode.SERVFAIL:
             raise TemporaryActuatorError(msg)
         raise PermanentActuatorError(msg)
-
-    def _authenticate(self, key: dns.tsig.Key, wire: bytes, update: dns.update.UpdateMessage,
-                      rcode: dns.rcode.Rcode) -> None:
-        prefix = f"{self.name}: {self.server} rejected TSIG key {key.name.to_text(True)}"
-        try:
-            dns.message.from_wire(wire, keyring=key, request_mac=update.mac)
-        except dns.tsig.PeerError as exc:
-            code, why = next(((c, w) for kind, c, w in _TSIG_ERRORS if isinstance(exc, kind)),
-                             (type(exc).__name__, str(exc)))
-            msg = f"{prefix}: {code} ({why}; rcode {dns.rcode.to_text(rcode)})"
-            raise PermanentActuatorError(msg) from exc
-        except dns.exception.FormError as exc:
-            if rcode != dns.rcode.NOERROR:
-                return  # an unsigned error reply: the rcode says what went wrong
-            msg = f"{self.name}: {self.server} sent an unsigned success reply to a signed update"
-            raise PermanentActuatorError(msg) from exc
-        except (dns.tsig.BadSignature, dns.message.UnknownTSIGKey) as exc:
-            msg = (f"{self.name}: the reply from {self.server} does not authenticate with key "
-                   f"{key.name.to_text(True)}: {type(exc).__name__}")
-            raise PermanentActuatorError(msg) from exc
