@@ -114,7 +114,14 @@ class Metrics:
             "headers it could not parse, over-long lines, bytes that are not HTTP.",
             ["listener"], registry=registry)
         # Known places start at 0, so the first error is an increase Prometheus can see.
-        for where in ("planner", "persist", "reload", "actuator_drift"):
+        self.leader = Gauge(
+            "failover_leader", "1 while this replica leads (distributed mode), else 0.",
+            registry=registry)
+        self.vantage_fresh = Gauge(
+            "failover_vantage_fresh",
+            "1 while the vantage's verdicts are fresh (and, on the leader, trusted), else 0.",
+            ["vantage"], registry=registry)
+        for where in ("planner", "persist", "reload", "actuator_drift", "vantage_report"):
             self.errors.labels(where)
         # CPU, memory and open file descriptors of the daemon itself.
         ProcessCollector(registry=registry)

@@ -173,10 +173,6 @@ BAD_FOR_RUN = {
                            "actuators: [{type: dns, server: '127.0.0.1:5353', zone: z., "
                            "name: a.z., tsig: {name: k, secret_file: fifo}, "
                            "addresses: {a: [192.0.2.1]}}]\n"),
-    # Until the distributed mode is wired in (issue 11), it is refused, not half-run.
-    "coordination not yet available": (
-        "clusters: [{name: a, weight: 1, checks: [{tcp: '127.0.0.1:1'}]}]\n"
-        "coordination: {etcd: {endpoints: ['127.0.0.1:2379'], timeout: 1s}, vantage: v1}\n"),
 }
 
 

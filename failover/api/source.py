@@ -14,6 +14,11 @@ class StatusSource(Protocol):
         """Per-check fields: kind, target, ok, latency_ms, error, consecutive_failures."""
         ...
 
+    def cluster_vantages(self, cluster: str) -> dict[str, str] | None:
+        """Distributed mode: each vantage's verdict on the cluster (passing, failing,
+        unknown); None when the daemon runs alone."""
+        ...
+
     def score_components(self, cluster: str) -> dict[str, float]:
         """What the cluster's score is made of: success_ratio, latency_factor."""
         ...

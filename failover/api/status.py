@@ -33,6 +33,7 @@ def status_document(source: StatusSource) -> dict[str, Any]:
             "ramp": None if c.ramp is None else _ramp(c.ramp, plan.at),
             "limit": None if c.guard is None else _ramp(c.guard, plan.at),
             "checks": source.cluster_checks(c.name),
+            **_vantages(source.cluster_vantages(c.name)),
         }
         for c in sorted(plan.clusters, key=lambda c: c.rank)
     ]
@@ -45,6 +46,10 @@ def status_document(source: StatusSource) -> dict[str, Any]:
         "recoveries": _recoveries(plan),
         **source.extra_status(),
     }
+
+
+def _vantages(verdicts: dict[str, str] | None) -> dict[str, Any]:
+    return {} if verdicts is None else {"vantages": verdicts}
 
 
 def _recovery(c: ClusterPlan, now: float) -> dict[str, Any]:

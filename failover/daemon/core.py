@@ -17,6 +17,7 @@ from failover.api.admin import can_serve
 from failover.config import Config, ProbeKind, all_jobs
 from failover.config.budget import Job
 from failover.controller import Planner
+from failover.coordination.replica import Replica
 from failover.daemon.listeners import listeners
 from failover.daemon.overrides import Overrides
 from failover.daemon.parts import build_actuators
@@ -45,6 +46,10 @@ from failover.signals import PrometheusSource, SignalMetrics
 
 log = logging.getLogger("failover.daemon")
 
+
+def _loop_time() -> float:
+    return asyncio.get_running_loop().time()
+
 STALL_AFTER = 10.0
 """Seconds an essential loop may go without progress (beyond its own period) before
 /healthz answers 503."""
@@ -63,21 +68,27 @@ class Daemon:
         self._stall_after = stall_after
         self.metrics = Metrics(registry or CollectorRegistry())
         self.health = HealthTracker(config)
+        self.replica: Replica | None = None
+        if config.coordination is not None:
+            self.replica = Replica(config.coordination, _loop_time, config.policy.tick,
+                                   self._bad_report)
+        fence = None if self.replica is None else self.replica.still_leading
         self.runners = [
-            ActuatorRunner(actuator, self.metrics, config.policy.tick, timeout=spec.timeout)
+            ActuatorRunner(actuator, self.metrics, config.policy.tick, timeout=spec.timeout,
+                           fence=fence)
             for actuator, spec in zip(build_actuators(config), config.actuators, strict=True)]
         self.overrides = Overrides()
         self.state = StateKeeper(config.state_file, self.metrics)
         self.publisher = Publisher(self.metrics)
         # The loop's clock, as every other bound here: a fake one in tests moves them all.
-        self.heartbeats = Heartbeats(lambda: asyncio.get_running_loop().time())
+        self.heartbeats = Heartbeats(_loop_time)
         self.reloader = Reloader(config_path, lambda: self.config, self._take_config,
                                  self.metrics, watch_every)
         self.planning = Planning(
             config=lambda: self.config, health=self.health, overrides=self.overrides,
             signals=self._live_signals, runners=self.runners, state=self.state,
             publisher=self.publisher, heartbeats=self.heartbeats, metrics=self.metrics,
-            planner=planner)
+            planner=planner, replica=self.replica)
         self.signals: PrometheusSource | None = None
         if config.signals.prometheus is not None:
             self.signals = PrometheusSource(config.signals.prometheus,
@@ -89,7 +100,8 @@ class Daemon:
             config=lambda: self.config, config_path=config_path, plan=lambda: self.planning.plan,
             signals=self._live_signals, health=self.health, runners=self.runners,
             overrides=self.overrides, publisher=self.publisher, heartbeats=self.heartbeats,
-            metrics=self.metrics, state=self.state, reloader=self.reloader)
+            metrics=self.metrics, state=self.state, reloader=self.reloader,
+            replica=self.replica)
         self.status, self.admin = listeners(config, self.surface, self.metrics)
 
     @property
@@ -133,6 +145,8 @@ class Daemon:
                     admin = self.admin
                     start("admin-listener", lambda: listening(admin))
                 start("prober", self.scheduler.run)
+                if self.replica is not None:
+                    start("coordination", self.replica.run)
                 start("planner", self.planning.run)
                 if self.signals is not None:
                     start("signals", self.signals.run)  # its own session and budget
@@ -174,6 +188,11 @@ class Daemon:
     def _record(self, job: Job, result: ProbeResult) -> None:
         self.health.record(job.key, result, asyncio.get_running_loop().time())
         self.heartbeats.beat("prober")
+
+    def _bad_report(self, vantage: str, why: str) -> None:
+        self.metrics.errors.labels("vantage_report").inc()
+        log.warning("vantage %s published a report we cannot use (its last good one stays, "
+                    "and ages): %s", vantage, why)
 
     def _live_signals(self) -> Signals:
         """Prometheus's when it is configured; else what the probes themselves say."""

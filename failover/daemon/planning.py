@@ -14,6 +14,7 @@ from failover.actuators.runner import ActuatorRunner
 from failover.config import Config
 from failover.config.actuators import FileActuator as FileSpec
 from failover.controller import Inputs, Planner
+from failover.coordination.replica import Replica
 from failover.daemon import persist
 from failover.daemon.overrides import Overrides
 from failover.daemon.publish import Publisher
@@ -30,7 +31,8 @@ class Planning:
     def __init__(self, *, config: Callable[[], Config], health: HealthTracker,
                  overrides: Overrides, signals: Callable[[], Signals],
                  runners: Sequence[ActuatorRunner], state: StateKeeper, publisher: Publisher,
-                 heartbeats: Heartbeats, metrics: Metrics, planner: Planner) -> None:
+                 heartbeats: Heartbeats, metrics: Metrics, planner: Planner,
+                 replica: Replica | None = None) -> None:
         self._config = config
         self._health = health
         self._overrides = overrides
@@ -41,8 +43,15 @@ class Planning:
         self._heartbeats = heartbeats
         self._metrics = metrics
         self._planner = planner
+        self._replica = replica
         self.plan: Plan | None = None
         self._first_version = 1
+        self._led: int | None = None
+        """The epoch this replica last planned under; another one means a takeover."""
+        self._in_etcd: bytes | None = None
+        self._exported: set[str] = set()
+        self.unsure: str | None = None
+        """Distributed mode: why the quorum view could not be trusted on the last tick."""
 
     def restore(self, saved: persist.Saved) -> None:
         """Take up the plan the last run left, and re-apply it at once: after a crash the
@@ -79,8 +88,27 @@ class Planning:
         config, overrides = self._config(), self._overrides
         for name in overrides.expire(time.time()):
             log.warning("drain of %s expired", name)
+        views, vantage_ok = self._health.views(now), self._health.vantage_ok()
+        epoch = None
+        if self._replica is not None:
+            self._replica.offer(views, vantage_ok)
+            self._metrics.leader.set(self._replica.leading())
+            if not self._replica.leading():
+                await self._follow(now)
+                self._export_vantages(self._replica)
+                return
+            epoch = self._replica.epoch
+            if epoch != self._led:
+                await self._take_over(self._replica, epoch, now)
+            views, unsure = self._replica.decide(views, now)
+            self._export_vantages(self._replica)
+            if unsure != self.unsure:
+                (log.warning if unsure else log.info)(
+                    "vantages: %s", unsure or "enough trusted vantages again")
+            self.unsure = unsure
+            vantage_ok = vantage_ok and unsure is None
         freeze = overrides.freeze
-        inputs = Inputs(self._health.views(now), config.demand_rps, self._health.vantage_ok(),
+        inputs = Inputs(views, config.demand_rps, vantage_ok,
                         overrides.drain_reasons(), None if freeze is None else freeze.reason,
                         self._signals(), applied=self.applied(),
                         first_version=self._first_version)
@@ -88,11 +116,82 @@ class Planning:
         # Saved before it is applied: a restart never resumes from behind what the data
         # plane already carries.
         await self._state.save(step.plan, overrides)
+        if self._replica is not None and not await self._share(self._replica, step.plan, now):
+            return  # deposed between the check and the write: the new leader acts
         previous, self.plan = self.plan, step.plan
         self._publisher.publish(step.plan, previous, now)
         if step.actuate:
             for runner in self._runners:
-                runner.submit(step.plan)
+                runner.submit(step.plan, epoch=epoch)
+
+    # -- the distributed mode ---------------------------------------------------------------
+
+    def _export_vantages(self, replica: Replica) -> None:
+        now = {v["name"]: v["fresh"] and not v["excluded"] for v in replica.status()["vantages"]}
+        # A vantage gone from etcd (its lease lapsed) reads 0, not its last value.
+        for name in self._exported - now.keys():
+            self._metrics.vantage_fresh.labels(name).set(0)
+        for name, fresh in now.items():
+            self._metrics.vantage_fresh.labels(name).set(fresh)
+        self._exported |= now.keys()
+
+    def _document(self, plan: Plan | None, now: float) -> bytes:
+        return persist.encode(persist.document(plan, self._overrides,
+                                               persist.Clocks(now, time.time())))
+
+    async def _share(self, replica: Replica, plan: Plan, now: float) -> bool:
+        """Put the plan in etcd, fenced on our epoch, before any actuator sees it: whoever
+        leads next starts from it. False when we no longer lead."""
+        document = self._document(plan, now)
+        if document == self._in_etcd:
+            return True
+        if not await replica.save_plan(document):
+            log.warning("plan %d not saved in etcd: no longer leader; not actuated",
+                        plan.version)
+            return False
+        self._in_etcd = document
+        return True
+
+    async def _take_over(self, replica: Replica, epoch: int | None, now: float) -> None:
+        """A new leadership: start from the plan the last leader put in etcd (our own if
+        none), with its overrides, and re-apply it under our epoch before planning anything,
+        so that the data plane is exactly what was decided (static takeover)."""
+        self._led, self._in_etcd = epoch, None
+        data = await replica.load_plan()
+        if data is not None:
+            try:
+                saved = persist.decode(data, persist.Clocks(now, time.time()))
+            except ValueError as exc:
+                log.error("the plan in etcd is unusable, planning from our own: %s", exc)
+            else:
+                self._overrides.take(saved.overrides, {c.name for c in self._config().clusters})
+                if saved.plan is not None:
+                    self.plan = saved.plan
+                    self._first_version = max(self._first_version, saved.plan.version + 1)
+        log.warning("leading under epoch %s from plan %s", epoch,
+                    None if self.plan is None else self.plan.version)
+        if self.plan is not None and self.plan.version >= 1:
+            for runner in self._runners:
+                runner.submit(self.plan, epoch=epoch)
+
+    async def _follow(self, now: float) -> None:
+        """A follower plans nothing and writes nothing; it shows the leader's plan."""
+        self._led = None
+        if self._replica is None:
+            return
+        data = await self._replica.load_plan()
+        if data is None:
+            return
+        try:
+            saved = persist.decode(data, persist.Clocks(now, time.time()))
+        except ValueError as exc:
+            log.warning("the leader's plan in etcd is unusable: %s", exc)
+            return
+        if saved.plan is not None:
+            previous, self.plan = self.plan, saved.plan
+            if previous is None or previous.version != saved.plan.version:
+                self._publisher.publish(saved.plan, previous, now)
+            self._overrides.take(saved.overrides, {c.name for c in self._config().clusters})
 
     def applied(self) -> bool:
         """Every actuator carries the current plan (what a ramp needs to count the time)."""

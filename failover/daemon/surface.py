@@ -10,6 +10,7 @@ from typing import Any
 
 from failover.actuators.runner import ActuatorRunner
 from failover.config import Config
+from failover.coordination.replica import Replica
 from failover.daemon.overrides import Drain, Freeze, Overrides
 from failover.daemon.publish import Publisher
 from failover.daemon.reload import Reloader
@@ -28,7 +29,8 @@ class Surface:
                  plan: Callable[[], Plan | None], signals: Callable[[], Signals],
                  health: HealthTracker, runners: Sequence[ActuatorRunner],
                  overrides: Overrides, publisher: Publisher, heartbeats: Heartbeats,
-                 metrics: Metrics, state: StateKeeper, reloader: Reloader) -> None:
+                 metrics: Metrics, state: StateKeeper, reloader: Reloader,
+                 replica: Replica | None = None) -> None:
         self._config = config
         self._config_path = config_path
         self._plan = plan
@@ -41,6 +43,7 @@ class Surface:
         self._state = state
         self._reloader = reloader
         self._metrics = metrics
+        self._replica = replica
 
     @property
     def metrics(self) -> Metrics:
@@ -53,6 +56,9 @@ class Surface:
 
     def cluster_checks(self, cluster: str) -> list[dict[str, Any]]:
         return self._health.checks(cluster)
+
+    def cluster_vantages(self, cluster: str) -> dict[str, str] | None:
+        return None if self._replica is None else self._replica.cluster_vantages(cluster)
 
     def score_components(self, cluster: str) -> dict[str, float]:
         try:
@@ -81,7 +87,14 @@ class Surface:
             "signals": self._signals_status(),
             "liveness": {"stalled": self._heartbeats.stalled(),
                          "state_save": self._state.failing},
+            **self._coordination(),
         }
+
+    def _coordination(self) -> dict[str, Any]:
+        """CONTRACT v2's role, leader and vantages; standalone without etcd."""
+        if self._replica is None:
+            return {"role": "standalone", "leader": None, "vantages": []}
+        return self._replica.status()
 
     def _signals_status(self) -> dict[str, Any]:
         """Where the closed loop's signals come from and how fresh they are."""

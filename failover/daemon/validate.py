@@ -44,10 +44,6 @@ def refusals(config: Config) -> list[Refusal]:
     why = _unwritable(config.state_dir)
     if why is not None:
         found.append(Refusal(("state_dir",), f"state_dir: {config.state_dir}: {why}"))
-    if config.coordination is not None:
-        found.append(Refusal(("coordination",), (
-            "coordination: the distributed mode is not available yet in this build (its "
-            "etcd client is; see docs/distributed.md): remove the section to run alone")))
     try:
         build_actuators(config)
     except UnsupportedActuator as exc:

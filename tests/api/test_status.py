@@ -29,6 +29,9 @@ class FakeSource:
         return [{"kind": "dns", "target": f"{cluster}:53", "ok": True, "latency_ms": 1.5,
                  "error": None, "consecutive_failures": 0}]
 
+    def cluster_vantages(self, cluster: str) -> dict[str, str] | None:
+        return None
+
     def score_components(self, cluster: str) -> dict[str, float]:
         return {"success_ratio": 1.0, "latency_factor": 1.0}
 
