@@ -36,6 +36,11 @@ class EtcdRefused(Exception):
     malformed body): retrying will not help."""
 
 
+class LeaseGone(EtcdRefused):
+    """A request named a lease etcd no longer has: it expired (we were paused or cut off
+    longer than its TTL) or was revoked. Whatever was held under it is lost."""
+
+
 def b64(text: str | bytes) -> str:
     raw = text.encode() if isinstance(text, str) else text
     return base64.b64encode(raw).decode()
@@ -124,6 +129,8 @@ class EtcdClient:
                 msg = f"HTTP {response.status}: {message}"
                 raise _Unavailable(msg)
             msg = f"{path}: HTTP {response.status}: {message}"
+            if "lease not found" in message:
+                raise LeaseGone(msg)
             raise EtcdRefused(msg)
 
     # -- leases -------------------------------------------------------------------------------

@@ -17,7 +17,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Literal
 
-from failover.coordination.etcd import EtcdClient, EtcdUnavailable
+from failover.coordination.etcd import EtcdClient, EtcdUnavailable, LeaseGone
 
 log = logging.getLogger(__name__)
 
@@ -71,6 +71,13 @@ class Lease:
             return
         log.warning("etcd lease %x expired (we were paused or cut off longer than its ttl)",
                     lease)
+        self.gone(lease)
+
+    def gone(self, lease: int) -> None:
+        """``lease`` is no more (etcd said so, in whatever reply): a new one is granted at
+        the next turn, and whoever held something under it learns it is lost."""
+        if self.id != lease:
+            return
         self.id, self.valid_until = None, -math.inf
         self.granted.clear()
         self.lost.set()
@@ -140,7 +147,11 @@ class Election:
         lease = self._lease.id
         if lease is None:
             return
-        made, kv = await self._client.create(self._key, self._name.encode(), lease)
+        try:
+            made, kv = await self._client.create(self._key, self._name.encode(), lease)
+        except LeaseGone:
+            self._lease.gone(lease)
+            return
         if made and kv is not None:
             self._set("leader", kv.create_revision, LeaderInfo(self._name, self._clock()))
             log.warning("leader now, epoch %d", kv.create_revision)

@@ -15,7 +15,7 @@ import math
 from collections.abc import Callable, Mapping
 from typing import Any
 
-from failover.coordination.etcd import EtcdClient, EtcdUnavailable, KeyValue
+from failover.coordination.etcd import EtcdClient, EtcdUnavailable, KeyValue, LeaseGone
 from failover.coordination.leader import Lease
 from failover.coordination.quorum import ClusterVerdict, Report
 
@@ -105,6 +105,9 @@ class Publisher:
         clusters, ok = self._latest
         try:
             await self._client.put(self._key, encode(clusters, ok, self._seq), lease)
+        except LeaseGone:
+            self._lease.gone(lease)  # published again under the next lease
+            return
         except EtcdUnavailable as exc:
             log.warning("publishing our verdicts: %s", exc)
             return

@@ -112,3 +112,21 @@ async def test_a_bad_value_is_reported_and_the_last_good_report_kept(rig: Rig) -
     assert rig.bad[1] == ("a", "clusters.c1.verdict: expected passing, failing or unknown, "
                                "got 'maybe'")
     assert rig.collector.reports["a"].clusters["c1"] == OK
+
+
+async def test_a_lease_etcd_no_longer_has_is_replaced_and_the_report_published_again(
+        rig: Rig) -> None:
+    """As after a pause longer than the TTL: the next put names a lease etcd has dropped;
+    that is a lost lease (a new one is granted and the report comes back), not a crash."""
+    lease, a = rig.replica("a")
+    a.offer({"c1": OK}, True)
+    await rig.until(lambda: "a" in rig.collector.reports)
+    old = lease.id
+    assert old is not None
+    await rig.client.revoke(old)  # behind the lease keeper's back
+    await rig.until(lambda: "a" not in rig.collector.reports)
+    a.offer({"c1": DOWN}, True)  # the next put meets the dropped lease
+    await rig.until(lambda: "a" in rig.collector.reports, within=TTL * 3)
+    assert lease.id is not None
+    assert lease.id != old
+    assert rig.collector.reports["a"].clusters["c1"] == DOWN

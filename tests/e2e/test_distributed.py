@@ -1,0 +1,231 @@
+"""Three replicas of the daemon (processes) on a real three-member etcd, probing the lab:
+one leader, a quorum deciding, a takeover when the leader is paused, and a deposed leader
+that never writes. The data plane is one weights.json that every replica would write."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import signal
+import sys
+import textwrap
+from collections.abc import AsyncIterator, Callable, Iterator, Mapping
+from contextlib import AsyncExitStack
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from failover.lab import Lab
+from tests.e2e.test_daemon_with_lab import Daemon, wait_until
+from tests.etcd import Cluster, running_etcd
+from tests.servers import free_port
+
+TTL, TIMEOUT_ETCD = 2.0, 0.5
+INTERVAL, TIMEOUT, TICK, FALL, RISE = 0.5, 0.3, 0.2, 2, 2
+DEAD = "127.0.0.1:9"
+"""A TCP address nobody listens on: a vantage whose config points a check here sees the
+cluster fail, as if its own path there were broken."""
+TAKEOVER = 2 * TTL + 2.0
+"""A paused leader's lease lapses within the TTL (plus etcd's election timeout when it moves
+its own leader); the follower's watch sees the key go, it campaigns, plans, and writes."""
+
+
+@pytest.fixture(scope="module")
+def etcd(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Cluster]:
+    with running_etcd(tmp_path_factory.mktemp("etcd")) as cluster:
+        yield cluster
+
+
+def config(folder: Path, lab: Lab, etcd: Cluster, name: str, prefix: str,
+           weights: Path, broken: frozenset[str] = frozenset()) -> tuple[Path, int]:
+    """Replica ``name``'s config; checks of the clusters in ``broken`` point at a dead port
+    (this vantage's own view of them fails)."""
+    port = free_port()
+    clusters = "".join(textwrap.dedent(f"""\
+          - name: {c.name}
+            weight: {weight}
+            checks:
+              - tcp: "{DEAD if c.name in broken else c.http_url.removeprefix('http://')}"
+        """) for c, weight in zip(lab.clusters, (50, 30, 20), strict=True))
+    path = folder / f"{name}.yaml"
+    endpoints = ", ".join(f'"{e}"' for e in etcd.endpoints)
+    path.write_text(textwrap.dedent(f"""\
+        listen: {{status: "127.0.0.1:{port}", admin: "127.0.0.1:0"}}
+        state_dir: state-{name}
+        probing: {{interval: {INTERVAL}, timeout: {TIMEOUT}, jitter: 0.2, rise: {RISE},
+                  fall: {FALL}, budget: {{per_target_per_second: 10}}}}
+        policy: {{tick: {TICK}, min_healthy_fraction: 0.3, max_shift_per_tick: 1,
+                 recovery: {{slow_start: 1}}}}
+        coordination:
+          etcd: {{endpoints: [{endpoints}], prefix: {prefix}, lease_ttl: {TTL}s,
+                 timeout: {TIMEOUT_ETCD}s}}
+          vantage: {name}
+          min_vantages: 2
+        actuators:
+          - {{type: file, path: {weights}}}
+        clusters:
+        """) + clusters)
+    return path, port
+
+
+class Replica(Daemon):
+    name: str
+    log: Path
+
+    def pause(self) -> None:
+        self.process.send_signal(signal.SIGSTOP)
+
+    def resume(self) -> None:
+        self.process.send_signal(signal.SIGCONT)
+
+    async def role(self) -> str | None:
+        try:
+            return str((await self.status())["role"])
+        except (OSError, ValueError, KeyError):
+            return None
+
+
+@pytest.fixture
+async def fleet(lab: Lab, etcd: Cluster, tmp_path: Path, request: pytest.FixtureRequest,
+                ) -> AsyncIterator[Callable[..., Any]]:
+    """Starts replicas; every one is killed at the end (resumed first if paused)."""
+    prefix = f"/t/{request.node.name}"
+    weights = tmp_path / "weights.json"
+    started: list[Replica] = []
+
+    async def start(name: str, broken: frozenset[str] = frozenset()) -> Replica:
+        path, port = config(tmp_path, lab, etcd, name, prefix, weights, broken)
+        log = tmp_path / f"{name}.log"
+        with log.open("wb") as out:
+            process = await asyncio.create_subprocess_exec(
+                sys.executable, "-m", "failover", "run", "-c", str(path), "--log-format",
+                "json", stderr=out, env={**os.environ, "PYTHONUNBUFFERED": "1"})
+        replica = Replica(process, f"http://127.0.0.1:{port}", tmp_path)
+        replica.weights, replica.name, replica.log = weights, name, log
+        started.append(replica)
+        return replica
+
+    try:
+        yield start
+    finally:
+        async with AsyncExitStack():
+            for replica in started:
+                if replica.process.returncode is None:
+                    replica.resume()
+                    replica.process.kill()
+                    await replica.process.wait()
+        for replica in started:
+            print(f"--- {replica.name}\n{replica.log.read_text()[-3000:]}")
+
+
+def epoch(weights: Path) -> int | None:
+    try:
+        value = json.loads(weights.read_text()).get("epoch")
+    except (OSError, ValueError):
+        return None
+    return value if isinstance(value, int) else None
+
+
+async def leader_of(group: list[Replica]) -> Replica:
+    roles = {r.name: await r.role() for r in group}
+    [leader] = [r for r in group if roles[r.name] == "leader"]
+    return leader
+
+
+async def exactly_one_leader(group: list[Replica]) -> bool:
+    roles = [await r.role() for r in group]
+    return roles.count("leader") == 1 and roles.count("follower") == len(group) - 1
+
+
+def shares(status: Mapping[str, Any]) -> dict[str, float]:
+    return {c["name"]: c["share"] for c in status["clusters"]}
+
+
+async def test_one_leader_writes_under_its_epoch_and_a_paused_one_is_replaced(
+        fleet: Callable[..., Any]) -> None:
+    group = [await fleet(name) for name in ("a", "b", "c")]
+    await wait_until(lambda: exactly_one_leader(group), 20, "exactly one leader")
+    leader = await leader_of(group)
+    weights = group[0].weights
+    await wait_until(lambda: _true(len(leader.file_shares()) == 3), 15, "a plan written")
+    first = epoch(weights)
+    assert first is not None
+    for replica in group:  # every follower knows who leads, and shows the leader's plan
+        status = await replica.status()
+        assert status["leader"]["vantage"] == leader.name
+        assert {v["name"] for v in status["vantages"]} == {"a", "b", "c"}
+    before = leader.file_shares()
+    assert before == pytest.approx({"lab-1": 0.5, "lab-2": 0.3, "lab-3": 0.2})
+
+    leader.pause()
+    others = [r for r in group if r is not leader]
+    took = await wait_until(lambda: exactly_one_leader(others), TAKEOVER, "a new leader")
+    await wait_until(lambda: _true((epoch(weights) or 0) > first), 5, "the new epoch on disk")
+    # Static takeover: the new leader re-applied the last plan, it did not start over.
+    assert leader.file_shares() == pytest.approx(before)
+    print(f"takeover in {took:.2f}s (bound {TAKEOVER:g}s)")
+
+    taken = epoch(weights)
+    leader.resume()
+    await wait_until(lambda: _eq(leader.role(), "follower"), 10, "the old leader follows")
+    assert await exactly_one_leader(group), [await r.role() for r in group]
+    assert epoch(weights) == taken  # the deposed leader wrote nothing over it
+
+
+async def test_a_cluster_fails_only_when_a_quorum_of_vantages_sees_it_fail(
+        fleet: Callable[..., Any]) -> None:
+    """lab-1 fails from a alone: nothing moves. lab-2 fails from a and b: it is evacuated.
+    c sees everything failing while the others do not: it is excluded, with its reason."""
+    everything = frozenset({"lab-1", "lab-2", "lab-3"})
+    group = [await fleet("a", frozenset({"lab-1", "lab-2"})),
+             await fleet("b", frozenset({"lab-2"})), await fleet("c"),
+             await fleet("d", everything)]
+    await wait_until(lambda: exactly_one_leader(group), 20, "exactly one leader")
+    leader = await leader_of(group)
+
+    async def settled() -> bool:
+        status = await leader.status()
+        return shares(status).get("lab-2") == 0 and {
+            v["name"]: v["excluded"] for v in status["vantages"]}.get("d") is True
+
+    await wait_until(settled, 20, "lab-2 evacuated and d excluded")
+    status = await leader.status()
+    assert shares(status)["lab-1"] > 0, "failing from one vantage of three moved traffic"
+    lab2 = next(c for c in status["clusters"] if c["name"] == "lab-2")
+    assert lab2["state"] == "unhealthy"
+    assert lab2["vantages"] == {"a": "failing", "b": "failing", "c": "passing",
+                                "d": "failing"}
+    [d] = [v for v in status["vantages"] if v["name"] == "d"]
+    assert d["reason"].startswith("sees 3 of 3 clusters failing where the others see ")
+
+
+async def test_without_an_etcd_quorum_nothing_is_written(
+        fleet: Callable[..., Any], etcd: Cluster, lab: Lab) -> None:
+    """Two of three etcd members paused while a cluster fails: the leader's lease runs out,
+    nobody writes; when etcd is back, the plan moves on from where it was."""
+    group = [await fleet(name) for name in ("a", "b")]
+    await wait_until(lambda: exactly_one_leader(group), 20, "exactly one leader")
+    weights = group[0].weights
+    await wait_until(lambda: _true(len(group[0].file_shares()) == 3), 15, "a plan written")
+    written = weights.read_bytes()
+    for member in etcd.members[1:]:
+        member.pause()
+    try:
+        await lab.set_fault("lab-1", http="refuse")
+        await asyncio.sleep(3 * TTL)  # waiting out the leases: nothing may be written
+        assert weights.read_bytes() == written
+    finally:
+        for member in etcd.members[1:]:
+            member.resume()
+    await wait_until(lambda: _true(group[0].file_shares().get("lab-1") == 0), 20,
+                     "lab-1 evacuated once etcd is back")
+
+
+async def _true(value: bool) -> bool:
+    return value
+
+
+async def _eq(value: Any, expected: object) -> bool:
+    return bool(await value == expected)
