@@ -121,7 +121,7 @@ class Metrics:
             "failover_vantage_fresh",
             "1 while the vantage's verdicts are fresh (and, on the leader, trusted), else 0.",
             ["vantage"], registry=registry)
-        for where in ("planner", "persist", "reload", "actuator_drift", "vantage_report"):
+        for where in ("planner", "persist", "reload", "actuator_drift", "etcd_value"):
             self.errors.labels(where)
         # CPU, memory and open file descriptors of the daemon itself.
         ProcessCollector(registry=registry)

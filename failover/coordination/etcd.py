@@ -175,6 +175,9 @@ class EtcdClient:
         reply = await self.call("/kv/put", body)
         return int(reply["header"]["revision"])
 
+    async def delete(self, key: str) -> None:
+        await self.call("/kv/deleterange", {"key": b64(key)})
+
     async def create(self, key: str, value: bytes, lease: int) -> tuple[bool, KeyValue | None]:
         """Put ``key`` only if it does not exist, bound to ``lease``: (whether this call made
         it, the key as it now is). A retry of a create that timed out but went through finds

@@ -13,7 +13,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from datetime import UTC, datetime
 from typing import Any
 
@@ -22,6 +22,7 @@ import aiohttp
 from failover.config.coordination import Coordination
 from failover.coordination.etcd import EtcdClient, EtcdUnavailable
 from failover.coordination.leader import Election, LeaderInfo, Lease, Role
+from failover.coordination.mirror import Mirror
 from failover.coordination.quorum import (
     ClusterVerdict,
     QuorumView,
@@ -40,17 +41,23 @@ STALE_HEARTBEATS = 3
 
 class Replica:
     def __init__(self, spec: Coordination, clock: Callable[[], float], tick: float,
-                 on_bad_report: Callable[[str, str], None]) -> None:
+                 on_bad_report: Callable[[str, str], None],
+                 on_overrides: Callable[[Mapping[str, bytes]], None]) -> None:
+        """``on_overrides`` gets every operator override in etcd (key under ``overrides/``
+        -> value) at each change: drains and freezes survive a change of leader, and an
+        admin call to any replica reaches the leader through etcd."""
         self.spec = spec
         self.name = spec.vantage
         self._clock = clock
         self._tick = tick
         self._on_bad = on_bad_report
+        self._on_overrides = on_overrides
         etcd = spec.etcd
         self._heartbeat = etcd.lease_ttl / 3
         self.stale_after = STALE_HEARTBEATS * self._heartbeat + tick
         self._keys = {k: f"{etcd.prefix}/{k}" for k in ("leader", "plan")}
         self._vantages = f"{etcd.prefix}/vantage/"
+        self._overrides = f"{etcd.prefix}/overrides/"
         self._client: EtcdClient | None = None
         self._lease: Lease | None = None
         self._election: Election | None = None
@@ -73,6 +80,7 @@ class Replica:
             self._publisher = Publisher(client, lease, self._vantages + self.name,
                                         self._tick, self._heartbeat, self._clock)
             self._collector = Collector(client, self._vantages, self._clock, self._on_bad)
+            overrides = Mirror(client, self._overrides, self._on_overrides)
             self.connected.set()
             try:
                 async with asyncio.TaskGroup() as tasks:
@@ -80,6 +88,7 @@ class Replica:
                     tasks.create_task(self._election.run(), name="election")
                     tasks.create_task(self._publisher.run(), name="verdicts out")
                     tasks.create_task(self._collector.run(), name="verdicts in")
+                    tasks.create_task(overrides.run(), name="overrides in")
             finally:
                 # A clean stop hands leadership over now instead of after a TTL.
                 try:
@@ -152,6 +161,23 @@ class Replica:
             log.warning("reading the plan from etcd: %s", exc)
             return None
         return None if kv is None else kv.value
+
+    # -- operator overrides ---------------------------------------------------------------
+
+    async def put_override(self, key: str, value: bytes | None) -> bool:
+        """Set (or, with None, lift) one override in etcd; False when etcd cannot be
+        reached (the caller keeps it pending and tries again)."""
+        if self._client is None:
+            return False
+        try:
+            if value is None:
+                await self._client.delete(self._overrides + key)
+            else:
+                await self._client.put(self._overrides + key, value)
+        except EtcdUnavailable as exc:
+            log.warning("override %s not written to etcd yet: %s", key, exc)
+            return False
+        return True
 
     # -- status -----------------------------------------------------------------------------
 

@@ -15,8 +15,9 @@ import math
 from collections.abc import Callable, Mapping
 from typing import Any
 
-from failover.coordination.etcd import EtcdClient, EtcdUnavailable, KeyValue, LeaseGone
+from failover.coordination.etcd import EtcdClient, EtcdUnavailable, LeaseGone
 from failover.coordination.leader import Lease
+from failover.coordination.mirror import Mirror
 from failover.coordination.quorum import ClusterVerdict, Report
 
 log = logging.getLogger(__name__)
@@ -115,53 +116,37 @@ class Publisher:
 
 
 class Collector:
-    """Everyone's latest report, this replica's included, from a read of the prefix and a
-    watch on it; a replica whose key goes (its lease lapsed) drops out."""
+    """Everyone's latest report, this replica's included, from a mirror of the prefix; a
+    replica whose key goes (its lease lapsed) drops out. A report counts as received when
+    its bytes change: a re-read after a broken watch brings no news."""
 
     def __init__(self, client: EtcdClient, prefix: str, clock: Callable[[], float],
                  on_bad: Callable[[str, str], None]) -> None:
-        self._client = client
-        self._prefix = prefix
         self._clock = clock
         self._on_bad = on_bad
+        self._mirror = Mirror(client, prefix, self._update)
+        self._raw: dict[str, bytes] = {}
         self.reports: dict[str, Report] = {}
-        self.connected = False
-        """Whether the watch is in place; reports age while it is not."""
-        self.changed = asyncio.Event()
+        self.changed = self._mirror.changed
         """Set at every report received or dropped."""
 
+    @property
+    def connected(self) -> bool:
+        return self._mirror.connected
+
     async def run(self) -> None:
-        while True:
-            try:
-                await self._sync()
-            except EtcdUnavailable as exc:
-                self.connected = False
-                log.warning("watching verdicts: %s", exc)
-                await asyncio.sleep(1.0)
+        await self._mirror.run()
 
-    async def _sync(self) -> None:
-        kvs, revision = await self._client.get_prefix(self._prefix)
+    def _update(self, values: Mapping[str, bytes]) -> None:
         now = self._clock()
-        seen = set()
-        for kv in kvs:
-            seen.add(self._take(kv, now))
-        for gone in set(self.reports) - seen:
-            del self.reports[gone]
-        async for batch in self._client.watch(self._prefix, revision + 1, prefix=True):
-            self.connected = True
-            now = self._clock()
-            for event in batch:
-                if event.kind == "delete":
-                    self.reports.pop(event.kv.key.removeprefix(self._prefix), None)
-                    self.changed.set()
-                else:
-                    self._take(event.kv, now)
-
-    def _take(self, kv: KeyValue, now: float) -> str:
-        vantage = kv.key.removeprefix(self._prefix)
-        try:
-            self.reports[vantage] = decode(vantage, kv.value, now)
-        except BadReport as exc:
-            self._on_bad(vantage, str(exc))  # its last good report stays, and ages
-        self.changed.set()
-        return vantage
+        for gone in set(self._raw) - values.keys():
+            del self._raw[gone]
+            self.reports.pop(gone, None)
+        for vantage, data in values.items():
+            if self._raw.get(vantage) == data:
+                continue
+            self._raw[vantage] = data
+            try:
+                self.reports[vantage] = decode(vantage, data, now)
+            except BadReport as exc:
+                self._on_bad(vantage, str(exc))  # its last good report stays, and ages

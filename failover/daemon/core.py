@@ -18,12 +18,14 @@ from failover.config import Config, ProbeKind, all_jobs
 from failover.config.budget import Job
 from failover.controller import Planner
 from failover.coordination.replica import Replica
+from failover.daemon import distributed
 from failover.daemon.listeners import listeners
 from failover.daemon.overrides import Overrides
 from failover.daemon.parts import build_actuators
 from failover.daemon.planning import Planning
 from failover.daemon.publish import Publisher
 from failover.daemon.reload import WATCH_EVERY, Reloader
+from failover.daemon.shared_overrides import SharedOverrides
 from failover.daemon.state import StateKeeper
 from failover.daemon.supervisor import (
     Heartbeats,
@@ -68,16 +70,18 @@ class Daemon:
         self._stall_after = stall_after
         self.metrics = Metrics(registry or CollectorRegistry())
         self.health = HealthTracker(config)
+        self.overrides = Overrides()
         self.replica: Replica | None = None
+        self.shared: SharedOverrides | None = None
         if config.coordination is not None:
-            self.replica = Replica(config.coordination, _loop_time, config.policy.tick,
-                                   self._bad_report)
+            self.replica, self.shared = distributed.build(
+                config.coordination, config.policy.tick, self.overrides, self.metrics,
+                lambda: {c.name for c in self.config.clusters})
         fence = None if self.replica is None else self.replica.still_leading
         self.runners = [
             ActuatorRunner(actuator, self.metrics, config.policy.tick, timeout=spec.timeout,
                            fence=fence)
             for actuator, spec in zip(build_actuators(config), config.actuators, strict=True)]
-        self.overrides = Overrides()
         self.state = StateKeeper(config.state_file, self.metrics)
         self.publisher = Publisher(self.metrics)
         # The loop's clock, as every other bound here: a fake one in tests moves them all.
@@ -88,7 +92,7 @@ class Daemon:
             config=lambda: self.config, health=self.health, overrides=self.overrides,
             signals=self._live_signals, runners=self.runners, state=self.state,
             publisher=self.publisher, heartbeats=self.heartbeats, metrics=self.metrics,
-            planner=planner, replica=self.replica)
+            planner=planner, replica=self.replica, shared=self.shared)
         self.signals: PrometheusSource | None = None
         if config.signals.prometheus is not None:
             self.signals = PrometheusSource(config.signals.prometheus,
@@ -101,7 +105,7 @@ class Daemon:
             signals=self._live_signals, health=self.health, runners=self.runners,
             overrides=self.overrides, publisher=self.publisher, heartbeats=self.heartbeats,
             metrics=self.metrics, state=self.state, reloader=self.reloader,
-            replica=self.replica)
+            replica=self.replica, shared=self.shared)
         self.status, self.admin = listeners(config, self.surface, self.metrics)
 
     @property
@@ -188,11 +192,6 @@ class Daemon:
     def _record(self, job: Job, result: ProbeResult) -> None:
         self.health.record(job.key, result, asyncio.get_running_loop().time())
         self.heartbeats.beat("prober")
-
-    def _bad_report(self, vantage: str, why: str) -> None:
-        self.metrics.errors.labels("vantage_report").inc()
-        log.warning("vantage %s published a report we cannot use (its last good one stays, "
-                    "and ages): %s", vantage, why)
 
     def _live_signals(self) -> Signals:
         """Prometheus's when it is configured; else what the probes themselves say."""

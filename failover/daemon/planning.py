@@ -18,6 +18,7 @@ from failover.coordination.replica import Replica
 from failover.daemon import persist
 from failover.daemon.overrides import Overrides
 from failover.daemon.publish import Publisher
+from failover.daemon.shared_overrides import SharedOverrides
 from failover.daemon.state import StateKeeper
 from failover.daemon.supervisor import Heartbeats
 from failover.health import HealthTracker
@@ -32,7 +33,8 @@ class Planning:
                  overrides: Overrides, signals: Callable[[], Signals],
                  runners: Sequence[ActuatorRunner], state: StateKeeper, publisher: Publisher,
                  heartbeats: Heartbeats, metrics: Metrics, planner: Planner,
-                 replica: Replica | None = None) -> None:
+                 replica: Replica | None = None, shared: SharedOverrides | None = None,
+                 ) -> None:
         self._config = config
         self._health = health
         self._overrides = overrides
@@ -44,6 +46,7 @@ class Planning:
         self._metrics = metrics
         self._planner = planner
         self._replica = replica
+        self._shared = shared
         self.plan: Plan | None = None
         self._first_version = 1
         self._led: int | None = None
@@ -88,6 +91,10 @@ class Planning:
         config, overrides = self._config(), self._overrides
         for name in overrides.expire(time.time()):
             log.warning("drain of %s expired", name)
+            if self._shared is not None:
+                self._shared.drained(name, None)
+        if self._shared is not None:
+            await self._shared.flush()
         views, vantage_ok = self._health.views(now), self._health.vantage_ok()
         epoch = None
         if self._replica is not None:
@@ -164,7 +171,6 @@ class Planning:
             except ValueError as exc:
                 log.error("the plan in etcd is unusable, planning from our own: %s", exc)
             else:
-                self._overrides.take(saved.overrides, {c.name for c in self._config().clusters})
                 if saved.plan is not None:
                     self.plan = saved.plan
                     self._first_version = max(self._first_version, saved.plan.version + 1)
@@ -191,7 +197,6 @@ class Planning:
             previous, self.plan = self.plan, saved.plan
             if previous is None or previous.version != saved.plan.version:
                 self._publisher.publish(saved.plan, previous, now)
-            self._overrides.take(saved.overrides, {c.name for c in self._config().clusters})
 
     def applied(self) -> bool:
         """Every actuator carries the current plan (what a ramp needs to count the time)."""

@@ -14,6 +14,7 @@ from failover.coordination.replica import Replica
 from failover.daemon.overrides import Drain, Freeze, Overrides
 from failover.daemon.publish import Publisher
 from failover.daemon.reload import Reloader
+from failover.daemon.shared_overrides import SharedOverrides
 from failover.daemon.state import StateKeeper
 from failover.daemon.supervisor import Heartbeats
 from failover.health import HealthTracker
@@ -30,7 +31,8 @@ class Surface:
                  health: HealthTracker, runners: Sequence[ActuatorRunner],
                  overrides: Overrides, publisher: Publisher, heartbeats: Heartbeats,
                  metrics: Metrics, state: StateKeeper, reloader: Reloader,
-                 replica: Replica | None = None) -> None:
+                 replica: Replica | None = None, shared: SharedOverrides | None = None,
+                 ) -> None:
         self._config = config
         self._config_path = config_path
         self._plan = plan
@@ -44,6 +46,7 @@ class Surface:
         self._reloader = reloader
         self._metrics = metrics
         self._replica = replica
+        self._shared = shared
 
     @property
     def metrics(self) -> Metrics:
@@ -135,22 +138,33 @@ class Surface:
         now = time.time()
         drain = Drain(reason, now, None if expires_in is None else now + expires_in)
         self.overrides.drains[name] = drain
+        if self._shared is not None:
+            self._shared.drained(name, drain)
         return {"reason": drain.reason, "until": drain.until}
 
     def undrain(self, name: str) -> bool:
+        if self._shared is not None:
+            self._shared.drained(name, None)
         return self.overrides.drains.pop(name, None) is not None
 
     def freeze(self, reason: str) -> dict[str, Any]:
         self.overrides.freeze = Freeze(reason, time.time())
+        if self._shared is not None:
+            self._shared.frozen(self.overrides.freeze)
         return {"reason": reason}
 
     def unfreeze(self) -> bool:
         was, self.overrides.freeze = self.overrides.freeze, None
+        if self._shared is not None:
+            self._shared.frozen(None)
         return was is not None
 
     async def persist(self) -> bool:
+        """Saved where it counts: etcd in the distributed mode (then state.json), else
+        state.json."""
+        shared = self._shared is None or await self._shared.flush()
         await self._state.save(self._plan(), self.overrides)
-        return self._state.failing is None
+        return shared and self._state.failing is None
 
     async def reload(self) -> bool:
         return await self._reloader.reload_off_loop()

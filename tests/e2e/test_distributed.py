@@ -15,6 +15,7 @@ from contextlib import AsyncExitStack
 from pathlib import Path
 from typing import Any
 
+import aiohttp
 import pytest
 
 from failover.lab import Lab
@@ -39,10 +40,10 @@ def etcd(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Cluster]:
 
 
 def config(folder: Path, lab: Lab, etcd: Cluster, name: str, prefix: str,
-           weights: Path, broken: frozenset[str] = frozenset()) -> tuple[Path, int]:
+           weights: Path, broken: frozenset[str] = frozenset()) -> tuple[Path, int, int]:
     """Replica ``name``'s config; checks of the clusters in ``broken`` point at a dead port
     (this vantage's own view of them fails)."""
-    port = free_port()
+    port, admin = free_port(), free_port()
     clusters = "".join(textwrap.dedent(f"""\
           - name: {c.name}
             weight: {weight}
@@ -52,7 +53,7 @@ def config(folder: Path, lab: Lab, etcd: Cluster, name: str, prefix: str,
     path = folder / f"{name}.yaml"
     endpoints = ", ".join(f'"{e}"' for e in etcd.endpoints)
     path.write_text(textwrap.dedent(f"""\
-        listen: {{status: "127.0.0.1:{port}", admin: "127.0.0.1:0"}}
+        listen: {{status: "127.0.0.1:{port}", admin: "127.0.0.1:{admin}"}}
         state_dir: state-{name}
         probing: {{interval: {INTERVAL}, timeout: {TIMEOUT}, jitter: 0.2, rise: {RISE},
                   fall: {FALL}, budget: {{per_target_per_second: 10}}}}
@@ -67,12 +68,22 @@ def config(folder: Path, lab: Lab, etcd: Cluster, name: str, prefix: str,
           - {{type: file, path: {weights}}}
         clusters:
         """) + clusters)
-    return path, port
+    return path, port, admin
+
+
+TOKEN = "distributed-test-token"  # noqa: S105 - a test token
 
 
 class Replica(Daemon):
     name: str
     log: Path
+    admin_url: str
+
+    async def admin(self, path: str, body: Mapping[str, Any] | None = None) -> int:
+        async with aiohttp.ClientSession() as session, session.post(
+                self.admin_url + path, json=dict(body or {}),
+                headers={"Authorization": f"Bearer {TOKEN}"}) as response:
+            return response.status
 
     def pause(self) -> None:
         self.process.send_signal(signal.SIGSTOP)
@@ -96,14 +107,16 @@ async def fleet(lab: Lab, etcd: Cluster, tmp_path: Path, request: pytest.Fixture
     started: list[Replica] = []
 
     async def start(name: str, broken: frozenset[str] = frozenset()) -> Replica:
-        path, port = config(tmp_path, lab, etcd, name, prefix, weights, broken)
+        path, port, admin = config(tmp_path, lab, etcd, name, prefix, weights, broken)
         log = tmp_path / f"{name}.log"
         with log.open("wb") as out:
             process = await asyncio.create_subprocess_exec(
                 sys.executable, "-m", "failover", "run", "-c", str(path), "--log-format",
-                "json", stderr=out, env={**os.environ, "PYTHONUNBUFFERED": "1"})
+                "json", stderr=out, env={**os.environ, "PYTHONUNBUFFERED": "1",
+                                         "FAILOVER_ADMIN_TOKEN": TOKEN})
         replica = Replica(process, f"http://127.0.0.1:{port}", tmp_path)
         replica.weights, replica.name, replica.log = weights, name, log
+        replica.admin_url = f"http://127.0.0.1:{admin}"
         started.append(replica)
         return replica
 
@@ -174,6 +187,33 @@ async def test_one_leader_writes_under_its_epoch_and_a_paused_one_is_replaced(
     assert epoch(weights) == taken  # the deposed leader wrote nothing over it
 
 
+async def test_a_drain_on_a_follower_reaches_the_leader_and_survives_a_takeover(
+        fleet: Callable[..., Any]) -> None:
+    """The operator reaches any replica: the drain goes through etcd, the leader acts on it,
+    and the next leader keeps it; the undrain, on yet another replica, lifts it."""
+    group = [await fleet(name) for name in ("a", "b", "c")]
+    await wait_until(lambda: exactly_one_leader(group), 20, "exactly one leader")
+    leader = await leader_of(group)
+    follower = next(r for r in group if r is not leader)
+    await wait_until(lambda: _true(len(leader.file_shares()) == 3), 15, "a plan written")
+    assert await follower.admin("/v1/clusters/lab-2/drain", {"reason": "bad deploy"}) == 200
+    await wait_until(lambda: _true(leader.file_shares().get("lab-2") == 0), 10,
+                     "lab-2 drained by the leader")
+    leader.pause()
+    others = [r for r in group if r is not leader]
+    await wait_until(lambda: exactly_one_leader(others), TAKEOVER, "a new leader")
+    new = await leader_of(others)
+    status = await new.status()
+    lab2 = next(c for c in status["clusters"] if c["name"] == "lab-2")
+    assert (lab2["state"], lab2["share"]) == ("drained", 0)
+    assert status["overrides"]["drains"]["lab-2"]["reason"] == "bad deploy"
+    third = next(r for r in others if r is not new)
+    assert await third.admin("/v1/clusters/lab-2/undrain") == 200
+    await wait_until(lambda: _true(leader.file_shares().get("lab-2", 0) > 0), 15,
+                     "lab-2 back once undrained")
+    leader.resume()
+
+
 async def test_a_cluster_fails_only_when_a_quorum_of_vantages_sees_it_fail(
         fleet: Callable[..., Any]) -> None:
     """lab-1 fails from a alone: nothing moves. lab-2 fails from a and b: it is evacuated.
@@ -185,9 +225,12 @@ async def test_a_cluster_fails_only_when_a_quorum_of_vantages_sees_it_fail(
     await wait_until(lambda: exactly_one_leader(group), 20, "exactly one leader")
     leader = await leader_of(group)
 
+    expected = {"a": "failing", "b": "failing", "c": "passing", "d": "failing"}
+
     async def settled() -> bool:
         status = await leader.status()
-        return shares(status).get("lab-2") == 0 and {
+        lab2 = next((c for c in status["clusters"] if c["name"] == "lab-2"), {})
+        return shares(status).get("lab-2") == 0 and lab2.get("vantages") == expected and {
             v["name"]: v["excluded"] for v in status["vantages"]}.get("d") is True
 
     await wait_until(settled, 20, "lab-2 evacuated and d excluded")
@@ -195,8 +238,7 @@ async def test_a_cluster_fails_only_when_a_quorum_of_vantages_sees_it_fail(
     assert shares(status)["lab-1"] > 0, "failing from one vantage of three moved traffic"
     lab2 = next(c for c in status["clusters"] if c["name"] == "lab-2")
     assert lab2["state"] == "unhealthy"
-    assert lab2["vantages"] == {"a": "failing", "b": "failing", "c": "passing",
-                                "d": "failing"}
+    assert lab2["vantages"] == expected
     [d] = [v for v in status["vantages"] if v["name"] == "d"]
     assert d["reason"].startswith("sees 3 of 3 clusters failing where the others see ")
 
