@@ -90,6 +90,8 @@ class EtcdClient:
         self._timeout = timeout
         self._session = session
         self._current = 0
+        self.last_error: str | None = None
+        """Why the latest call found no member to answer; None once one does."""
 
     async def call(self, path: str, body: Mapping[str, Any]) -> dict[str, Any]:
         failures: list[str] = []
@@ -103,8 +105,10 @@ class EtcdClient:
                 failures.append(f"{endpoint}: {_describe(exc)}")
                 continue
             self._current = index
+            self.last_error = None
             return reply
-        raise EtcdUnavailable(f"{path}: " + "; ".join(failures))
+        self.last_error = f"{path}: " + "; ".join(failures)
+        raise EtcdUnavailable(self.last_error)
 
     async def _post(self, endpoint: Endpoint, path: str,
                     body: Mapping[str, Any]) -> dict[str, Any]:

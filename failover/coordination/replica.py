@@ -194,7 +194,9 @@ class Replica:
                          "age_s": round(max(0.0, now - r.received_at), 3), "excluded": False,
                          "reason": None} for r in sorted(reports.values(),
                                                          key=lambda r: r.vantage)]
+        error = "not connected yet" if self._client is None else self._client.last_error
         return {"role": self.role,
+                "etcd": {"ok": error is None, "error": error},
                 "leader": None if leader is None else {
                     "vantage": leader.name,
                     "since": datetime.fromtimestamp(wall - (now - leader.since), UTC)

@@ -40,7 +40,8 @@ def etcd(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Cluster]:
 
 
 def config(folder: Path, lab: Lab, etcd: Cluster, name: str, prefix: str,
-           weights: Path, broken: frozenset[str] = frozenset()) -> tuple[Path, int, int]:
+           weights: Path, broken: frozenset[str] = frozenset(),
+           slow_start: float = 1.0) -> tuple[Path, int, int]:
     """Replica ``name``'s config; checks of the clusters in ``broken`` point at a dead port
     (this vantage's own view of them fails)."""
     port, admin = free_port(), free_port()
@@ -58,7 +59,7 @@ def config(folder: Path, lab: Lab, etcd: Cluster, name: str, prefix: str,
         probing: {{interval: {INTERVAL}, timeout: {TIMEOUT}, jitter: 0.2, rise: {RISE},
                   fall: {FALL}, budget: {{per_target_per_second: 10}}}}
         policy: {{tick: {TICK}, min_healthy_fraction: 0.3, max_shift_per_tick: 1,
-                 recovery: {{slow_start: 1}}}}
+                 recovery: {{slow_start: {slow_start}}}}}
         coordination:
           etcd: {{endpoints: [{endpoints}], prefix: {prefix}, lease_ttl: {TTL}s,
                  timeout: {TIMEOUT_ETCD}s}}
@@ -106,8 +107,10 @@ async def fleet(lab: Lab, etcd: Cluster, tmp_path: Path, request: pytest.Fixture
     weights = tmp_path / "weights.json"
     started: list[Replica] = []
 
-    async def start(name: str, broken: frozenset[str] = frozenset()) -> Replica:
-        path, port, admin = config(tmp_path, lab, etcd, name, prefix, weights, broken)
+    async def start(name: str, broken: frozenset[str] = frozenset(),
+                    slow_start: float = 1.0) -> Replica:
+        path, port, admin = config(tmp_path, lab, etcd, name, prefix, weights, broken,
+                                   slow_start)
         log = tmp_path / f"{name}.log"
         with log.open("wb") as out:
             process = await asyncio.create_subprocess_exec(
@@ -187,6 +190,41 @@ async def test_one_leader_writes_under_its_epoch_and_a_paused_one_is_replaced(
     assert epoch(weights) == taken  # the deposed leader wrote nothing over it
 
 
+async def test_kill_9_of_the_leader_mid_ramp_the_next_one_carries_the_ramp_on(
+        fleet: Callable[..., Any], lab: Lab) -> None:
+    """The plan with its ramps lives in etcd: after kill -9 of the leader during lab-1's
+    slow start, the next leader applies plans within 2 x TTL, and lab-1's share neither
+    snaps back to full nor starts the ramp over."""
+    group = [await fleet(name, slow_start=8.0) for name in ("a", "b", "c")]
+    await wait_until(lambda: exactly_one_leader(group), 20, "exactly one leader")
+    leader = await leader_of(group)
+    weights = group[0].weights
+    await wait_until(lambda: _true(len(leader.file_shares()) == 3), 15, "a plan written")
+    await lab.set_fault("lab-1", http="refuse")
+    await wait_until(lambda: _true(leader.file_shares().get("lab-1") == 0), 10, "evacuated")
+    await lab.set_fault("lab-1", http="ok")
+    await wait_until(lambda: _true(leader.file_shares().get("lab-1", 0) > 0.05), 15,
+                     "mid-ramp")
+    killed_at, first = leader.file_shares()["lab-1"], epoch(weights)
+    assert killed_at < 0.45, "killed before the ramp ended"
+    leader.process.kill()
+    await leader.process.wait()
+    others = [r for r in group if r is not leader]
+    took = await wait_until(lambda: _true((epoch(weights) or 0) > (first or 0)), TAKEOVER,
+                            "a plan written under the next leader's epoch")
+    seen = []
+
+    async def full() -> bool:
+        share = others[0].file_shares().get("lab-1", 0.0)
+        seen.append(share)
+        return share == pytest.approx(0.5)
+
+    await wait_until(full, 20, "lab-1 back to its full share")
+    assert min(seen) >= killed_at - 1e-6, f"the ramp went back or started over: {seen}"
+    assert seen[0] < 0.5 - 1e-6, "snapped back to the full share at the takeover"
+    print(f"kill -9 at share {killed_at:.3f}; a new leader wrote in {took:.2f}s")
+
+
 async def test_a_drain_on_a_follower_reaches_the_leader_and_survives_a_takeover(
         fleet: Callable[..., Any]) -> None:
     """The operator reaches any replica: the drain goes through etcd, the leader acts on it,
@@ -233,7 +271,10 @@ async def test_a_cluster_fails_only_when_a_quorum_of_vantages_sees_it_fail(
         return shares(status).get("lab-2") == 0 and lab2.get("vantages") == expected and {
             v["name"]: v["excluded"] for v in status["vantages"]}.get("d") is True
 
-    await wait_until(settled, 20, "lab-2 evacuated and d excluded")
+    try:
+        await wait_until(settled, 20, "lab-2 evacuated and d excluded")
+    finally:
+        print(json.dumps(await leader.status(), indent=1)[:6000])
     status = await leader.status()
     assert shares(status)["lab-1"] > 0, "failing from one vantage of three moved traffic"
     lab2 = next(c for c in status["clusters"] if c["name"] == "lab-2")
@@ -256,11 +297,19 @@ async def test_without_an_etcd_quorum_nothing_is_written(
         member.pause()
     try:
         await lab.set_fault("lab-1", http="refuse")
-        await asyncio.sleep(3 * TTL)  # waiting out the leases: nothing may be written
+
+        async def everyone_says_why() -> bool:
+            statuses = [await r.status() for r in group]
+            return all(s["role"] == "follower" and not s["etcd"]["ok"] and s["etcd"]["error"]
+                       for s in statuses)
+
+        await wait_until(everyone_says_why, 3 * TTL, "every replica following, saying why")
+        await asyncio.sleep(2 * TTL)  # watching: nothing may be written meanwhile
         assert weights.read_bytes() == written
     finally:
         for member in etcd.members[1:]:
             member.resume()
+    await wait_until(lambda: exactly_one_leader(group), 20, "one leader again")
     await wait_until(lambda: _true(group[0].file_shares().get("lab-1") == 0), 20,
                      "lab-1 evacuated once etcd is back")
 
