@@ -25,7 +25,8 @@ class Planner(Protocol):
     def __call__(self, views: Sequence[ClusterView], policy: Policy, previous: Plan | None,
                  now: float, *, demand_rps: float | None = None, vantage_ok: bool = True,
                  frozen_by: str | None = None, signals: Signals = ...,
-                 applied: bool = True, first_version: int = 1) -> Plan: ...
+                 applied: bool = True, first_version: int = 1,
+                 evidence: bool = False) -> Plan: ...
 
 
 @dataclass(frozen=True, slots=True)
@@ -45,6 +46,9 @@ class Inputs:
     """The data plane carries the previous plan (every actuator applied it)."""
     first_version: int = 1
     """The version the first actuated plan takes (above what the data plane carries)."""
+    evidence: bool = False
+    """Our view is proven: a quorum of fresh vantages agrees, or (alone) the vantage checks
+    pass. A fleet-wide failure is then acted on rather than failed static."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -66,6 +70,6 @@ def tick(policy: Policy, previous: Plan | None, inputs: Inputs, now: float,
     new = planner(drained(inputs.views, inputs.drains), policy, previous, now,
                   demand_rps=inputs.demand_rps, vantage_ok=inputs.vantage_ok,
                   frozen_by=inputs.frozen_by, signals=inputs.signals, applied=inputs.applied,
-                  first_version=inputs.first_version)
+                  first_version=inputs.first_version, evidence=inputs.evidence)
     changed = previous is None or (previous.version, previous.frozen) != (new.version, new.frozen)
     return Step(new, changed and new.version >= 1)

@@ -66,6 +66,13 @@ class QuorumView:
     """Each cluster's verdict from each fresh vantage (for status)."""
     unsure: str | None
     """Why nothing may be decided (too few trusted vantages); None when the view holds."""
+    agreed: bool = False
+    """The trusted vantages agree: enough of them, and split (failing from some, yet short
+    of the quorum) on at most half the clusters. Then a fleet-wide failure they report is a
+    fact to act on, not a reason to doubt our view."""
+
+SPLIT_AT_MOST = 0.5
+"""Fraction of the clusters the trusted vantages may split on and still agree."""
 
 
 def verdict_of(state: ClusterState) -> Verdict:
@@ -97,7 +104,14 @@ def quorum_view(reports: Sequence[Report], clusters: Sequence[str], now: float, 
                   f"of {len(reports)}, fewer than min_vantages {min_vantages}")
     per_cluster = {name: {r.vantage: r.clusters.get(name, ClusterVerdict("unknown")).verdict
                           for r in fresh} for name in clusters}
-    return QuorumView(states, sorted(r.vantage for r in trusted), needed, per_cluster, unsure)
+    split = 0
+    for name in clusters:
+        verdicts = [r.clusters.get(name, ClusterVerdict("unknown")).verdict for r in trusted]
+        failing = verdicts.count("failing")
+        split += 0 < failing < needed and "passing" in verdicts
+    agreed = unsure is None and split <= SPLIT_AT_MOST * len(clusters)
+    return QuorumView(states, sorted(r.vantage for r in trusted), needed, per_cluster, unsure,
+                      agreed)
 
 
 def _failing_fraction(report: Report, clusters: Sequence[str]) -> float:

@@ -126,15 +126,15 @@ class Replica:
                                    for v in views}, self_check_ok)
 
     def decide(self, views: Sequence[ClusterView], now: float,
-               ) -> tuple[list[ClusterView], str | None]:
-        """The leader's views with the quorum applied, and why nothing may be decided (too
-        few trusted vantages) or None."""
+               ) -> tuple[list[ClusterView], QuorumView]:
+        """The leader's views with the quorum applied, and the quorum view: why nothing may
+        be decided (``unsure``), and whether the vantages agree (``agreed``)."""
         reports = {} if self._collector is None else dict(self._collector.reports)
         view = quorum_view(list(reports.values()), [v.name for v in views], now,
                            stale_after=self.stale_after, quorum=self.spec.quorum,
                            min_vantages=self.spec.min_vantages)
         self.view = view
-        return apply_quorum(views, view, reports), view.unsure
+        return apply_quorum(views, view, reports), view
 
     # -- the plan in etcd -------------------------------------------------------------------
 

@@ -96,6 +96,9 @@ class Planning:
         if self._shared is not None:
             await self._shared.flush()
         views, vantage_ok = self._health.views(now), self._health.vantage_ok()
+        # Alone, passing vantage checks prove our own network: a fleet-wide failure seen
+        # then is a fact to act on. In the distributed mode the vantages' agreement does.
+        evidence = config.vantage is not None and vantage_ok
         epoch = None
         if self._replica is not None:
             self._replica.offer(views, vantage_ok)
@@ -107,7 +110,8 @@ class Planning:
             epoch = self._replica.epoch
             if epoch != self._led:
                 await self._take_over(self._replica, epoch, now)
-            views, unsure = self._replica.decide(views, now)
+            views, view = self._replica.decide(views, now)
+            unsure, evidence = view.unsure, view.agreed and vantage_ok
             self._export_vantages(self._replica)
             if unsure != self.unsure:
                 (log.warning if unsure else log.info)(
@@ -118,7 +122,7 @@ class Planning:
         inputs = Inputs(views, config.demand_rps, vantage_ok,
                         overrides.drain_reasons(), None if freeze is None else freeze.reason,
                         self._signals(), applied=self.applied(),
-                        first_version=self._first_version)
+                        first_version=self._first_version, evidence=evidence)
         step = controller.tick(config.policy, self.plan, inputs, now, self._planner)
         # Saved before it is applied: a restart never resumes from behind what the data
         # plane already carries.

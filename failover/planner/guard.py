@@ -43,7 +43,8 @@ class Tally:
 
 
 def freeze_reason(tally: Tally, min_fraction: float, *, started: bool,
-                  vantage_ok: bool = True, operator: bool = False) -> str | None:
+                  vantage_ok: bool = True, operator: bool = False,
+                  evidence: bool = False) -> str | None:
     """None to plan normally, else why the shares stay as they are.
 
     - ``operator`` when an operator froze automation: their word comes first.
@@ -56,6 +57,9 @@ def freeze_reason(tally: Tally, min_fraction: float, *, started: bool,
     - ``fail_static`` when, even if every unknown cluster turned out passing, less than
       ``min_fraction`` of the eligible base weight would pass, or nothing can take traffic:
       mass failure is more likely a probe-side fault than a real one, so keep the last plan.
+      Unless our view is proven (``evidence``: a quorum of vantages agrees, or our own
+      vantage checks pass): then a low passing fraction is the fact of a fleet-wide outage,
+      acted on, and only nothing passing at all keeps the plan.
     - ``stale`` when the passing weight is too low because checks stopped reporting (a
       stalled prober, a loop starved of CPU): what was last seen is no evidence now, and the
       silence itself is an alarm.
@@ -69,8 +73,10 @@ def freeze_reason(tally: Tally, min_fraction: float, *, started: bool,
     if not started and tally.unknown_clusters:
         return AWAITING_VERDICTS
     possible = tally.passing + tally.unknown
-    if possible <= 0 or below(possible, min_fraction, tally.eligible):
+    proven = evidence and tally.passing > 0  # a fact to act on: survivors to plan on
+    if possible <= 0 or (below(possible, min_fraction, tally.eligible) and not proven):
         return FAIL_STATIC
-    if tally.passing <= 0 or below(tally.passing, min_fraction, tally.eligible):
-        return STALE if tally.stale > 0 else AWAITING_VERDICTS
-    return None
+    low = tally.passing <= 0 or below(tally.passing, min_fraction, tally.eligible)
+    if not low or (proven and tally.unknown <= 0):
+        return None
+    return STALE if tally.stale > 0 else AWAITING_VERDICTS

@@ -212,7 +212,7 @@ def _move(ordered: Sequence[ClusterView], lives: dict[str, Life], policy: Policy
 def plan(views: Sequence[ClusterView], policy: Policy, previous: Plan | None,
          now: float, *, demand_rps: float | None = None, vantage_ok: bool = True,
          frozen_by: str | None = None, signals: Signals = NO_SIGNALS,
-         applied: bool = True, first_version: int = 1) -> Plan:
+         applied: bool = True, first_version: int = 1, evidence: bool = False) -> Plan:
     """The plan for this tick; deterministic, whatever the order of ``views``.
 
     Until a plan has been actuated (version >= 1) the plan waits for every verdict, frozen at
@@ -224,6 +224,8 @@ def plan(views: Sequence[ClusterView], policy: Policy, previous: Plan | None,
     ``applied`` False says the data plane does not carry the previous plan yet, so no ramp
     counts the time. ``first_version`` numbers the first actuated plan: above what the data
     plane already carries when the saved state was lost, so versions never go backwards.
+    ``evidence`` says our view is proven (a quorum of vantages agrees, or the vantage checks
+    pass): a low passing fraction is then acted on instead of failing static.
     """
     ordered = sorted(views, key=lambda v: v.name)
     if len({v.name for v in ordered}) != len(ordered):
@@ -234,7 +236,8 @@ def plan(views: Sequence[ClusterView], policy: Policy, previous: Plan | None,
     before = {c.name: c for c in actuated.clusters} if actuated is not None else {}
     tally = Tally.of(ordered)
     frozen = freeze_reason(tally, policy.min_healthy_fraction, started=started,
-                           vantage_ok=vantage_ok, operator=frozen_by is not None)
+                           vantage_ok=vantage_ok, operator=frozen_by is not None,
+                           evidence=evidence)
     lives = {v.name: advance(v, before.get(v.name), policy.recovery, now, started=started)
              for v in ordered}
     wanted: Targets | None = None

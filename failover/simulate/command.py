@@ -37,6 +37,10 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
              "(snap back on every verdict), timed (recovery.mode timed: the open-loop ramp)")
     simulate_parser.add_argument("--seed", type=int, default=0,
                                  help="seed of the probe jitter (default 0)")
+    simulate_parser.add_argument(
+        "--evidence", action="store_true",
+        help="the orchestrator's view is proven (passing vantage checks, or a quorum of "
+             "vantages): a fleet-wide failure is acted on instead of failed static")
     simulate_parser.set_defaults(func=_run)
 
 
@@ -57,6 +61,8 @@ def _run(args: argparse.Namespace) -> int:
     try:
         config = load(args.config)
         scenario = load_scenario(args.scenario, config)
+        if args.evidence:
+            scenario = scenario.model_copy(update={"evidence": True})
     except ConfigError as exc:
         print(exc, file=sys.stderr)
         return USER_ERROR

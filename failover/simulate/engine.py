@@ -250,7 +250,8 @@ class Simulation:
         demand = self.demand(now)
         signals = Signals() if self.feed is None else self.feed.signals(now)
         step = controller.tick(self.config.policy, self.previous,
-                               Inputs(self.health.views(now), demand, signals=signals), now,
+                               Inputs(self.health.views(now), demand, signals=signals,
+                                      evidence=self.scenario.evidence), now,
                                self.planner)
         new = self.previous = step.plan
         if step.actuate:  # the data plane takes a plan at once

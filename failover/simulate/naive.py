@@ -22,7 +22,7 @@ def naive_plan(views: Sequence[ClusterView], policy: Policy, previous: Plan | No
                now: float, *, demand_rps: float | None = None,
                vantage_ok: bool = True, frozen_by: str | None = None,
                signals: Signals | None = None, applied: bool = True,
-               first_version: int = 1) -> Plan:
+               first_version: int = 1, evidence: bool = False) -> Plan:
     """Base weights over the healthy and degraded clusters, at once; if none is, the previous
     shares (base weights over all before any plan). Everything but the views and the previous
     plan is ignored: that is the point of the comparison."""

@@ -22,11 +22,12 @@ NO_SIGNALS = Signals()
 def timed_plan(views: Sequence[ClusterView], policy: Policy, previous: Plan | None, now: float,
                *, demand_rps: float | None = None, vantage_ok: bool = True,
                frozen_by: str | None = None, signals: Signals = NO_SIGNALS,
-               applied: bool = True, first_version: int = 1) -> Plan:
+               applied: bool = True, first_version: int = 1, evidence: bool = False) -> Plan:
     recovery = policy.recovery.model_copy(update={"mode": "timed"})
     return plan(views, policy.model_copy(update={"recovery": recovery}), previous, now,
                 demand_rps=demand_rps, vantage_ok=vantage_ok, frozen_by=frozen_by,
-                signals=signals, applied=applied, first_version=first_version)
+                signals=signals, applied=applied, first_version=first_version,
+                evidence=evidence)
 
 
 POLICIES: dict[str, Planner] = {"planner": plan, "naive": naive_plan, "timed": timed_plan}

@@ -161,6 +161,11 @@ class Scenario(Strict):
     load: LoadParams = LoadParams()
     signals: SignalParams = SignalParams()
     events: list[Event] = Field(default_factory=list)
+    evidence: bool = False
+    """Whether the orchestrator's own view is proven (its vantage checks pass, or a quorum of
+    vantages agrees): a fleet-wide failure is then acted on, not failed static. The
+    simulator's probes always see the truth; this says whether the planner may know it.
+    ``failover simulate --evidence`` sets it."""
 
     @field_validator("demand")
     @classmethod

@@ -100,3 +100,13 @@ def test_an_integer_quorum_is_that_many_vantages() -> None:
     views = apply_quorum(own(), view(reports, quorum=3, min_vantages=3),
                          {r.vantage: r for r in reports})
     assert next(v for v in views if v.name == "c1").state == ClusterState.HEALTHY
+
+
+def test_vantages_agree_unless_they_split_on_most_of_the_fleet() -> None:
+    """Agreement is what lets a fleet-wide failure be acted on: three vantages that all see
+    four of five clusters failing agree; vantages split on most clusters do not."""
+    same = [report(v, {"c0", "c1", "c2", "c3"}) for v in "abc"]
+    assert view(same).agreed
+    split = [report("a", {"c0", "c1", "c2"}), report("b"), report("c")]
+    assert not view(split).agreed
+    assert not view([report("a"), report("b", at=0.0)]).agreed  # too few: unsure

@@ -36,7 +36,8 @@ def random_policy(rng: random.Random):  # type: ignore[no-untyped-def]
     def planner(views: Sequence[ClusterView], policy: Policy, previous: Plan | None,
                 now: float, *, demand_rps: float | None = None, vantage_ok: bool = True,
                 frozen_by: str | None = None, signals: Signals | None = None,
-                applied: bool = True, first_version: int = 1) -> Plan:
+                applied: bool = True, first_version: int = 1,
+                evidence: bool = False) -> Plan:
         raw = {v.name: rng.choice([0.0, rng.random()]) for v in views}
         total = sum(raw.values()) / rng.uniform(0.7, 1.0) or 1.0
         clusters = tuple(ClusterPlan(v.name, raw[v.name] / total, raw[v.name] / total, v.state,
