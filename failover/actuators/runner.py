@@ -126,6 +126,9 @@ class ActuatorRunner:
         try:
             found = await bounded(f"drift check of {name}", self._timeout,
                                   partial(drifting.drift, wanted))
+        except FencedError as exc:
+            self._fenced(wanted, exc)  # a newer leader owns the data plane: hands off
+            return
         except ActuatorError as exc:
             # Not knowing the data plane's state is no reason to leave it: apply again, which
             # writes the plan and verifies it, and reports through the apply path if it fails.
@@ -143,6 +146,16 @@ class ActuatorRunner:
                     "; ".join(found),
                     extra={"actuator": name, "version": version, "drift": list(found)})
         await self._apply(wanted)
+
+    def _fenced(self, refused: Applied, exc: FencedError) -> None:
+        """A deposed leader's plan is dropped, not retried: the new leader owns the data
+        plane now, and its plan is already there or on its way."""
+        name = self.actuator.name
+        self._wanted = None
+        self.last_error = str(exc)
+        self._metrics.fenced_refused.labels(name).inc()
+        log.warning("plan %d not written to %s: %s", refused.plan.version, name, exc,
+                    extra={"actuator": name, "version": refused.plan.version})
 
     async def _apply(self, wanted: Applied) -> None:
         name = self.actuator.name
@@ -166,13 +179,7 @@ class ActuatorRunner:
                     await bounded(f"apply to {name}", self._timeout,
                                   partial(self.actuator.apply, current))
         except FencedError as exc:
-            # A deposed leader's plan is dropped, not retried: the new leader owns the data
-            # plane now, and its plan is already there or on its way.
-            self._wanted = None
-            self.last_error = str(exc)
-            self._metrics.fenced_refused.labels(name).inc()
-            log.warning("plan %d not written to %s: %s", current.plan.version, name, exc,
-                        extra={"actuator": name, "version": current.plan.version})
+            self._fenced(current, exc)
             return
         except ActuatorError as exc:
             self.last_error = str(exc)

@@ -16,11 +16,15 @@ from pathlib import Path
 from typing import Any
 
 import aiohttp
+import dns.asyncquery
+import dns.message
 import pytest
 
 from failover.lab import Lab
 from tests.e2e.test_daemon_with_lab import Daemon, wait_until
 from tests.etcd import Cluster, running_etcd
+from tests.haproxy import running_haproxy
+from tests.knot import KEY_NAME, NAME, ZONE, Knot, running_knot
 from tests.servers import free_port
 
 TTL, TIMEOUT_ETCD = 2.0, 0.5
@@ -41,7 +45,7 @@ def etcd(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Cluster]:
 
 def config(folder: Path, lab: Lab, etcd: Cluster, name: str, prefix: str,
            weights: Path, broken: frozenset[str] = frozenset(),
-           slow_start: float = 1.0) -> tuple[Path, int, int]:
+           slow_start: float = 1.0, actuators: str = "") -> tuple[Path, int, int]:
     """Replica ``name``'s config; checks of the clusters in ``broken`` point at a dead port
     (this vantage's own view of them fails)."""
     port, admin = free_port(), free_port()
@@ -67,8 +71,7 @@ def config(folder: Path, lab: Lab, etcd: Cluster, name: str, prefix: str,
           min_vantages: 2
         actuators:
           - {{type: file, path: {weights}}}
-        clusters:
-        """) + clusters)
+        """) + textwrap.indent(actuators, "  ") + "clusters:\n" + clusters)
     return path, port, admin
 
 
@@ -108,9 +111,9 @@ async def fleet(lab: Lab, etcd: Cluster, tmp_path: Path, request: pytest.Fixture
     started: list[Replica] = []
 
     async def start(name: str, broken: frozenset[str] = frozenset(),
-                    slow_start: float = 1.0) -> Replica:
+                    slow_start: float = 1.0, actuators: str = "") -> Replica:
         path, port, admin = config(tmp_path, lab, etcd, name, prefix, weights, broken,
-                                   slow_start)
+                                   slow_start, actuators)
         log = tmp_path / f"{name}.log"
         with log.open("wb") as out:
             process = await asyncio.create_subprocess_exec(
@@ -188,6 +191,87 @@ async def test_one_leader_writes_under_its_epoch_and_a_paused_one_is_replaced(
     await wait_until(lambda: _eq(leader.role(), "follower"), 10, "the old leader follows")
     assert await exactly_one_leader(group), [await r.role() for r in group]
     assert epoch(weights) == taken  # the deposed leader wrote nothing over it
+
+
+async def zone_epoch(knot: Knot) -> int | None:
+    query = dns.message.make_query(f"_failover-epoch.{ZONE}", "TXT")
+    host, port = knot.address.rsplit(":", 1)
+    reply = await dns.asyncquery.tcp(query, host, port=int(port), timeout=2)
+    for rrset in reply.answer:
+        for rdata in rrset:
+            return int(b"".join(rdata.strings))
+    return None
+
+
+async def test_a_resumed_leader_writes_nothing_to_knot_or_haproxy(
+        fleet: Callable[..., Any], lab: Lab, tmp_path: Path) -> None:
+    """With DNS (knot, fenced by its epoch record) and HAProxy (fenced by the runner alone)
+    beside the file: after a takeover, the paused leader resumed writes nothing to any of
+    them, by its own count and by theirs."""
+    servers = {c.name: c.http_url.removeprefix("http://") for c in lab.clusters}
+    addresses = {c.name: [f"192.0.2.{i}"] for i, c in enumerate(lab.clusters, start=1)}
+    with running_knot(tmp_path / "knot") as knot:
+        async with running_haproxy(tmp_path / "haproxy", servers) as haproxy:
+            secret = knot.write_secret(tmp_path / "tsig.key")
+            actuators = (
+                f"- {{type: dns, server: '{knot.address}', zone: {ZONE}, name: {NAME}, "
+                f"tsig: {{name: {KEY_NAME}, secret_file: {secret}}}, "
+                f"addresses: {json.dumps(addresses)}}}\n"
+                f"- {{type: haproxy, socket: {haproxy.socket}, backend: app, "
+                f"servers: {json.dumps({n: n for n in servers})}}}\n")
+            group = [await fleet(name, actuators=actuators) for name in ("a", "b", "c")]
+            await wait_until(lambda: exactly_one_leader(group), 20, "exactly one leader")
+            leader = await leader_of(group)
+            await wait_until(lambda: _true(len(leader.file_shares()) == 3), 15, "a plan")
+            await wait_until(lambda: _eq(zone_epoch(knot), epoch(leader.weights)), 10,
+                             "the leader's epoch in the zone")
+            applied = await leader_applies(leader)  # steady: it writes nothing new now
+            old = epoch(leader.weights) or 0
+            leader.pause()
+            others = [r for r in group if r is not leader]
+            await wait_until(lambda: exactly_one_leader(others), TAKEOVER, "a new leader")
+            new_epoch = await _wait_value(lambda: zone_epoch(knot), lambda v: v is not None
+                                          and v > old and v == epoch(leader.weights))
+            weights, updates = await haproxy.servers(), knot.updates_processed()
+            leader.resume()
+            await wait_until(lambda: _eq(leader.role(), "follower"), 10, "it follows")
+            await asyncio.sleep(2 * TTL)  # watching: it must not write meanwhile
+            assert await zone_epoch(knot) == new_epoch
+            assert knot.updates_processed() == updates
+            assert await haproxy.servers() == weights
+            assert await leader_applies(leader) == applied  # nothing written, by its count
+            # What it still held to write met the zone's newer epoch at its next look.
+            assert await fenced_refusals(leader) >= 1
+
+
+async def leader_applies(replica: Replica) -> float:
+    """Successful applies the replica counted, over all its actuators."""
+    async with aiohttp.ClientSession() as session, \
+            session.get(replica.url + "/metrics") as reply:
+        lines = (await reply.text()).splitlines()
+    return sum(float(line.rsplit(" ", 1)[1]) for line in lines
+               if line.startswith("failover_actuator_applies_total{") and 'result="ok"' in line)
+
+
+async def fenced_refusals(replica: Replica) -> float:
+    async with aiohttp.ClientSession() as session, \
+            session.get(replica.url + "/metrics") as reply:
+        lines = (await reply.text()).splitlines()
+    return sum(float(line.rsplit(" ", 1)[1]) for line in lines
+               if line.startswith("failover_fenced_writes_refused_total{"))
+
+
+async def _wait_value(read: Callable[[], Any], good: Callable[[Any], bool],
+                      within: float = 10.0) -> Any:
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + within
+    while True:
+        value = await read()
+        if good(value):
+            return value
+        if loop.time() > deadline:
+            pytest.fail(f"no good value within {within:g}s, last {value!r}")
+        await asyncio.sleep(0.1)  # polling outside servers
 
 
 async def test_kill_9_of_the_leader_mid_ramp_the_next_one_carries_the_ramp_on(
