@@ -45,16 +45,22 @@ def etcd(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Cluster]:
 
 def config(folder: Path, lab: Lab, etcd: Cluster, name: str, prefix: str,
            weights: Path, broken: frozenset[str] = frozenset(),
-           slow_start: float = 1.0, actuators: str = "") -> tuple[Path, int, int]:
+           slow_start: float = 1.0, actuators: str = "",
+           by_dns: frozenset[str] = frozenset()) -> tuple[Path, int, int]:
     """Replica ``name``'s config; checks of the clusters in ``broken`` point at a dead port
-    (this vantage's own view of them fails)."""
+    (this vantage's own view of them fails); those in ``by_dns`` are checked by their DNS
+    alone (an HTTP fault there is invisible from this vantage)."""
     port, admin = free_port(), free_port()
-    clusters = "".join(textwrap.dedent(f"""\
-          - name: {c.name}
-            weight: {weight}
-            checks:
-              - tcp: "{DEAD if c.name in broken else c.http_url.removeprefix('http://')}"
-        """) for c, weight in zip(lab.clusters, (50, 30, 20), strict=True))
+
+    def check(c: Any) -> str:
+        if c.name in by_dns:
+            return (f'    dns: {{server: "{c.dns_address}", '
+                    f'names: [api.default.svc.cluster.local], expect: ["{c.answer}"]}}\n')
+        target = DEAD if c.name in broken else c.http_url.removeprefix("http://")
+        return f'    checks: [{{tcp: "{target}"}}]\n'
+
+    clusters = "".join(f"  - name: {c.name}\n    weight: {weight}\n" + check(c)
+                       for c, weight in zip(lab.clusters, (50, 30, 20), strict=True))
     path = folder / f"{name}.yaml"
     endpoints = ", ".join(f'"{e}"' for e in etcd.endpoints)
     path.write_text(textwrap.dedent(f"""\
@@ -111,9 +117,10 @@ async def fleet(lab: Lab, etcd: Cluster, tmp_path: Path, request: pytest.Fixture
     started: list[Replica] = []
 
     async def start(name: str, broken: frozenset[str] = frozenset(),
-                    slow_start: float = 1.0, actuators: str = "") -> Replica:
+                    slow_start: float = 1.0, actuators: str = "",
+                    by_dns: frozenset[str] = frozenset()) -> Replica:
         path, port, admin = config(tmp_path, lab, etcd, name, prefix, weights, broken,
-                                   slow_start, actuators)
+                                   slow_start, actuators, by_dns)
         log = tmp_path / f"{name}.log"
         with log.open("wb") as out:
             process = await asyncio.create_subprocess_exec(
@@ -366,6 +373,28 @@ async def test_a_cluster_fails_only_when_a_quorum_of_vantages_sees_it_fail(
     assert lab2["vantages"] == expected
     [d] = [v for v in status["vantages"] if v["name"] == "d"]
     assert d["reason"].startswith("sees 3 of 3 clusters failing where the others see ")
+
+
+DETECTION = FALL * INTERVAL * 1.2 + TIMEOUT + TICK
+"""fall results, each up to a jittered interval apart, the last one's timeout, a tick."""
+
+
+async def test_a_fault_seen_from_two_of_three_vantages_is_acted_on_within_its_bound(
+        fleet: Callable[..., Any], lab: Lab) -> None:
+    """lab-2's service fails; c checks lab-2 by its DNS only, so only a and b see it. It is
+    evacuated within the detection bound, plus one publish interval (a tick) for the
+    verdicts to reach the leader, plus the leader's tick."""
+    group = [await fleet("a"), await fleet("b"), await fleet("c", by_dns=frozenset({"lab-2"}))]
+    await wait_until(lambda: exactly_one_leader(group), 20, "exactly one leader")
+    leader = await leader_of(group)
+    await wait_until(lambda: _true(len(leader.file_shares()) == 3), 15, "a plan written")
+    await lab.set_fault("lab-2", http="refuse")
+    bound = DETECTION + TICK + TICK + 1.0  # + slack for processes on a loaded machine
+    took = await wait_until(lambda: _true(leader.file_shares().get("lab-2") == 0), bound,
+                            "lab-2 evacuated")
+    lab2 = next(c for c in (await leader.status())["clusters"] if c["name"] == "lab-2")
+    assert lab2["vantages"] == {"a": "failing", "b": "failing", "c": "passing"}
+    print(f"evacuated {took:.2f}s after the fault (bound {bound:.2f}s)")
 
 
 async def test_without_an_etcd_quorum_nothing_is_written(
