@@ -97,8 +97,9 @@ class Reloader:
     def _take(self, new: Config) -> bool:
         old = self._running()
         if new.actuators != old.actuators or new.listen != old.listen \
-                or new.signals != old.signals:
-            log.warning("listener, actuator and signals changes take effect at the next restart")
+                or new.signals != old.signals or new.coordination != old.coordination:
+            log.warning("listener, actuator, signals and coordination changes take effect at "
+                        "the next restart")
         refused = self._apply(new)
         if refused is not None:
             return self._refused(Refused(f"{self.path}: {refused}"))

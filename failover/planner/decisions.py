@@ -247,7 +247,8 @@ def freeze_decision(change: Change, *, was: str | None, now_frozen: str | None, 
         reason = f"{weights} is below {limit}: keeping shares"
     elif now_frozen == VANTAGE:
         action = cause = VANTAGE
-        reason = "vantage checks fail: our own view cannot be trusted, keeping shares"
+        reason = ("our own view cannot be trusted (vantage checks fail, or too few "
+                  "vantages report): keeping shares")
     elif now_frozen == STALE:
         action = cause = FAIL_STATIC
         reason = (f"{weights}, {stale:g} stale (checks stopped reporting): keeping shares")
@@ -259,7 +260,7 @@ def freeze_decision(change: Change, *, was: str | None, now_frozen: str | None, 
         if was == OPERATOR_FREEZE:
             cause, reason = OPERATOR, "unfrozen by an operator"
         elif was == VANTAGE:
-            reason = "vantage checks pass again"
+            reason = "our own view holds again (vantage checks pass, enough vantages report)"
         elif was == STALE:
             cause, reason = FAIL_STATIC, "checks report again"
         elif now_frozen is None:
