@@ -159,9 +159,13 @@ class EtcdClient:
 
     # -- keys ---------------------------------------------------------------------------------
 
-    async def get(self, key: str) -> tuple[KeyValue | None, int]:
-        """The key (None when absent) and the store's revision, read linearizably."""
-        reply = await self.call("/kv/range", {"key": b64(key)})
+    async def get(self, key: str, *, keys_only: bool = False) -> tuple[KeyValue | None, int]:
+        """The key (None when absent) and the store's revision, read linearizably;
+        ``keys_only`` leaves the value out (its revisions are there)."""
+        body: dict[str, Any] = {"key": b64(key)}
+        if keys_only:
+            body["keys_only"] = True
+        reply = await self.call("/kv/range", body)
         kvs = reply.get("kvs") or []
         return (KeyValue.of(kvs[0]) if kvs else None), int(reply["header"]["revision"])
 

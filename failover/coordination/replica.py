@@ -151,16 +151,22 @@ class Replica:
             log.warning("saving the plan in etcd: %s", exc)
             return False
 
-    async def load_plan(self) -> bytes | None:
-        """The last leader's plan, or None when there is none (or etcd cannot say)."""
+    async def load_plan(self, unless_at: int | None = None) -> tuple[bytes | None, int | None]:
+        """The last leader's plan and its revision; (None, None) when there is none or etcd
+        cannot say. With ``unless_at``, a plan still at that revision is not sent again
+        ((None, the revision)): a follower reads a large plan only when it changed."""
         if self._client is None:
-            return None
+            return None, None
         try:
+            if unless_at is not None:
+                head, _ = await self._client.get(self._keys["plan"], keys_only=True)
+                if head is not None and head.mod_revision == unless_at:
+                    return None, unless_at
             kv, _ = await self._client.get(self._keys["plan"])
         except EtcdUnavailable as exc:
             log.warning("reading the plan from etcd: %s", exc)
-            return None
-        return None if kv is None else kv.value
+            return None, None
+        return (None, None) if kv is None else (kv.value, kv.mod_revision)
 
     # -- operator overrides ---------------------------------------------------------------
 

@@ -52,6 +52,8 @@ class Planning:
         self._led: int | None = None
         """The epoch this replica last planned under; another one means a takeover."""
         self._in_etcd: bytes | None = None
+        self._seen_at: int | None = None
+        """A follower: the revision of the leader's plan it shows."""
         self._exported: set[str] = set()
         self.unsure: str | None = None
         """Distributed mode: why the quorum view could not be trusted on the last tick."""
@@ -168,7 +170,7 @@ class Planning:
         none), with its overrides, and re-apply it under our epoch before planning anything,
         so that the data plane is exactly what was decided (static takeover)."""
         self._led, self._in_etcd = epoch, None
-        data = await replica.load_plan()
+        data, _ = await replica.load_plan()
         if data is not None:
             try:
                 saved = persist.decode(data, persist.Clocks(now, time.time()))
@@ -189,7 +191,7 @@ class Planning:
         self._led = None
         if self._replica is None:
             return
-        data = await self._replica.load_plan()
+        data, self._seen_at = await self._replica.load_plan(self._seen_at)
         if data is None:
             return
         try:
