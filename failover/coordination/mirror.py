@@ -16,11 +16,17 @@ RETRY_EVERY = 1.0
 
 
 class Mirror:
+    """``resync_every``: the watch is replaced by a fresh read and watch this often. A watch
+    stream on a member that stops answering (paused, cut off without a reset) would
+    otherwise hang unseen; the read goes to whichever member answers."""
+
     def __init__(self, client: EtcdClient, prefix: str,
-                 on_change: Callable[[Mapping[str, bytes]], None]) -> None:
+                 on_change: Callable[[Mapping[str, bytes]], None],
+                 resync_every: float = 3.0) -> None:
         self._client = client
         self._prefix = prefix
         self._on_change = on_change
+        self._resync_every = resync_every
         self.values: dict[str, bytes] = {}
         """Key (without the prefix) -> value."""
         self.connected = False
@@ -30,7 +36,10 @@ class Mirror:
     async def run(self) -> None:
         while True:
             try:
-                await self._sync()
+                async with asyncio.timeout(self._resync_every):
+                    await self._sync()
+            except TimeoutError:
+                continue  # time for a fresh read and watch
             except EtcdUnavailable as exc:
                 self.connected = False
                 log.warning("watching %s: %s", self._prefix, exc)

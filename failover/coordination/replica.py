@@ -79,8 +79,12 @@ class Replica:
                                       etcd.lease_ttl, self._clock, margin=etcd.timeout)
             self._publisher = Publisher(client, lease, self._vantages + self.name,
                                         self._tick, self._heartbeat, self._clock)
-            self._collector = Collector(client, self._vantages, self._clock, self._on_bad)
-            overrides = Mirror(client, self._overrides, self._on_overrides)
+            # Re-read well within the staleness bound, so that a watch hung on a member that
+            # stopped answering cannot make a live vantage look stale.
+            resync = self._heartbeat
+            self._collector = Collector(client, self._vantages, self._clock, self._on_bad,
+                                        resync)
+            overrides = Mirror(client, self._overrides, self._on_overrides, resync)
             self.connected.set()
             try:
                 async with asyncio.TaskGroup() as tasks:

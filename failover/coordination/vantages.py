@@ -121,10 +121,10 @@ class Collector:
     its bytes change: a re-read after a broken watch brings no news."""
 
     def __init__(self, client: EtcdClient, prefix: str, clock: Callable[[], float],
-                 on_bad: Callable[[str, str], None]) -> None:
+                 on_bad: Callable[[str, str], None], resync_every: float = 3.0) -> None:
         self._clock = clock
         self._on_bad = on_bad
-        self._mirror = Mirror(client, prefix, self._update)
+        self._mirror = Mirror(client, prefix, self._update, resync_every)
         self._raw: dict[str, bytes] = {}
         self.reports: dict[str, Report] = {}
         self.changed = self._mirror.changed

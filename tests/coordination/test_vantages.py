@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 from collections.abc import AsyncIterator, Callable, Iterator
+from pathlib import Path
 
 import aiohttp
 import pytest
@@ -13,7 +14,7 @@ from failover.config.addresses import split_hostport
 from failover.coordination.etcd import EtcdClient
 from failover.coordination.leader import Lease
 from failover.coordination.quorum import ClusterVerdict
-from failover.coordination.vantages import Collector, Publisher
+from failover.coordination.vantages import Collector, Publisher, encode
 from tests.etcd import Cluster, running_etcd
 
 TTL, EVERY, HEARTBEAT = 2.0, 0.1, 0.5
@@ -130,3 +131,36 @@ async def test_a_lease_etcd_no_longer_has_is_replaced_and_the_report_published_a
     assert lease.id is not None
     assert lease.id != old
     assert rig.collector.reports["a"].clusters["c1"] == DOWN
+
+
+async def test_a_watch_on_a_member_that_stops_answering_is_replaced(tmp_path: Path) -> None:
+    """The member the collector watches through is paused (a partition without resets):
+    within a resync period the collector reads from another member and sees new reports."""
+    with running_etcd(tmp_path) as cluster:
+        async with aiohttp.ClientSession() as session:
+            endpoints = [split_hostport(e) for e in cluster.endpoints]
+            watcher = EtcdClient(endpoints, 0.5, session)  # talks to member 0 first
+            writer = EtcdClient(endpoints[1:], 0.5, session)
+            collector = Collector(watcher, "/v/", asyncio.get_running_loop().time,
+                                  lambda v, why: None, resync_every=1.0)
+            task = asyncio.create_task(collector.run())
+            try:
+                await writer.put("/v/a", encode({"c1": OK}, True, 1))
+                async with asyncio.timeout(5):
+                    while "a" not in collector.reports:
+                        collector.changed.clear()
+                        await collector.changed.wait()
+                cluster.members[0].pause()
+                await writer.put("/v/b", encode({"c1": DOWN}, True, 1))
+                loop = asyncio.get_running_loop()
+                started = loop.time()
+                async with asyncio.timeout(5):
+                    while "b" not in collector.reports:
+                        collector.changed.clear()
+                        await collector.changed.wait()
+                assert loop.time() - started <= 1.0 + 3 * 0.5 + 0.5
+            finally:
+                cluster.members[0].resume()
+                task.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await task
