@@ -140,7 +140,8 @@ async def test_a_watch_on_a_member_that_stops_answering_is_replaced(tmp_path: Pa
         async with aiohttp.ClientSession() as session:
             endpoints = [split_hostport(e) for e in cluster.endpoints]
             watcher = EtcdClient(endpoints, 0.5, session)  # talks to member 0 first
-            writer = EtcdClient(endpoints[1:], 0.5, session)
+            # Long enough to ride out the election the pause may start (member 0 may lead).
+            writer = EtcdClient(endpoints[1:], 3.0, session)
             collector = Collector(watcher, "/v/", asyncio.get_running_loop().time,
                                   lambda v, why: None, resync_every=1.0)
             task = asyncio.create_task(collector.run())
