@@ -102,8 +102,12 @@ class Election:
     campaign when it goes."""
 
     def __init__(self, client: EtcdClient, lease: Lease, key: str, name: str, ttl: float,
-                 clock: Callable[[], float], margin: float) -> None:
+                 clock: Callable[[], float], margin: float,
+                 eligible: Callable[[], bool] = lambda: True) -> None:
+        """``eligible`` says whether this replica may lead now: one whose own view the
+        others outvote (its network is the likelier fault) must not plan for everyone."""
         self._client = client
+        self._eligible = eligible
         self._lease = lease
         self._key = key
         self._name = name
@@ -147,6 +151,16 @@ class Election:
         lease = self._lease.id
         if lease is None:
             return
+        if not self._eligible():
+            kv, _ = await self._client.get(self._key)
+            if kv is None:  # nobody leads, and we may not: look again shortly
+                self._set("follower", None, None)
+                await asyncio.sleep(self._ttl / 3)
+                return
+            self._set("follower", None, LeaderInfo(kv.value.decode(errors="replace"),
+                                                   self._clock()))
+            await self._follow(kv.mod_revision)
+            return
         try:
             made, kv = await self._client.create(self._key, self._name.encode(), lease)
         except LeaseGone:
@@ -181,6 +195,11 @@ class Election:
                     break
                 continue
             if kv is None or kv.create_revision != epoch:
+                break
+            if not self._eligible():
+                log.warning("stepping down (epoch %d): the other vantages outvote our own "
+                            "view", epoch)
+                await self._client.delete_if_created(self._key, epoch)
                 break
         log.warning("no longer leader (epoch %d)", epoch)
         self._set("follower", None, None)

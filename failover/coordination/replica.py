@@ -65,6 +65,8 @@ class Replica:
         self._collector: Collector | None = None
         self.view: QuorumView | None = None
         """The quorum view of the last tick this replica led."""
+        self.eligible = True
+        """Whether this replica may lead: not while the other vantages exclude its own."""
         self.connected = asyncio.Event()
 
     async def run(self) -> None:
@@ -76,7 +78,8 @@ class Replica:
             lease = Lease(client, etcd.lease_ttl, self._clock)
             self._client, self._lease = client, lease
             self._election = Election(client, lease, self._keys["leader"], self.name,
-                                      etcd.lease_ttl, self._clock, margin=etcd.timeout)
+                                      etcd.lease_ttl, self._clock, margin=etcd.timeout,
+                                      eligible=lambda: self.eligible)
             self._publisher = Publisher(client, lease, self._vantages + self.name,
                                         self._tick, self._heartbeat, self._clock)
             # Re-read well within the staleness bound, so that a watch hung on a member that
@@ -124,10 +127,23 @@ class Replica:
         return self._election is not None and await self._election.still_leading()
 
     def offer(self, views: Sequence[ClusterView], self_check_ok: bool) -> None:
-        """This replica's own verdicts, for every other to see."""
+        """This replica's own verdicts, for every other to see; and whether, judged by the
+        same rules the leader applies, its own view is trusted enough to lead."""
         if self._publisher is not None:
             self._publisher.offer({v.name: ClusterVerdict(verdict_of(v.state), v.reason)
                                    for v in views}, self_check_ok)
+        reports = [] if self._collector is None else list(self._collector.reports.values())
+        view = quorum_view(reports, [v.name for v in views], self._clock(),
+                           stale_after=self.stale_after, quorum=self.spec.quorum,
+                           min_vantages=self.spec.min_vantages)
+        own = next((v for v in view.vantages if v.name == self.name), None)
+        eligible = self_check_ok and (own is None or not own.excluded)
+        if eligible != self.eligible:
+            (log.info if eligible else log.warning)(
+                "%s lead: %s", "may" if eligible else "will not",
+                "our view agrees with the others again" if eligible else
+                (own.reason if own is not None and own.reason else "our vantage checks fail"))
+        self.eligible = eligible
 
     def decide(self, views: Sequence[ClusterView], now: float,
                ) -> tuple[list[ClusterView], QuorumView]:

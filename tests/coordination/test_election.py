@@ -41,16 +41,16 @@ class Replica:
 
 @pytest.fixture
 async def replicas(etcd: Cluster, request: pytest.FixtureRequest,
-                   ) -> AsyncIterator[Callable[[str], Replica]]:
+                   ) -> AsyncIterator[Callable[..., Replica]]:
     key = f"/t/{request.node.name}/leader"
     loop = asyncio.get_running_loop()
     async with aiohttp.ClientSession() as session:
         made: list[Replica] = []
 
-        def start(name: str) -> Replica:
+        def start(name: str, eligible: Callable[[], bool] = lambda: True) -> Replica:
             client = EtcdClient([split_hostport(e) for e in etcd.endpoints], 0.5, session)
             lease = Lease(client, TTL, loop.time)
-            election = Election(client, lease, key, name, TTL, loop.time, MARGIN)
+            election = Election(client, lease, key, name, TTL, loop.time, MARGIN, eligible)
             tasks = [asyncio.create_task(lease.run(), name=f"{name} lease"),
                      asyncio.create_task(election.run(), name=f"{name} election")]
             made.append(Replica(name, lease, election, tasks))
@@ -115,3 +115,21 @@ async def test_a_paused_leader_is_replaced_within_two_ttls_and_knows_it_is_depos
     # The paused one, woken: its local bound has run out, so it refuses to act at once...
     assert not old.election.leading()
     assert not await old.election.still_leading()
+
+
+async def test_a_replica_outvoted_by_the_others_never_leads_and_steps_down(
+        replicas: Callable[..., Replica]) -> None:
+    """One whose own view the other vantages exclude does not campaign; a leader that comes
+    to be excluded resigns (its key deleted) and another takes over at once."""
+    may = {"a": True, "b": True}
+    group = [replicas(name, lambda name=name: may[name]) for name in ("a", "b")]
+    await until(group, lambda: any(r.election.leading() for r in group), 5)
+    [first] = [r for r in group if r.election.leading()]
+    [other] = [r for r in group if r is not first]
+    may[first.name] = False
+    took = await until(group, other.election.leading, TTL + 1)
+    assert took < TTL, "waited for the lease to lapse instead of a resignation"
+    assert first.election.role == "follower"
+    await asyncio.sleep(TTL)  # it must not campaign back meanwhile
+    assert other.election.leading()
+    assert not first.election.leading()
