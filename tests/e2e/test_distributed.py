@@ -11,7 +11,6 @@ import signal
 import sys
 import textwrap
 from collections.abc import AsyncIterator, Callable, Iterator, Mapping
-from contextlib import AsyncExitStack
 from pathlib import Path
 from typing import Any
 
@@ -136,12 +135,11 @@ async def fleet(lab: Lab, etcd: Cluster, tmp_path: Path, request: pytest.Fixture
     try:
         yield start
     finally:
-        async with AsyncExitStack():
-            for replica in started:
-                if replica.process.returncode is None:
-                    replica.resume()
-                    replica.process.kill()
-                    await replica.process.wait()
+        for replica in started:
+            if replica.process.returncode is None:
+                replica.resume()
+                replica.process.kill()
+                await replica.process.wait()
         for replica in started:
             print(f"--- {replica.name}\n{replica.log.read_text()[-3000:]}")
 
