@@ -26,6 +26,7 @@ from failover.coordination.mirror import Mirror
 from failover.coordination.quorum import (
     ClusterVerdict,
     QuorumView,
+    Report,
     apply_quorum,
     quorum_view,
     verdict_of,
@@ -67,6 +68,9 @@ class Replica:
         """The quorum view of the last tick this replica led."""
         self.eligible = True
         """Whether this replica may lead: not while the other vantages exclude its own."""
+        self._judged: tuple[QuorumView, dict[str, Report]] = (
+            quorum_view([], [], 0.0, stale_after=self.stale_after, quorum=spec.quorum,
+                        min_vantages=spec.min_vantages), {})
         self.connected = asyncio.Event()
 
     async def run(self) -> None:
@@ -126,16 +130,18 @@ class Replica:
         is still ours, within the lease's local bound."""
         return self._election is not None and await self._election.still_leading()
 
-    def offer(self, views: Sequence[ClusterView], self_check_ok: bool) -> None:
-        """This replica's own verdicts, for every other to see; and whether, judged by the
-        same rules the leader applies, its own view is trusted enough to lead."""
+    def offer(self, views: Sequence[ClusterView], self_check_ok: bool, now: float) -> None:
+        """This replica's own verdicts, for every other to see; and this tick's quorum view
+        of everyone's, by which it judges whether its own view is trusted enough to lead
+        (and by which it decides, if it leads: one view a tick, computed once)."""
         if self._publisher is not None:
             self._publisher.offer({v.name: ClusterVerdict(verdict_of(v.state), v.reason)
                                    for v in views}, self_check_ok)
-        reports = [] if self._collector is None else list(self._collector.reports.values())
-        view = quorum_view(reports, [v.name for v in views], self._clock(),
+        reports = {} if self._collector is None else dict(self._collector.reports)
+        view = quorum_view(list(reports.values()), [v.name for v in views], now,
                            stale_after=self.stale_after, quorum=self.spec.quorum,
                            min_vantages=self.spec.min_vantages)
+        self._judged = (view, reports)
         own = next((v for v in view.vantages if v.name == self.name), None)
         eligible = self_check_ok and (own is None or not own.excluded)
         if eligible != self.eligible:
@@ -145,14 +151,11 @@ class Replica:
                 (own.reason if own is not None and own.reason else "our vantage checks fail"))
         self.eligible = eligible
 
-    def decide(self, views: Sequence[ClusterView], now: float,
-               ) -> tuple[list[ClusterView], QuorumView]:
-        """The leader's views with the quorum applied, and the quorum view: why nothing may
-        be decided (``unsure``), and whether the vantages agree (``agreed``)."""
-        reports = {} if self._collector is None else dict(self._collector.reports)
-        view = quorum_view(list(reports.values()), [v.name for v in views], now,
-                           stale_after=self.stale_after, quorum=self.spec.quorum,
-                           min_vantages=self.spec.min_vantages)
+    def decide(self, views: Sequence[ClusterView]) -> tuple[list[ClusterView], QuorumView]:
+        """The leader's views with this tick's quorum applied (`offer` comes first), and the
+        quorum view: why nothing may be decided (``unsure``), and whether the vantages agree
+        (``agreed``)."""
+        view, reports = self._judged
         self.view = view
         return apply_quorum(views, view, reports), view
 

@@ -103,7 +103,7 @@ class Planning:
         evidence = config.vantage is not None and vantage_ok
         epoch = None
         if self._replica is not None:
-            self._replica.offer(views, vantage_ok)
+            self._replica.offer(views, vantage_ok, now)
             self._metrics.leader.set(self._replica.leading())
             if not self._replica.leading():
                 await self._follow(now)
@@ -112,7 +112,7 @@ class Planning:
             epoch = self._replica.epoch
             if epoch != self._led:
                 await self._take_over(self._replica, epoch, now)
-            views, view = self._replica.decide(views, now)
+            views, view = self._replica.decide(views)
             unsure, evidence = view.unsure, view.agreed and vantage_ok
             self._export_vantages(self._replica)
             if unsure != self.unsure:
