@@ -106,7 +106,7 @@ class Planning:
             self._replica.offer(views, vantage_ok, now)
             self._metrics.leader.set(self._replica.leading())
             if not self._replica.leading():
-                await self._follow(now)
+                await self._follow(self._replica, now)
                 self._export_vantages(self._replica)
                 return
             epoch = self._replica.epoch
@@ -171,38 +171,25 @@ class Planning:
         so that the data plane is exactly what was decided (static takeover)."""
         self._led, self._in_etcd = epoch, None
         data, _ = await replica.load_plan()
-        if data is not None:
-            try:
-                saved = persist.decode(data, persist.Clocks(now, time.time()))
-            except ValueError as exc:
-                log.error("the plan in etcd is unusable, planning from our own: %s", exc)
-            else:
-                if saved.plan is not None:
-                    self.plan = saved.plan
-                    self._first_version = max(self._first_version, saved.plan.version + 1)
+        saved = _decoded(data, now, "planning from our own")
+        if saved is not None:
+            self.plan = saved
+            self._first_version = max(self._first_version, saved.version + 1)
         log.warning("leading under epoch %s from plan %s", epoch,
                     None if self.plan is None else self.plan.version)
         if self.plan is not None and self.plan.version >= 1:
             for runner in self._runners:
                 runner.submit(self.plan, epoch=epoch)
 
-    async def _follow(self, now: float) -> None:
+    async def _follow(self, replica: Replica, now: float) -> None:
         """A follower plans nothing and writes nothing; it shows the leader's plan."""
         self._led = None
-        if self._replica is None:
-            return
-        data, self._seen_at = await self._replica.load_plan(self._seen_at)
-        if data is None:
-            return
-        try:
-            saved = persist.decode(data, persist.Clocks(now, time.time()))
-        except ValueError as exc:
-            log.warning("the leader's plan in etcd is unusable: %s", exc)
-            return
-        if saved.plan is not None:
-            previous, self.plan = self.plan, saved.plan
-            if previous is None or previous.version != saved.plan.version:
-                self._publisher.publish(saved.plan, previous, now)
+        data, self._seen_at = await replica.load_plan(self._seen_at)
+        saved = _decoded(data, now, "showing the last one")
+        if saved is not None:
+            previous, self.plan = self.plan, saved
+            if previous is None or previous.version != saved.version:
+                self._publisher.publish(saved, previous, now)
 
     def applied(self) -> bool:
         """Every actuator carries the current plan (what a ramp needs to count the time)."""
@@ -222,3 +209,15 @@ class Planning:
         return [c.name for c in sorted(
             self.plan.clusters,
             key=lambda c: (order.get(c.state, 2 if c.guard is not None else 3), c.rank))]
+
+
+def _decoded(data: bytes | None, now: float, instead: str) -> Plan | None:
+    """The plan a leader put in etcd, or None when there is none or it cannot be used
+    (said, with what is done ``instead``)."""
+    if data is None:
+        return None
+    try:
+        return persist.decode(data, persist.Clocks(now, time.time())).plan
+    except ValueError as exc:
+        log.error("the plan in etcd is unusable, %s: %s", instead, exc)
+        return None

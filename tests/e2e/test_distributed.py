@@ -249,21 +249,23 @@ async def test_a_resumed_leader_writes_nothing_to_knot_or_haproxy(
             assert await fenced_refusals(leader) >= 1
 
 
-async def leader_applies(replica: Replica) -> float:
-    """Successful applies the replica counted, over all its actuators."""
+async def counted(replica: Replica, prefix: str, also: str = "") -> float:
+    """The sum of the replica's metric samples whose line starts with ``prefix`` (and holds
+    ``also``)."""
     async with aiohttp.ClientSession() as session, \
             session.get(replica.url + "/metrics") as reply:
         lines = (await reply.text()).splitlines()
     return sum(float(line.rsplit(" ", 1)[1]) for line in lines
-               if line.startswith("failover_actuator_applies_total{") and 'result="ok"' in line)
+               if line.startswith(prefix) and also in line)
+
+
+async def leader_applies(replica: Replica) -> float:
+    """Successful applies the replica counted, over all its actuators."""
+    return await counted(replica, "failover_actuator_applies_total{", 'result="ok"')
 
 
 async def fenced_refusals(replica: Replica) -> float:
-    async with aiohttp.ClientSession() as session, \
-            session.get(replica.url + "/metrics") as reply:
-        lines = (await reply.text()).splitlines()
-    return sum(float(line.rsplit(" ", 1)[1]) for line in lines
-               if line.startswith("failover_fenced_writes_refused_total{"))
+    return await counted(replica, "failover_fenced_writes_refused_total{")
 
 
 async def _wait_value(read: Callable[[], Any], good: Callable[[Any], bool],
