@@ -19,7 +19,7 @@ import urllib.request
 
 from failover.config import Job, all_jobs, parse
 from failover.probes import PROBES
-from failover.probes.base import ProbeContext, new_http_session, run_probe
+from failover.probes.base import ProbeContext, run_probe
 
 
 def free_port(kind: int = socket.SOCK_STREAM) -> int:
@@ -71,19 +71,18 @@ async def measure(job: Job, probes: int, concurrency: int) -> tuple[float, float
     async def permit() -> None:
         return None
 
-    async with new_http_session() as session:
-        async def one() -> None:
-            nonlocal failures
-            async with slots:
-                ctx = ProbeContext(permit, loop.time() + 5.0, session)
-                result = await run_probe(job, ctx, PROBES[job.kind])
-                failures += not result.ok
+    async def one() -> None:
+        nonlocal failures
+        async with slots:
+            ctx = ProbeContext(permit, loop.time() + 5.0)
+            result = await run_probe(job, ctx, PROBES[job.kind])
+            failures += not result.ok
 
-        for _ in range(min(200, probes)):  # warm-up: imports, caches, first connections
-            await one()
-        wall, cpu = time.perf_counter(), time.process_time()
-        await asyncio.gather(*(one() for _ in range(probes)))
-        return time.perf_counter() - wall, time.process_time() - cpu, failures
+    for _ in range(min(200, probes)):  # warm-up: imports, caches, first connections
+        await one()
+    wall, cpu = time.perf_counter(), time.process_time()
+    await asyncio.gather(*(one() for _ in range(probes)))
+    return time.perf_counter() - wall, time.process_time() - cpu, failures
 
 
 def main() -> None:

@@ -15,9 +15,6 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import Protocol
 
-import aiohttp
-
-from failover import __version__
 from failover.config import Job
 from failover.model import FailureClass, ProbeResult
 
@@ -37,8 +34,6 @@ class ProbeContext:
     permit: Permit
     deadline: float
     """``loop.time()`` by which the probe must be done: its timeout, retries included."""
-    http: aiohttp.ClientSession
-    """Shared session owned by the caller, from `new_http_session`."""
 
 
 ProbeFn = Callable[[Job, ProbeContext], Awaitable[ProbeResult]]
@@ -98,29 +93,3 @@ async def run_probe(job: Job, ctx: ProbeContext, probe_fn: ProbeFn) -> ProbeResu
 def _describe(exc: BaseException) -> str:
     text = str(exc)
     return f"{type(exc).__name__}: {text}" if text else type(exc).__name__
-
-
-def new_http_session() -> aiohttp.ClientSession:
-    """The session HTTP probes share; call it inside the running loop and close it after use."""
-    connector = aiohttp.TCPConnector(
-        # A kept-alive connection can outlive a server that no longer accepts new ones;
-        # every probe must open its own connection to see what a new client would see.
-        force_close=True,
-        # The scheduler caps probes in flight; a second, hidden queue here would
-        # inflate measured latency.
-        limit=0,
-        # A cached address would keep probing a host that moved.
-        use_dns_cache=False,
-        ttl_dns_cache=0,
-    )
-    return aiohttp.ClientSession(
-        connector=connector,
-        cookie_jar=aiohttp.DummyCookieJar(),
-        # HTTP(S)_PROXY in the daemon's environment must not route probes elsewhere.
-        trust_env=False,
-        # Bodies are compared as sent; asking for identity keeps servers from compressing.
-        auto_decompress=False,
-        headers={"Accept-Encoding": "identity", "User-Agent": f"failover-probe/{__version__}"},
-        # Each request sets its own timeout from the probe deadline.
-        timeout=aiohttp.ClientTimeout(total=None),
-    )

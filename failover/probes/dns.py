@@ -8,9 +8,9 @@ from __future__ import annotations
 
 import asyncio
 import ipaddress
+import secrets
 import socket
 
-import dns.asyncbackend
 import dns.asyncquery
 import dns.exception
 import dns.flags
@@ -24,11 +24,8 @@ import dns.rdtypes.IN.AAAA
 from failover.config import DnsCheck, Job
 from failover.config.addresses import IP as IpAddress
 from failover.model import FailureClass, ProbeResult
+from failover.probes import dns_wire
 from failover.probes.base import Permit, ProbeContext, failed, passed
-
-_EDNS_PAYLOAD = 1232
-"""UDP payload size advertised: the DNS Flag Day 2020 value, safe from IP fragmentation."""
-
 
 _RCODE_FAILURES: dict[dns.rcode.Rcode, FailureClass] = {
     dns.rcode.NXDOMAIN: "nxdomain",
@@ -43,12 +40,8 @@ async def probe_dns(job: Job, ctx: ProbeContext) -> ProbeResult:
     if not isinstance(spec, DnsCheck) or job.name is None:
         msg = f"not a DNS job: {job.label}"
         raise TypeError(msg)
-    # make_query draws a random id and sets RD; the name is made absolute, so no search list.
-    query = dns.message.make_query(job.name, spec.qtype, use_edns=0, payload=_EDNS_PAYLOAD)
-    port = job.endpoint.port
     try:
-        server = await _server_address(job.endpoint.host)
-        reply, via = await _exchange(query, server, port, ctx.permit)
+        return await _ask(job.name, spec, job.endpoint.host, job.endpoint.port, ctx.permit)
     except TimeoutError:
         raise  # an OSError subclass, but run_probe owns the timeout verdict
     except ConnectionRefusedError:
@@ -61,7 +54,20 @@ async def probe_dns(job: Job, ctx: ProbeContext) -> ProbeResult:
         return failed("dns_error", f"malformed reply: {type(exc).__name__}: {exc}")
     except OSError as exc:
         return failed("network_error", f"{type(exc).__name__}: {exc}")
-    return _judge(reply, spec, via)
+
+
+async def _ask(name: str, spec: DnsCheck, host: str, port: int, permit: Permit) -> ProbeResult:
+    # A fresh random id for each query; RD set; the name absolute, so no search list.
+    asked = dns_wire.query(name, spec.qtype)
+    qid = secrets.randbits(16)
+    server = await _server_address(host)
+    await permit()
+    reply = await _udp(asked.with_id(qid), server, port)
+    plain = dns_wire.plain_addresses(reply, qid, asked)
+    if plain is not None:
+        return _verdict(plain, spec, "udp")
+    message, via = await _read(reply, asked.message(qid), server, port, permit)
+    return _judge(message, spec, via)
 
 
 async def _server_address(host: str) -> str:
@@ -72,38 +78,39 @@ async def _server_address(host: str) -> str:
     return str(infos[0][4][0])
 
 
-async def _exchange(query: dns.message.Message, server: str, port: int,
-                    permit: Permit) -> tuple[dns.message.Message, str]:
-    """The reply over UDP or, when that is truncated, over TCP; and which one it was."""
-    await permit()
+async def _udp(wire: bytes, server: str, port: int) -> bytes:
+    """One datagram sent and the first one back."""
+    loop = asyncio.get_running_loop()
+    # A connected socket hears ICMP port-unreachable, so a server whose process is gone
+    # fails at once instead of at the deadline; the kernel also drops datagrams from
+    # any other source address.
+    with socket.socket(dns.inet.af_for_address(server), socket.SOCK_DGRAM) as sock:
+        sock.setblocking(False)
+        sock.connect((server, port))
+        await loop.sock_sendall(sock, wire)
+        return await loop.sock_recv(sock, 65535)
+
+
+async def _read(reply: bytes, query: dns.message.Message, server: str, port: int,
+                permit: Permit) -> tuple[dns.message.Message, str]:
+    """A reply that is not the plain case, read by dnspython; over TCP again if truncated."""
     try:
-        return await _udp(query, server, port), "udp"
+        # raise_on_truncation: a reply cut off mid-record is still a truncation, not garbage.
+        message = dns.message.from_wire(reply, raise_on_truncation=True)
     except dns.message.Truncated as exc:
-        # Raised before dnspython compares the reply with the query, so compare here:
+        # Raised before the reply is compared with the query, so compare here:
         # a stray truncated datagram must not earn a second request.
         # dnspython leaves Truncated.message() unannotated.
         partial: dns.message.Message = exc.message()  # type: ignore[no-untyped-call]
         if not query.is_response(partial):
             raise dns.query.BadResponse from exc
-    await permit()
-    return await dns.asyncquery.tcp(query, server, port=port), "tcp"
-
-
-async def _udp(query: dns.message.Message, server: str, port: int) -> dns.message.Message:
-    backend = dns.asyncbackend.get_backend("asyncio")
-    family = dns.inet.af_for_address(server)
-    # A connected socket hears ICMP port-unreachable, so a server whose process is gone
-    # fails at once instead of at the deadline; the kernel also drops datagrams from
-    # any other source address.
-    # dnspython leaves Backend.make_socket() unannotated.
-    sock = await backend.make_socket(  # type: ignore[no-untyped-call]
-        family, socket.SOCK_DGRAM, 0, None, (server, port))
-    async with sock:
-        # The default (ignore_errors=False) makes a reply that does not parse, or whose
-        # id or question differ from the query, an error rather than something to wait past.
-        # raise_on_truncation: a reply cut off mid-record is still a truncation, not garbage.
-        return await dns.asyncquery.udp(query, server, port=port, sock=sock,
-                                        raise_on_truncation=True)
+        await permit()
+        return await dns.asyncquery.tcp(query, server, port=port), "tcp"
+    # A reply that does not parse, or whose id or question differ from the query, is an
+    # error rather than something to wait past (as dnspython's own udp() does by default).
+    if not query.is_response(message):
+        raise dns.query.BadResponse
+    return message, "udp"
 
 
 def _judge(reply: dns.message.Message, spec: DnsCheck, via: str) -> ProbeResult:
@@ -119,6 +126,10 @@ def _judge(reply: dns.message.Message, spec: DnsCheck, via: str) -> ProbeResult:
         got = _addresses(reply)
     except dns.exception.DNSException as exc:
         return failed("dns_error", f"unusable answer: {type(exc).__name__}: {exc}")
+    return _verdict(got, spec, via)
+
+
+def _verdict(got: list[IpAddress], spec: DnsCheck, via: str) -> ProbeResult:
     if not got:
         return failed("no_answer", f"NOERROR but no {spec.qtype} records")
     shown = ", ".join(str(address) for address in got)

@@ -8,13 +8,12 @@ import logging
 import random
 from collections.abc import Callable, Mapping, Sequence
 
-import aiohttp
-
 from failover.config import Job, ProbeKind, Probing
 from failover.metrics import Metrics
 from failover.model import ProbeResult
-from failover.probes.base import ProbeContext, ProbeFn, new_http_session, run_probe
+from failover.probes.base import ProbeContext, ProbeFn, run_probe
 from failover.probes.limiter import Limiter
+from failover.probes.series import JobSeries
 from failover.waiting import wait_event
 
 log = logging.getLogger(__name__)
@@ -59,6 +58,7 @@ class Scheduler:
         self._starved: set[str] = set()
         """Targets whose probes are being skipped for budget, warned about once."""
         self._changed = asyncio.Event()
+        self._series_of: dict[str, JobSeries] = {}
         self._probing = probing
         self._limiter = self._new_limiter(probing)
         self._in_flight = asyncio.Semaphore(probing.budget.max_in_flight)
@@ -83,6 +83,8 @@ class Scheduler:
         if self._started:
             self._spread(self._jobs.keys() - old.keys())
         self._limiter.forget({job.target for job in jobs})
+        for key in old.keys() - self._jobs.keys():
+            self._series_of.pop(key, None)
         self._changed.set()
 
     def _spread(self, keys: set[str] | Sequence[str]) -> None:
@@ -104,7 +106,7 @@ class Scheduler:
         if not self._started:
             self._started = True
             self._spread(list(self._jobs))
-        async with new_http_session() as session, asyncio.TaskGroup() as tasks:
+        async with asyncio.TaskGroup() as tasks:
             while True:
                 key = await self._wait_for_due()
                 job = self._jobs.get(key)
@@ -126,7 +128,7 @@ class Scheduler:
                     continue
                 self._starved.discard(target)
                 self._running.add(key)
-                tasks.create_task(self._probe(job, session, self._in_flight), name=f"probe {key}")
+                tasks.create_task(self._probe(job, self._in_flight), name=f"probe {key}")
 
     async def _wait_for_due(self) -> str:
         while True:
@@ -147,23 +149,28 @@ class Scheduler:
                 timeout = None
             await wait_event(self._changed, timeout)
 
-    async def _probe(self, job: Job, session: aiohttp.ClientSession,
-                     slot: asyncio.Semaphore) -> None:
+    def _series(self, job: Job) -> JobSeries:
+        series = self._series_of.get(job.key)
+        if series is None:
+            series = self._series_of[job.key] = JobSeries(self._metrics, job)
+        return series
+
+    async def _probe(self, job: Job, slot: asyncio.Semaphore) -> None:
         first = True
         target = job.target
+        series = self._series(job)
 
         async def permit() -> None:
             nonlocal first
             if not first:  # the first request's token was taken at dispatch
                 await self._limiter.acquire(target)
             first = False
-            self._metrics.probe_requests.labels(job.kind).inc()
+            series.requests.inc()
 
         try:
-            ctx = ProbeContext(permit, _now() + self._probing.timeout, session)
+            ctx = ProbeContext(permit, _now() + self._probing.timeout)
             result = await run_probe(job, ctx, self._probes[job.kind])
-            self._metrics.probes.labels(job.cluster, job.kind, result.failure_class or "ok").inc()
-            self._metrics.probe_duration.labels(job.cluster, job.kind).observe(result.latency)
+            series.count(result)
             self._sink(job, result)
         finally:
             self._running.discard(job.key)

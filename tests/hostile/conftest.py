@@ -11,7 +11,7 @@ import pytest
 from tests.hostile.servers import DnsServer, TcpServer
 
 # The probe tests' own fixtures, not copies of them.
-from tests.probes.conftest import http_session, probe  # noqa: F401
+from tests.probes.conftest import probe  # noqa: F401
 
 Server = TypeVar("Server", TcpServer, DnsServer)
 

@@ -6,13 +6,12 @@ import asyncio
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 
-import aiohttp
 import pytest
 
 from failover.config import DnsCheck, HttpCheck, Job, TcpCheck, split_hostport, url_endpoint
 from failover.model import ProbeResult
 from failover.probes import PROBES
-from failover.probes.base import ProbeContext, new_http_session, run_probe
+from failover.probes.base import ProbeContext, run_probe
 from tests.dnsmasq import Dnsmasq, running_dnsmasq
 from tests.probes.dns_responder import Responder
 
@@ -54,26 +53,19 @@ def tcp_job(address: str) -> Job:
 class Prober:
     """Runs a job through run_probe the way the scheduler does, with a fresh counting permit."""
 
-    def __init__(self, http: aiohttp.ClientSession) -> None:
-        self.http = http
+    def __init__(self) -> None:
         self.permit = CountingPermit()
 
     async def __call__(self, job: Job, within: float = 2.0) -> ProbeResult:
         self.permit = CountingPermit()
         deadline = asyncio.get_running_loop().time() + within
-        return await run_probe(job, ProbeContext(self.permit, deadline, self.http),
+        return await run_probe(job, ProbeContext(self.permit, deadline),
                                PROBES[job.kind])
 
 
 @pytest.fixture
-async def http_session() -> AsyncIterator[aiohttp.ClientSession]:
-    async with new_http_session() as session:
-        yield session
-
-
-@pytest.fixture
-def probe(http_session: aiohttp.ClientSession) -> Prober:
-    return Prober(http_session)
+def probe() -> Prober:
+    return Prober()
 
 
 @pytest.fixture

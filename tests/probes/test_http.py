@@ -6,8 +6,11 @@ import asyncio
 import contextlib
 import gzip
 import socket
+import ssl
+import subprocess
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
+from pathlib import Path
 
 import pytest
 from aiohttp import web
@@ -225,3 +228,104 @@ async def test_non_http_reply_is_a_protocol_error(probe: Prober) -> None:
         if handlers:
             await asyncio.wait(handlers, timeout=5)
     assert (result.ok, result.failure_class) == (False, "protocol_error")
+
+
+@contextlib.asynccontextmanager
+async def scripted(reply: bytes) -> AsyncIterator[tuple[int, list[bytes]]]:
+    """A server that reads one request, writes ``reply`` as is and closes; it keeps the
+    requests it read."""
+    requests: list[bytes] = []
+    handlers: set[asyncio.Task[None]] = set()
+
+    async def answer(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        task = asyncio.current_task()
+        assert task is not None
+        handlers.add(task)
+        requests.append(await reader.readuntil(b"\r\n\r\n"))
+        for piece in reply.split(b"|"):  # | marks where the server pauses between writes
+            writer.write(piece)
+            await writer.drain()
+            await asyncio.sleep(0)
+        writer.close()
+        with contextlib.suppress(ConnectionError):
+            await writer.wait_closed()
+
+    listener = await asyncio.start_server(answer, "127.0.0.1", 0)
+    try:
+        yield listener.sockets[0].getsockname()[1], requests
+    finally:
+        listener.close()
+        await listener.wait_closed()
+        if handlers:
+            await asyncio.wait(handlers, timeout=5)
+
+
+async def test_request_is_a_plain_get_that_closes(probe: Prober) -> None:
+    """Host with the port, no cookies, identity encoding, and Connection: close."""
+    async with scripted(b"HTTP/1.1 200 OK\r\nContent-Length: 0\r\n\r\n") as (port, requests):
+        assert (await probe(http_job(f"http://127.0.0.1:{port}/health?deep=1"))).ok
+    head = requests[0].decode().split("\r\n")
+    assert head[0] == "GET /health?deep=1 HTTP/1.1"
+    assert f"Host: 127.0.0.1:{port}" in head
+    assert "Connection: close" in head
+    assert "Accept-Encoding: identity" in head
+    assert not any(line.lower().startswith("cookie") for line in head)
+
+
+@pytest.mark.parametrize("reply", [
+    # Chunked, the needle split across two chunks and two writes.
+    b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n"
+    b"5\r\nstatu|\r\n9\r\ns: READY\r\n0\r\n\r\n",
+    # No length: the body runs until the server closes.
+    b"HTTP/1.1 200 OK\r\n\r\nstatus: |READY",
+    # An interim response first.
+    b"HTTP/1.1 100 Continue\r\n\r\nHTTP/1.1 200 OK\r\nContent-Length: 13\r\n\r\nstatus: READY",
+], ids=["chunked", "until-close", "interim"])
+async def test_body_is_found_however_it_is_framed(probe: Prober, reply: bytes) -> None:
+    async with scripted(reply) as (port, _):
+        result = await probe(http_job(f"http://127.0.0.1:{port}/", expect_body="status: READY"))
+    assert result.ok, result
+
+
+async def test_body_cut_short_of_its_length_is_not_a_pass(probe: Prober) -> None:
+    """Content-Length promises more than comes: what came is searched, the needle absent."""
+    async with scripted(b"HTTP/1.1 200 OK\r\nContent-Length: 100\r\n\r\nstatus") as (port, _):
+        result = await probe(http_job(f"http://127.0.0.1:{port}/", expect_body="READY"))
+    assert (result.ok, result.failure_class) == (False, "network_error"), result
+
+
+async def test_server_closing_before_any_reply_is_a_network_error(probe: Prober) -> None:
+    async with scripted(b"") as (port, _):
+        result = await probe(http_job(f"http://127.0.0.1:{port}/"))
+    assert (result.ok, result.failure_class) == (False, "network_error"), result
+    assert "closed before the reply was complete" in result.detail
+
+
+@pytest.fixture
+def self_signed(tmp_path: Path) -> tuple[Path, Path]:
+    key, cert = tmp_path / "key.pem", tmp_path / "cert.pem"
+    subprocess.run(["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "1",
+                    "-subj", "/CN=127.0.0.1", "-keyout", str(key), "-out", str(cert)],
+                   check=True, capture_output=True)
+    return key, cert
+
+
+async def test_tls_with_an_untrusted_certificate_is_a_network_error(
+        probe: Prober, self_signed: tuple[Path, Path]) -> None:
+    """HTTPS verifies the server's certificate against the system's CAs."""
+    key, cert = self_signed
+    context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+    context.load_cert_chain(cert, key)
+
+    async def answer(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        writer.close()
+
+    listener = await asyncio.start_server(answer, "127.0.0.1", 0, ssl=context)
+    port = listener.sockets[0].getsockname()[1]
+    try:
+        result = await probe(http_job(f"https://127.0.0.1:{port}/"))
+    finally:
+        listener.close()
+        await listener.wait_closed()
+    assert (result.ok, result.failure_class) == (False, "network_error"), result
+    assert "CERTIFICATE_VERIFY_FAILED" in result.detail

@@ -5,7 +5,6 @@ from __future__ import annotations
 import asyncio
 import logging
 
-import aiohttp
 import pytest
 
 from failover.config import Job
@@ -17,9 +16,9 @@ from tests.probes.conftest import CountingPermit, dns_job
 JOB = dns_job("127.0.0.1:5353", "api.example")
 
 
-def context(http: aiohttp.ClientSession, timeout: float, permit: object = None) -> ProbeContext:
+def context(timeout: float, permit: object = None) -> ProbeContext:
     deadline = asyncio.get_running_loop().time() + timeout
-    return ProbeContext(permit or CountingPermit(), deadline, http)  # type: ignore[arg-type]
+    return ProbeContext(permit or CountingPermit(), deadline)
 
 
 def raising(exc: Exception) -> ProbeFn:
@@ -35,34 +34,32 @@ def test_every_kind_is_registered() -> None:
 
 
 async def test_unexpected_exception_becomes_protocol_error_and_is_logged(
-        http_session: aiohttp.ClientSession, caplog: pytest.LogCaptureFixture) -> None:
+        caplog: pytest.LogCaptureFixture) -> None:
     """A bug in a probe kind is a protocol_error result, logged with the job's label."""
     with caplog.at_level(logging.WARNING, logger="failover.probes.base"):
-        result = await run_probe(JOB, context(http_session, 1), raising(KeyError("rdata")))
+        result = await run_probe(JOB, context(1), raising(KeyError("rdata")))
     assert (result.ok, result.failure_class) == (False, "protocol_error")
     assert result.detail == "KeyError: 'rdata'"
     assert JOB.label in caplog.text
     assert caplog.records[0].exc_info is not None
 
 
-async def test_unclassified_socket_error_becomes_network_error(
-        http_session: aiohttp.ClientSession) -> None:
+async def test_unclassified_socket_error_becomes_network_error() -> None:
     """An OSError the probe kind did not classify is a network_error."""
-    result = await run_probe(JOB, context(http_session, 1),
+    result = await run_probe(JOB, context(1),
                              raising(ConnectionResetError(104, "reset by peer")))
     assert (result.ok, result.failure_class) == (False, "network_error")
     assert "reset by peer" in result.detail
 
 
-async def test_a_library_timeout_is_a_timeout(http_session: aiohttp.ClientSession) -> None:
+async def test_a_library_timeout_is_a_timeout() -> None:
     """A TimeoutError raised inside the probe is classified as timeout, like the deadline."""
-    result = await run_probe(JOB, context(http_session, 1), raising(TimeoutError()))
+    result = await run_probe(JOB, context(1), raising(TimeoutError()))
     assert (result.ok, result.failure_class) == (False, "timeout")
 
 
 @pytest.mark.looptime
-async def test_deadline_gives_timeout_exactly_on_time(
-        http_session: aiohttp.ClientSession) -> None:
+async def test_deadline_gives_timeout_exactly_on_time() -> None:
     """A probe still running at the deadline ends then with timeout, latency from its request."""
     loop = asyncio.get_running_loop()
 
@@ -72,7 +69,7 @@ async def test_deadline_gives_timeout_exactly_on_time(
         return passed("never")
 
     started = loop.time()
-    result = await run_probe(JOB, context(http_session, 0.8), hangs)
+    result = await run_probe(JOB, context(0.8), hangs)
     assert (result.ok, result.failure_class) == (False, "timeout")
     assert result.detail == "no answer within 0.8s"
     assert loop.time() - started == pytest.approx(0.8)
@@ -80,7 +77,7 @@ async def test_deadline_gives_timeout_exactly_on_time(
 
 
 @pytest.mark.looptime
-async def test_latency_runs_from_the_first_permit(http_session: aiohttp.ClientSession) -> None:
+async def test_latency_runs_from_the_first_permit() -> None:
     """Time spent waiting for the budget is not counted as the target's latency."""
     async def slow_permit() -> None:
         await asyncio.sleep(0.3)  # virtual time: the budget makes the probe wait
@@ -92,24 +89,23 @@ async def test_latency_runs_from_the_first_permit(http_session: aiohttp.ClientSe
         await asyncio.sleep(0.1)
         return failed("servfail", "SERVFAIL")
 
-    result = await run_probe(JOB, context(http_session, 2, slow_permit), answers_after)
+    result = await run_probe(JOB, context(2, slow_permit), answers_after)
     assert (result.ok, result.failure_class, result.detail) == (False, "servfail", "SERVFAIL")
     assert result.latency == pytest.approx(0.6)
 
 
 @pytest.mark.looptime
-async def test_probe_that_never_got_a_permit_counts_from_the_start(
-        http_session: aiohttp.ClientSession) -> None:
+async def test_probe_that_never_got_a_permit_counts_from_the_start() -> None:
     """A budget wait that outlasts the deadline is a timeout measured from the start."""
     async def never() -> None:
         await asyncio.Event().wait()
 
-    result = await run_probe(JOB, context(http_session, 0.5, never), PROBES["dns"])
+    result = await run_probe(JOB, context(0.5, never), PROBES["dns"])
     assert (result.ok, result.failure_class) == (False, "timeout")
     assert result.latency == pytest.approx(0.5)
 
 
-async def test_cancellation_from_outside_propagates(http_session: aiohttp.ClientSession) -> None:
+async def test_cancellation_from_outside_propagates() -> None:
     """Cancelling the caller cancels the probe; it is not turned into a result."""
     started = asyncio.Event()
 
@@ -118,16 +114,15 @@ async def test_cancellation_from_outside_propagates(http_session: aiohttp.Client
         await asyncio.Event().wait()
         return passed("never")
 
-    task = asyncio.create_task(run_probe(JOB, context(http_session, 30), hangs))
+    task = asyncio.create_task(run_probe(JOB, context(30), hangs))
     await started.wait()
     task.cancel()
     with pytest.raises(asyncio.CancelledError):
         await task
 
 
-async def test_wrong_job_kind_is_a_logged_protocol_error(
-        http_session: aiohttp.ClientSession) -> None:
+async def test_wrong_job_kind_is_a_logged_protocol_error() -> None:
     """Handing a probe kind a job of another kind is reported as a result, not raised."""
-    result = await run_probe(JOB, context(http_session, 1), PROBES["http"])
+    result = await run_probe(JOB, context(1), PROBES["http"])
     assert (result.ok, result.failure_class) == (False, "protocol_error")
     assert "not an HTTP job" in result.detail
