@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import json
 import os
 import re
 import shutil
@@ -106,7 +107,7 @@ modules:
       query_type: A
       valid_rcodes: [NOERROR]
       validate_answer_rrs:
-        fail_if_none_matches_regexp: ["{escaped}\\\\.\\\\s+\\\\d+\\\\s+IN\\\\s+A\\\\s+127\\\\.0\\\\.0\\\\.1"]
+        fail_if_none_matches_regexp: [{pattern}]
 """
 
 # Counts exporter replies whose body says the probe passed: a 200 only means it ran.
@@ -236,7 +237,8 @@ def measure_daemon(name: str, load: Load, where: Targets, folder: Path, cpu: int
         cpu0, t0 = cpu_seconds(daemon.pid), time.monotonic()
         if profile:
             # py-spy samples from outside the process: what it costs lands on the other core.
-            subprocess.run([shutil.which("py-spy") or str(Path(sys.executable).with_name("py-spy")), "record", "-p", str(daemon.pid), "-d", f"{window:.0f}",
+            spy = shutil.which("py-spy") or str(Path(sys.executable).with_name("py-spy"))
+            subprocess.run([spy, "record", "-p", str(daemon.pid), "-d", f"{window:.0f}",
                             "-r", "200", "-f", "raw", "-o", f"{profile}-{name}.txt"],
                            capture_output=True, check=True)
         else:
@@ -299,8 +301,9 @@ def measure_blackbox(where: Targets, folder: Path, cpu: int | None,
         print("\nblackbox_exporter or wrk not installed: no comparison (see bench/README.md)")
         return None
     port = free_port()
-    escaped = NAME.replace(".", "\\\\.")
-    (folder / "blackbox.yml").write_text(BLACKBOX.format(name=NAME, escaped=escaped))
+    answer = re.escape(f"{NAME}.") + r"\s+\d+\s+IN\s+A\s+127\.0\.0\.1"
+    # A JSON string is a YAML double-quoted scalar: the backslashes survive as written.
+    (folder / "blackbox.yml").write_text(BLACKBOX.format(name=NAME, pattern=json.dumps(answer)))
     (folder / "probe_success.lua").write_text(WRK_SCRIPT)
     exporter = subprocess.Popen(
         [*pin(cpu), "prometheus-blackbox-exporter", f"--config.file={folder / 'blackbox.yml'}",
@@ -322,7 +325,9 @@ def measure_blackbox(where: Targets, folder: Path, cpu: int | None,
                                  check=True).stdout
             used = cpu_seconds(exporter.pid) - cpu0
             found = re.search(r"probe_ok=(\d+) probe_bad=(\d+)", out)
-            assert found, out
+            if found is None:
+                msg = f"wrk printed no probe counts: {out}"
+                raise SystemExit(msg)
             ok, bad = int(found[1]), int(found[2])
             figures.append(ok / used)
             print(f"  {module:9} {ok / seconds:,.0f} probes/s, {bad} failed, "

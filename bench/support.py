@@ -1,4 +1,4 @@
-"""What the daemon benchmarks share: free ports, HTTP calls, metric sums, a process's CPU and memory."""
+"""What the daemon benchmarks share: free ports, HTTP calls, metric sums, CPU and memory."""
 
 from __future__ import annotations
 

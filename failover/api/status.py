@@ -5,8 +5,8 @@ from __future__ import annotations
 from typing import Any
 
 from aiohttp import web
-from prometheus_client.aiohttp import make_aiohttp_handler
 
+from failover.api.exposition import MetricsPage
 from failover.api.source import StatusSource
 from failover.metrics import Metrics
 from failover.model import ClusterPlan, Plan, Ramp, Sample
@@ -122,7 +122,7 @@ def status_app(source: StatusSource, metrics: Metrics) -> web.Application:
         return web.json_response(source.decisions(_limit(request)))
 
     app = web.Application()
-    app.router.add_get("/metrics", make_aiohttp_handler(metrics.registry))
+    app.router.add_get("/metrics", MetricsPage(metrics.registry).handle)
     app.router.add_get("/healthz", healthz)
     app.router.add_get("/readyz", readyz)
     app.router.add_get("/v1/status", status)

@@ -1,0 +1,41 @@
+"""/metrics rendered on a worker thread, one render at a time, shared by the scrapes it serves.
+
+At a thousand clusters the exposition is megabytes of text made one sample at a time; made on
+the event loop it stops every probe for the length of the render, which inflates their
+latency and, past the timeout, fails them. prometheus_client's collectors lock what they
+read, so a thread renders a consistent page while the loop runs on.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import gzip
+
+from aiohttp import web
+from prometheus_client import CollectorRegistry
+from prometheus_client.exposition import choose_encoder
+
+GZIP_LEVEL = 1
+"""A scrape on loopback or a LAN gains little from harder compression, and pays in CPU."""
+
+
+class MetricsPage:
+    def __init__(self, registry: CollectorRegistry) -> None:
+        self._registry = registry
+        self._renders: dict[str, asyncio.Future[bytes]] = {}
+        """In progress, by content type: a scrape that comes during a render shares it."""
+
+    async def handle(self, request: web.Request) -> web.Response:
+        encoder, content_type = choose_encoder(request.headers.get("Accept", ""))
+        render = self._renders.get(content_type)
+        if render is None:
+            render = asyncio.ensure_future(asyncio.to_thread(encoder, self._registry))
+            self._renders[content_type] = render
+            render.add_done_callback(lambda _: self._renders.pop(content_type, None))
+        # Shielded: a scraper that hangs up must not cancel the render others wait on.
+        body = await asyncio.shield(render)
+        headers = {"Content-Type": content_type}
+        if "gzip" in request.headers.get("Accept-Encoding", ""):
+            body = await asyncio.to_thread(gzip.compress, body, GZIP_LEVEL)
+            headers["Content-Encoding"] = "gzip"
+        return web.Response(body=body, headers=headers)
