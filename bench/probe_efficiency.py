@@ -134,10 +134,12 @@ class Targets:
     dns_port: int
     dnsmasq: subprocess.Popen[bytes]
 
-    def http_requests(self) -> int:
+    def http_counts(self) -> tuple[int, int]:
+        """Connections nginx accepted and requests it served, from its stub_status."""
         text = call(f"http://127.0.0.1:{self.http_port}/nginx_status").decode()
-        # "server accepts handled requests\n N N N": the third is requests served.
-        return int(text.splitlines()[2].split()[2])
+        # "server accepts handled requests\n N N N"
+        accepts, _, requests = text.splitlines()[2].split()
+        return int(accepts), int(requests)
 
     def dns_queries(self) -> int:
         """Queries dnsmasq answered, from the statistics it logs on SIGUSR1."""
@@ -233,7 +235,7 @@ def measure_daemon(name: str, load: Load, where: Targets, folder: Path, cpu: int
         ready = time.monotonic()
         time.sleep(warmup)
         before = call(f"http://127.0.0.1:{status}/metrics", timeout=30).decode()
-        dns0, http0 = where.dns_queries(), where.http_requests()
+        dns0, (accepts0, http0) = where.dns_queries(), where.http_counts()
         cpu0, t0 = cpu_seconds(daemon.pid), time.monotonic()
         if profile:
             # py-spy samples from outside the process: what it costs lands on the other core.
@@ -245,8 +247,10 @@ def measure_daemon(name: str, load: Load, where: Targets, folder: Path, cpu: int
             time.sleep(window)
         cpu1, t1 = cpu_seconds(daemon.pid), time.monotonic()
         rss, peak = memory_mb(daemon.pid)
-        dns1, http1 = where.dns_queries(), where.http_requests()
+        dns1, (accepts1, http1) = where.dns_queries(), where.http_counts()
         after = call(f"http://127.0.0.1:{status}/metrics", timeout=30).decode()
+        reads = [read_cost(daemon.pid, f"http://127.0.0.1:{status}{route}")
+                 for route in ("/metrics", "/v1/status")]
         died = daemon.poll()
     finally:
         daemon.send_signal(signal.SIGTERM)
@@ -255,7 +259,10 @@ def measure_daemon(name: str, load: Load, where: Targets, folder: Path, cpu: int
         msg = f"the daemon exited ({died}); see {folder}/daemon-{name}.log"
         raise SystemExit(msg)
     elapsed, used = t1 - t0, cpu1 - cpu0
-    probes = metric(after, "failover_probes_total") - metric(before, "failover_probes_total")
+    # Counted where they arrive, over exactly the window (the daemon's own counters are read
+    # by scrapes that take a while): every DNS query, and every connection nginx accepted
+    # (HTTP and TCP probes alike), less the one that read nginx's counters.
+    probes = dns1 - dns0 + accepts1 - accepts0 - 1
     lag = "failover_event_loop_lag_seconds"
     lag_before, lag_after = buckets(before, lag), buckets(after, lag)
     lag_mean = ((metric(after, f"{lag}_sum") - metric(before, f"{lag}_sum"))
@@ -264,15 +271,36 @@ def measure_daemon(name: str, load: Load, where: Targets, folder: Path, cpu: int
     print(f"\n{name}: {load.clusters} clusters x ({' + '.join(load.kinds)}) every "
           f"{load.interval:g} s, {elapsed:.1f} s window, daemon on CPU {cpu}")
     print(f"  asked {load.rate:,.0f} probes/s, ran {probes / elapsed:,.0f}/s "
-          f"({100 * probes / elapsed / load.rate:.1f} %), {_failures(before, after)}")
+          f"({100 * probes / elapsed / load.rate:.1f} %, at the servers); "
+          f"{_failures(before, after)}")
     print(f"  CPU {100 * used / elapsed:.1f} % of a core; {per_cpu:,.0f} probes per CPU-second")
     print(f"  RSS {rss:.0f} MB at {t1 - ready:.0f} s after ready, peak {peak:.0f} MB")
     print(f"  event-loop lag mean {lag_mean * 1000:.2f} ms, p99 <= "
           f"{quantile_bound(lag_before, lag_after, 0.99) * 1000:g} ms (bucket bound)")
-    print(f"  servers saw {dns1 - dns0:,} DNS queries, {http1 - http0 - 1:,} HTTP requests "
-          f"({(dns1 - dns0 + http1 - http0 - 1) / elapsed:,.0f}/s with the TCP connects "
-          "not counted)")
+    for line in reads:
+        print(f"  {line}")
+    print(f"  servers saw {dns1 - dns0:,} DNS queries, {http1 - http0 - 1:,} HTTP requests, "
+          f"{accepts1 - accepts0 - 1 - (http1 - http0 - 1):,} bare TCP connections")
     return per_cpu
+
+
+def read_cost(pid: int, url: str, times: int = 3) -> str:
+    """What one GET of ``url`` costs the event loop, under the load running: the main
+    thread's CPU during the request, less what the load takes of it in the same time."""
+    c0, t0 = cpu_seconds(pid, pid), time.monotonic()
+    time.sleep(2)
+    rate = (cpu_seconds(pid, pid) - c0) / (time.monotonic() - t0)
+    loop, wall, size = [], [], 0
+    for _ in range(times):
+        c0, t0 = cpu_seconds(pid, pid), time.monotonic()
+        size = len(call(url, timeout=60))
+        elapsed = time.monotonic() - t0
+        wall.append(elapsed)
+        loop.append(max(0.0, cpu_seconds(pid, pid) - c0 - rate * elapsed))
+        time.sleep(1)
+    return (f"GET {url.split('/', 3)[3]}: {size / 1e6:.2f} MB, {1000 * min(wall):.0f}-"
+            f"{1000 * max(wall):.0f} ms to serve, event-loop time {1000 * min(loop):.0f}-"
+            f"{1000 * max(loop):.0f} ms (main thread's CPU beyond the load's)")
 
 
 def _results(text: str) -> dict[tuple[str, str], float]:

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections import deque
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field
 from typing import Any
 
 from failover.config.budget import Job, ProbeKind
@@ -32,7 +32,12 @@ class CheckStatus:
     latency_factor: float
 
     def as_dict(self) -> dict[str, Any]:
-        return asdict(self)
+        # By hand: dataclasses.asdict deep-copies field by field, and /v1/status at fleet
+        # scale makes thousands of these per request.
+        return {"kind": self.kind, "target": self.target, "label": self.label, "ok": self.ok,
+                "latency_ms": self.latency_ms, "error": self.error,
+                "consecutive_failures": self.consecutive_failures, "verdict": self.verdict,
+                "success_ratio": self.success_ratio, "latency_factor": self.latency_factor}
 
 
 @dataclass

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import math
 import textwrap
 
@@ -9,6 +10,7 @@ import pytest
 
 from failover.config import Config, all_jobs, parse
 from failover.health import ALL_PASSING, HealthTracker, ProbeResult
+from failover.health.check import CheckStatus
 from failover.model import ClusterState
 
 DNS = "dns 127.0.0.1:5301 api.default.svc.cluster.local"
@@ -269,3 +271,13 @@ def test_observed_since_breaks_at_a_gap_and_while_overdue(tracker: HealthTracker
     assert tracker.observed_since("a", 31.0) == 30.5
     assert [v.observed_since for v in tracker.views(31.0)] == [30.5, math.inf]
     assert [v.observed_since for v in tracker.views()] == [-math.inf, -math.inf]
+
+
+def test_check_status_dict_has_every_field() -> None:
+    """The hand-written as_dict keeps up with the dataclass: every field, same values."""
+    status = CheckStatus(kind="dns", target="127.0.0.1:53 a.test",
+                         label="dns 127.0.0.1:53 a.test", ok=False, latency_ms=1.5,
+                         error="timeout: no answer",
+                         consecutive_failures=2, verdict="failing", success_ratio=0.5,
+                         latency_factor=1.0)
+    assert status.as_dict() == dataclasses.asdict(status)
