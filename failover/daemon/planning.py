@@ -23,9 +23,25 @@ from failover.daemon.state import StateKeeper
 from failover.daemon.supervisor import Heartbeats
 from failover.health import HealthTracker
 from failover.metrics import Metrics
-from failover.model import ClusterState, Plan, Signals
+from failover.model import ClusterState, ClusterView, Plan, Signals
+
+VIEW_BATCH = 200
+"""Clusters viewed between two turns of the loop: well under a millisecond of work."""
 
 log = logging.getLogger("failover.daemon")
+
+
+async def batched_views(health: HealthTracker, now: float) -> list[ClusterView]:
+    """Every cluster's view, a batch at a time with the loop let go between batches: at
+    fleet scale the whole takes milliseconds that probes would wait behind, late."""
+    while True:
+        generation, views = health.generation, []
+        for start in range(0, health.cluster_count, VIEW_BATCH):
+            views += health.views(now, slice(start, start + VIEW_BATCH))
+            await asyncio.sleep(0)
+        if health.generation == generation:
+            return views
+        # A reload changed the clusters between two batches: start again on the new set.
 
 
 class Planning:
@@ -97,7 +113,7 @@ class Planning:
                 self._shared.drained(name, None)
         if self._shared is not None:
             await self._shared.flush()
-        views, vantage_ok = self._health.views(now), self._health.vantage_ok()
+        views, vantage_ok = await batched_views(self._health, now), self._health.vantage_ok()
         # Alone, passing vantage checks prove our own network: a fleet-wide failure seen
         # then is a fact to act on. In the distributed mode the vantages' agreement does.
         evidence = config.vantage is not None and vantage_ok

@@ -68,8 +68,8 @@ class StateKeeper:
         doc = persist.document(self._plan, overrides, persist.Clocks(loop.time(), time.time()))
         if doc == self._saved:
             return
-        self._saving = asyncio.ensure_future(
-            asyncio.to_thread(write_atomically, self.path, persist.encode(doc)))
+        # Encoded on the thread too: at fleet scale the text is hundreds of kilobytes.
+        self._saving = asyncio.ensure_future(asyncio.to_thread(_write, self.path, doc))
         done, _ = await asyncio.wait({self._saving}, timeout=self._wait)
         if not done:
             self._failed(f"saving state to {self.path} takes over {self._wait:g}s; "
@@ -94,3 +94,7 @@ class StateKeeper:
         if why != self.failing:  # once per kind of failure, not once per tick
             log.error("%s", why)
         self.failing = why
+
+
+def _write(path: Path, doc: dict[str, Any]) -> None:
+    write_atomically(path, persist.encode(doc))

@@ -3,13 +3,16 @@
 from __future__ import annotations
 
 from collections import deque
+from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, TypeVar
 
 from failover.config.budget import Job, ProbeKind
 from failover.health.hysteresis import Hysteresis
 from failover.health.score import WINDOW, Score, check_score
 from failover.model import FailureClass, ProbeResult
+
+T = TypeVar("T")
 
 
 @dataclass(frozen=True, slots=True)
@@ -64,6 +67,9 @@ class CheckRecord:
     _scored: tuple[float, Score] | None = field(default=None, repr=False, compare=False)
     """The score of the window as it stands, for the timeout it was computed with: every
     tick reads it, a result replaces it."""
+    _memos: dict[str, tuple[float, Any]] = field(default_factory=dict, repr=False,
+                                                 compare=False)
+    """What readers derived from the window as it stands (`memo`), by name."""
 
     def record(self, result: ProbeResult, now: float, rise: int, fall: int,
                gap: float = float("inf")) -> None:
@@ -78,6 +84,18 @@ class CheckRecord:
         self.recent.append((result.ok, result.latency))
         self.stamps.append(now)
         self._scored = None
+        self._memos.clear()
+
+    def memo(self, name: str, timeout: float, derive: Callable[[CheckRecord, float], T]) -> T:
+        """``derive(self, timeout)``, computed once per result: each tick reads every
+        check, while at fleet scale most have had no new result since the last tick."""
+        kept = self._memos.get(name)
+        if kept is not None and kept[0] == timeout:
+            value: T = kept[1]
+            return value
+        value = derive(self, timeout)
+        self._memos[name] = (timeout, value)
+        return value
 
     def score(self, timeout: float) -> Score:
         if self._scored is None or self._scored[0] != timeout:

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Sequence
+from typing import NamedTuple
 
 from failover.health.check import CheckRecord
 from failover.health.score import LATENCY_FREE
@@ -35,13 +36,26 @@ def probe_sample(checks: Sequence[CheckRecord], timeout: float) -> Sample | None
     inflation = 1.0
     oldest = math.inf
     for check in service:
-        last = list(check.recent)[-RESULTS:]
-        failed += sum(not ok for ok, _ in last)
-        total += len(last)
-        oldest = min(oldest, check.stamps[-RESULTS])
-        passing = [latency for ok, latency in last if ok]
-        floor = max(LATENCY_FREE * timeout,
-                    min((latency for ok, latency in check.recent if ok), default=0.0))
-        if passing and floor > 0:
-            inflation = max(inflation, sum(passing) / len(passing) / floor)
+        part = check.memo("sample", timeout, _part)
+        failed += part.failed
+        total += part.total
+        oldest = min(oldest, part.oldest)
+        inflation = max(inflation, part.inflation)
     return Sample(oldest, None, failed / total, inflation)
+
+
+class _Part(NamedTuple):
+    failed: int
+    total: int
+    oldest: float
+    inflation: float
+
+
+def _part(check: CheckRecord, timeout: float) -> _Part:
+    """One check's share of its cluster's sample, from its last ``RESULTS`` results."""
+    last = list(check.recent)[-RESULTS:]
+    passing = [latency for ok, latency in last if ok]
+    floor = max(LATENCY_FREE * timeout,
+                min((latency for ok, latency in check.recent if ok), default=0.0))
+    inflation = sum(passing) / len(passing) / floor if passing and floor > 0 else 1.0
+    return _Part(sum(not ok for ok, _ in last), len(last), check.stamps[-RESULTS], inflation)

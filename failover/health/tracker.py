@@ -26,6 +26,8 @@ class HealthTracker:
         self._clusters: list[Cluster] = []
         self._by_cluster: dict[str, list[CheckRecord]] = {}
         self._probing = config.probing
+        self.generation = 0
+        """Counts config updates: a reader working in batches can tell it changed between."""
         self.update_config(config)
 
     def update_config(self, config: Config) -> None:
@@ -34,6 +36,7 @@ class HealthTracker:
         Changed rise/fall apply from the next result on: a verdict moves only on evidence, never
         because a number in the config did.
         """
+        self.generation += 1
         jobs: list[Job] = all_jobs(config.clusters, config.vantage)
         old = self._records
         self._records = {job.key: old.get(job.key) or CheckRecord(job) for job in jobs}
@@ -102,11 +105,16 @@ class HealthTracker:
     def clusters(self) -> list[ClusterHealth]:
         return [self.cluster(cluster.name) for cluster in self._clusters]
 
-    def views(self, now: float | None = None) -> list[ClusterView]:
-        """What the planner needs, one view per configured cluster, in config order; with
-        ``now``, each says since when its cluster has been observed without a gap."""
+    @property
+    def cluster_count(self) -> int:
+        return len(self._clusters)
+
+    def views(self, now: float | None = None, part: slice | None = None) -> list[ClusterView]:
+        """What the planner needs, one view per configured cluster (or those of ``part``), in
+        config order; with ``now``, each says since when its cluster has been observed
+        without a gap."""
         views = []
-        for cluster in self._clusters:
+        for cluster in self._clusters if part is None else self._clusters[part]:
             health = self.cluster(cluster.name, now)
             since = -math.inf if now is None else self.observed_since(cluster.name, now)
             views.append(ClusterView(cluster.name, health.state, health.score.value,
