@@ -123,6 +123,10 @@ async def serving(make: Callable[[], Daemon], where: str) -> int:
         # collector's sight, a full collection no longer walks them (tens of milliseconds
         # with the loop stopped, at a thousand clusters).
         gc.freeze()
+        # A worker thread rendering /metrics holds the GIL for up to this long each time the
+        # loop wants it back; at the default 5 ms the loop, which wants it after every poll,
+        # falls behind by hundreds of milliseconds during a scrape.
+        sys.setswitchinterval(0.001)
         await daemon.run()
     except (UnsupportedActuator, StartupError) as exc:
         print(f"{where}: {exc}", file=sys.stderr)
