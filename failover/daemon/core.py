@@ -22,7 +22,7 @@ from failover.daemon import distributed
 from failover.daemon.listeners import listeners
 from failover.daemon.overrides import Overrides
 from failover.daemon.parts import build_actuators
-from failover.daemon.planning import Planning
+from failover.daemon.planning import Planning, batched_probe_signals
 from failover.daemon.publish import Publisher
 from failover.daemon.reload import WATCH_EVERY, Reloader
 from failover.daemon.shared_overrides import SharedOverrides
@@ -90,7 +90,7 @@ class Daemon:
                                  self.metrics, watch_every)
         self.planning = Planning(
             config=lambda: self.config, health=self.health, overrides=self.overrides,
-            signals=self._live_signals, runners=self.runners, state=self.state,
+            signals=self._tick_signals, runners=self.runners, state=self.state,
             publisher=self.publisher, heartbeats=self.heartbeats, metrics=self.metrics,
             planner=planner, replica=self.replica, shared=self.shared)
         self.signals: PrometheusSource | None = None
@@ -192,6 +192,12 @@ class Daemon:
     def _record(self, job: Job, result: ProbeResult) -> None:
         self.health.record(job.key, result, asyncio.get_running_loop().time())
         self.heartbeats.beat("prober")
+
+    async def _tick_signals(self) -> Signals:
+        """`_live_signals` for a planning tick, the probes' taken in batches."""
+        if self.signals is not None:
+            return self.signals.signals()
+        return await batched_probe_signals(self.health)
 
     def _live_signals(self) -> Signals:
         """Prometheus's when it is configured; else what the probes themselves say."""

@@ -6,7 +6,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Awaitable, Callable, Sequence
 
 from failover import controller
 from failover.actuators.file import written_version
@@ -23,7 +23,7 @@ from failover.daemon.state import StateKeeper
 from failover.daemon.supervisor import Heartbeats
 from failover.health import HealthTracker
 from failover.metrics import Metrics
-from failover.model import ClusterState, ClusterView, Plan, Signals
+from failover.model import ClusterState, ClusterView, Plan, Sample, Signals
 
 VIEW_BATCH = 200
 """Clusters viewed between two turns of the loop: well under a millisecond of work."""
@@ -44,9 +44,20 @@ async def batched_views(health: HealthTracker, now: float) -> list[ClusterView]:
         # A reload changed the clusters between two batches: start again on the new set.
 
 
+async def batched_probe_signals(health: HealthTracker) -> Signals:
+    """The probes' own load signals, a batch of clusters at a time, as `batched_views`."""
+    while True:
+        generation, samples = health.generation, dict[str, Sample]()
+        for start in range(0, health.cluster_count, VIEW_BATCH):
+            samples.update(health.probe_signals(slice(start, start + VIEW_BATCH)).clusters)
+            await asyncio.sleep(0)
+        if health.generation == generation:
+            return Signals(samples, source="probes")
+
+
 class Planning:
     def __init__(self, *, config: Callable[[], Config], health: HealthTracker,
-                 overrides: Overrides, signals: Callable[[], Signals],
+                 overrides: Overrides, signals: Callable[[], Awaitable[Signals]],
                  runners: Sequence[ActuatorRunner], state: StateKeeper, publisher: Publisher,
                  heartbeats: Heartbeats, metrics: Metrics, planner: Planner,
                  replica: Replica | None = None, shared: SharedOverrides | None = None,
@@ -139,7 +150,7 @@ class Planning:
         freeze = overrides.freeze
         inputs = Inputs(views, config.demand_rps, vantage_ok,
                         overrides.drain_reasons(), None if freeze is None else freeze.reason,
-                        self._signals(), applied=self.applied(),
+                        await self._signals(), applied=self.applied(),
                         first_version=self._first_version, evidence=evidence)
         step = controller.tick(config.policy, self.plan, inputs, now, self._planner)
         # Saved before it is applied: a restart never resumes from behind what the data

@@ -122,10 +122,11 @@ class HealthTracker:
                                      since, health.stale))
         return views
 
-    def probe_signals(self) -> Signals:
-        """Per-cluster load signals from the probes' own results (`signals`)."""
+    def probe_signals(self, part: slice | None = None) -> Signals:
+        """Per-cluster load signals from the probes' own results (`signals`), of every
+        cluster or those of ``part``."""
         samples = {}
-        for cluster in self._clusters:
+        for cluster in self._clusters if part is None else self._clusters[part]:
             sample = probe_sample(self._by_cluster[cluster.name], self._probing.timeout)
             if sample is not None:
                 samples[cluster.name] = sample
