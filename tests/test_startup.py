@@ -11,13 +11,16 @@ import socket
 import subprocess
 import sys
 import textwrap
+import threading
 from pathlib import Path
+from typing import Any
 
 import pytest
 from prometheus_client import CollectorRegistry
 
 from failover.config import load
 from failover.daemon import Daemon, StartupError
+from failover.daemon import state as state_module
 from failover.daemon.overrides import Freeze, Overrides
 from failover.daemon.state import StateKeeper
 from failover.daemon.supervisor import Heartbeats
@@ -153,6 +156,44 @@ async def test_a_state_that_cannot_be_saved_is_said_once_and_fails_liveness(
     (tmp_path / "state").unlink()
     await keeper.save(None, overrides)
     assert keeper.failing is None
+
+
+async def test_a_save_reads_its_own_write_when_another_takes_over(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A save that starts between another's write ending and that one resuming takes the
+    writer's place; the first must still read its own write's outcome (it read the new
+    one's, unfinished, and an operator got a 500 under load)."""
+    gates = [threading.Event(), threading.Event()]
+    write = state_module._write
+
+    def held(path: Path, doc: dict[str, object]) -> None:
+        gates[0 if doc["overrides"] == {"drains": {}, "freeze": None} else 1].wait(10)
+        write(path, doc)
+
+    real_wait = asyncio.wait
+
+    async def late_wait(*args: Any, **kwargs: Any) -> Any:
+        # The scheduling delay of a loaded loop between a write ending and its saver running.
+        result = await real_wait(*args, **kwargs)
+        await asyncio.sleep(0.05)
+        return result
+
+    monkeypatch.setattr(state_module, "_write", held)
+    monkeypatch.setattr(state_module.asyncio, "wait", late_wait)
+    path = tmp_path / "state.json"
+    keeper = StateKeeper(path, Metrics(CollectorRegistry()), wait=10)
+    newer = Overrides()
+    newer.freeze = Freeze("newer", 1.0)
+    first = asyncio.create_task(keeper.save(None, Overrides()))
+    await asyncio.sleep(0.05)
+    gates[0].set()
+    await asyncio.sleep(0.02)  # the first write is done; its saver has not resumed yet
+    second = asyncio.create_task(keeper.save(None, newer))
+    await asyncio.sleep(0.1)
+    gates[1].set()
+    await asyncio.gather(first, second)
+    assert keeper.failing is None
+    assert json.loads(path.read_text())["overrides"]["freeze"]["reason"] == "newer"
 
 
 BAD_FOR_RUN = {

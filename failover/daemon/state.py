@@ -69,14 +69,15 @@ class StateKeeper:
         if doc == self._saved:
             return
         # Encoded on the thread too: at fleet scale the text is hundreds of kilobytes.
-        self._saving = asyncio.ensure_future(asyncio.to_thread(_write, self.path, doc))
-        done, _ = await asyncio.wait({self._saving}, timeout=self._wait)
+        # Kept here as well: another save may take self._saving over once this one is done.
+        saving = self._saving = asyncio.ensure_future(asyncio.to_thread(_write, self.path, doc))
+        done, _ = await asyncio.wait({saving}, timeout=self._wait)
         if not done:
             self._failed(f"saving state to {self.path} takes over {self._wait:g}s; "
                          "going on meanwhile")
             return
         try:
-            self._saving.result()
+            saving.result()
         except OSError as exc:
             # The plan still holds in memory; only a restart would lose it. Say so loudly.
             self._failed(f"cannot save state to {self.path}: {exc}")
