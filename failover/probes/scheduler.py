@@ -20,6 +20,9 @@ log = logging.getLogger(__name__)
 
 ResultSink = Callable[[Job, ProbeResult], None]
 
+DISPATCH_BATCH = 32
+"""Probes started between two turns of the loop."""
+
 _EARLY = 1e-3
 """Seconds before its due time that a run may start."""
 
@@ -106,6 +109,7 @@ class Scheduler:
         if not self._started:
             self._started = True
             self._spread(list(self._jobs))
+        dispatched = 0
         async with asyncio.TaskGroup() as tasks:
             while True:
                 key = await self._wait_for_due()
@@ -129,6 +133,11 @@ class Scheduler:
                 self._starved.discard(target)
                 self._running.add(key)
                 tasks.create_task(self._probe(job, self._in_flight), name=f"probe {key}")
+                dispatched += 1
+                if dispatched % DISPATCH_BATCH == 0:
+                    # After any stall many runs are due at once; started all in one go,
+                    # they and their first steps would hold the loop for tens of ms.
+                    await asyncio.sleep(0)
 
     async def _wait_for_due(self) -> str:
         while True:
