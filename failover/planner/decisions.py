@@ -17,15 +17,17 @@ moves alone, however many there are.
 
 from __future__ import annotations
 
+import heapq
 import math
-from collections.abc import Mapping, Sequence
+from collections.abc import Collection, Mapping, Sequence
 from dataclasses import dataclass, field
+from typing import Protocol
 
 from failover.model import ClusterState, ClusterView, Decision
 from failover.planner.guard import FAIL_STATIC, OPERATOR_FREEZE, STALE, VANTAGE
 from failover.planner.lifecycle import Life
 from failover.planner.shares import EPSILON
-from failover.planner.targets import Targets
+from failover.planner.states import DRAINED, RECOVERING, UNHEALTHY
 
 ALL_CLUSTERS = "*"
 """The ``cluster`` of a decision about the whole plan (fail_static, vantage, resume, shed), or
@@ -51,7 +53,6 @@ RESUME = "resume"
 """Actions whose cause is another name: drain and freeze (operator), remove (rebalance),
 resume (the freeze it ends)."""
 
-S = ClusterState
 
 MIN_MOVE = 0.01
 """A move a cluster only undergoes is its own decision from this fraction of all traffic on;
@@ -60,6 +61,27 @@ FOLDED = (REBALANCE, CAPACITY_CAP, SPILL)
 """Actions a cluster undergoes because of what others (or demand) did."""
 NAMED = 3
 """Clusters a folded decision or a list of causes names; the rest are counted."""
+
+
+class Marks(Protocol):
+    """What the decisions read of a tick's targets (`Targets`, or their columns): who is held
+    at capacity, who takes spilled traffic."""
+
+    @property
+    def capped(self) -> frozenset[str]: ...
+
+    @property
+    def spilled(self) -> frozenset[str]: ...
+
+
+@dataclass(frozen=True, slots=True)
+class _Unmarked:
+    capped: frozenset[str] = frozenset()
+    spilled: frozenset[str] = frozenset()
+
+
+UNMARKED: Marks = _Unmarked()
+"""The marks of a plan without targets (a frozen one): nobody capped, nobody spilled."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -85,23 +107,23 @@ class Change:
     """Each cluster's state in the previous plan; a cluster absent here is new."""
 
 
-def _classify(view: ClusterView, life: Life, targets: Targets,  # noqa: PLR0911 - a rule per line
+def _classify(view: ClusterView, life: Life, targets: Marks,  # noqa: PLR0911 - a rule per line
               old: float, new: float, change: Change) -> tuple[str, str]:
     """(action, cause) of a share move."""
     if life.event == RECOVERY_FAILED:
         return RECOVERY_FAILED, RECOVERY_FAILED
     if view.name in change.backed_off and new < old:
         return BACK_OFF, BACK_OFF
-    if life.state == S.DRAINED:
+    if life.state == DRAINED:
         return DRAIN, OPERATOR
-    if life.state == S.UNHEALTHY and new < old and (
-            view.name not in targets.spilled or change.old_states.get(view.name) != S.UNHEALTHY):
+    if life.state == UNHEALTHY and new < old and (
+            view.name not in targets.spilled or change.old_states.get(view.name) != UNHEALTHY):
         # A cluster that has just failed is evacuated, whatever overflow still leaves it
         # (the reason says so); one that was failing already sees its spill move.
         return EVACUATE, EVACUATE
     if view.name in targets.spilled:
         return SPILL, SPILL
-    if life.state == S.RECOVERING and new > old:
+    if life.state == RECOVERING and new > old:
         return (RECOVERY_START, RECOVERY_START) if life.event == RECOVERY_START else (RAMP, RAMP)
     if view.name in targets.capped:
         return CAPACITY_CAP, CAPACITY_CAP
@@ -122,20 +144,27 @@ def _own(view: ClusterView, life: Life, action: str, old: float, new: float,
             or (action == SPILL and view.name not in change.old_spilled))  # spill starts
 
 
-def cluster_decisions(views: Sequence[ClusterView], lives: Mapping[str, Life], targets: Targets,
-                      change: Change) -> list[Decision]:
+def cluster_decisions(views: Sequence[ClusterView], lives: Mapping[str, Life], targets: Marks,
+                      change: Change, *, moving: Sequence[ClusterView] | None = None,
+                      removed: Collection[str] | None = None) -> list[Decision]:
     """Causes before effects: evacuations, failed recoveries, drains, removals, recovery starts
     and ramps first, rebalances after, then the folded small moves (cluster ``*``); within
     each, the order of ``views`` (pass them ranked).
 
     A lifecycle event (a recovery starting or failing) is a decision even on a tick where the
     share does not move, so the log tells when a cluster took a slot or lost it.
+
+    ``moving``: when the caller knows them, the views (of ``views``, in their order) whose
+    share moved or that had an event, the only ones that can make a decision; ``removed``:
+    the clusters of ``change.old`` absent from ``views``. At 10,000 clusters a tick cannot
+    afford to look at every cluster to find the few that moved.
     """
     entries: list[tuple[ClusterView, str, str, float, float]] = []
     folded: dict[str, list[tuple[ClusterView, float, float]]] = {}
-    for view in views:
+    old_of, new_of = change.old.get, change.new
+    for view in views if moving is None else moving:
         life = lives[view.name]
-        old, new = change.old.get(view.name, 0.0), change.new[view.name]
+        old, new = old_of(view.name, 0.0), new_of[view.name]
         if abs(old - new) > EPSILON:
             action, cause = _classify(view, life, targets, old, new, change)
             if _own(view, life, action, old, new, change):
@@ -144,14 +173,19 @@ def cluster_decisions(views: Sequence[ClusterView], lives: Mapping[str, Life], t
                 folded.setdefault(action, []).append((view, old, new))
         elif life.event in (RECOVERY_START, RECOVERY_FAILED):
             entries.append((view, life.event, life.event, old, new))
-    present = {v.name for v in views}
-    removed = sorted(n for n, s in change.old.items() if n not in present and s > EPSILON)
-    causes = [f"{view.name} {action}" for view, action, _, _, _ in entries
-              if action not in (REBALANCE, CAPACITY_CAP)]
-    causes += [f"{name} {REMOVE}" for name in removed]
-    causes += [f"{v.name} weight {change.old_weights[v.name]:g} -> {v.base_weight:g}"
-               for v in views
-               if v.name in change.old_weights and change.old_weights[v.name] != v.base_weight]
+    if removed is None:
+        present = {v.name for v in views}
+        removed = [n for n in change.old if n not in present]
+    gone = sorted(n for n in removed if change.old[n] > EPSILON)
+    causes: list[str] = []
+    if REBALANCE in folded or any(action == REBALANCE for _, action, _, _, _ in entries):
+        # Only a rebalance names its causes: the rest of the fleet's weights are read for one.
+        causes = [f"{view.name} {action}" for view, action, _, _, _ in entries
+                  if action not in (REBALANCE, CAPACITY_CAP)]
+        causes += [f"{name} {REMOVE}" for name in gone]
+        weights = change.old_weights
+        causes += [f"{v.name} weight {weights[v.name]:g} -> {v.base_weight:g}" for v in views
+                   if v.name in weights and weights[v.name] != v.base_weight]
     decisions = [
         Decision(change.at, change.version, view.name, action, old, new,
                  _reason(view, lives[view.name], action, change, causes)
@@ -160,7 +194,7 @@ def cluster_decisions(views: Sequence[ClusterView], lives: Mapping[str, Life], t
         for view, action, cause, old, new in entries
     ]
     decisions += [Decision(change.at, change.version, name, REMOVE, change.old[name], 0.0,
-                           "removed from config", REBALANCE) for name in removed]
+                           "removed from config", REBALANCE) for name in gone]
     decisions.sort(key=lambda d: d.action in (REBALANCE, CAPACITY_CAP))
     decisions += [_folded(action, folded[action], change, causes)
                   for action in FOLDED if action in folded]
@@ -181,11 +215,14 @@ def _folded(action: str, moves: Sequence[tuple[ClusterView, float, float]], chan
         f"{len(moves)} clusters moved less than {MIN_MOVE:.0%} of traffic each"
     why = f", {_FOLDED_REASONS[action]}" if action in _FOLDED_REASONS else \
         (", after " + _listed(causes) if causes else "")
-    largest = sorted(moves, key=lambda m: -abs(m[2] - m[1]))  # stable: ties keep rank order
+    # As sorted()[:NAMED] (ties keep rank order), without sorting thousands to name three.
+    largest = heapq.nsmallest(NAMED, moves, key=lambda m: -abs(m[2] - m[1]))
     names = [f"{view.name} {old:.3%} -> {new:.3%}" for view, old, new in largest]
+    more = len(moves) - NAMED
     return Decision(change.at, change.version, ALL_CLUSTERS, action,
                     math.fsum(old for _, old, _ in moves), math.fsum(new for _, _, new in moves),
-                    f"{count}{why}: {_listed(names)}", action)
+                    f"{count}{why}: {', '.join(names)}" + (f" (+{more} more)" if more > 0 else ""),
+                    action)
 
 
 _STILL_SPILLED = "; still takes demand beyond the passing clusters' capacity (spill)"
@@ -204,7 +241,7 @@ def _reason(view: ClusterView, life: Life, action: str,  # noqa: PLR0911 - a cas
             change: Change, causes: list[str]) -> str:
     if action in (RAMP, BACK_OFF) and life.ramp is not None and life.ramp.reason:
         return life.ramp.reason
-    if action == SPILL and life.state == S.UNHEALTHY:
+    if action == SPILL and life.state == UNHEALTHY:
         return f"{_FIXED_REASONS[SPILL]}, though it fails: {view.reason}"
     if action in _FIXED_REASONS:
         return _FIXED_REASONS[action]

@@ -5,6 +5,7 @@ from __future__ import annotations
 import math
 from collections.abc import Sequence
 from dataclasses import dataclass
+from itertools import compress
 from typing import Final
 
 from failover.model import ClusterState, ClusterView
@@ -33,13 +34,20 @@ class Tally:
 
     @staticmethod
     def of(views: Sequence[ClusterView]) -> Tally:
+        # Pass by pass at C speed: the sums are exact (fsum), so grouping changes nothing.
+        weights = [v.base_weight for v in views]
+        states = [v.state for v in views]
+        unknown = list(map(ClusterState.UNKNOWN.__eq__, states))
         return Tally(
-            passing=math.fsum(v.base_weight for v in views if v.state.passing),
-            unknown=math.fsum(v.base_weight for v in views if v.state == ClusterState.UNKNOWN),
-            eligible=math.fsum(v.base_weight for v in views if v.state != ClusterState.DRAINED),
-            unknown_clusters=sum(v.state == ClusterState.UNKNOWN for v in views),
-            stale=math.fsum(v.base_weight for v in views if v.stale),
+            passing=math.fsum(compress(weights, map(_PASSING.__contains__, states))),
+            unknown=math.fsum(compress(weights, unknown)),
+            eligible=math.fsum(compress(weights, map(ClusterState.DRAINED.__ne__, states))),
+            unknown_clusters=sum(unknown),
+            stale=math.fsum(compress(weights, [v.stale for v in views])),
         )
+
+
+_PASSING = frozenset({ClusterState.HEALTHY, ClusterState.DEGRADED})
 
 
 def freeze_reason(tally: Tally, min_fraction: float, *, started: bool,

@@ -16,15 +16,23 @@ recovery never takes traffic away from a cluster that had it all along.
 
 from __future__ import annotations
 
-import dataclasses
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
 from failover.config.models import Recovery
 from failover.model import ClusterPlan, ClusterState, ClusterView, Ramp
+from failover.planner.build import Replacer
 from failover.planner.rank import rank_key
+from failover.planner.states import (
+    DEGRADED,
+    DRAINED,
+    HEALTHY,
+    RECOVERING,
+    UNHEALTHY,
+    UNKNOWN,
+    WAITING,
+)
 
-S = ClusterState
 SERVING_SHARE = 1e-9
 """A share above this is traffic, not float noise."""
 
@@ -52,6 +60,10 @@ class Life:
     guard: Ramp | None = None
 
 
+replace = Replacer((Life, Ramp, ClusterPlan))
+"""``dataclasses.replace`` for lives, ramps and plans of clusters, at a fraction of the cost."""
+
+
 def cooldown(recovery: Recovery, failed: int) -> float:
     """Seconds to wait after the ``failed``-th consecutive failed recovery (from 1)."""
     # The doublings are capped before the power is taken: from the 1,025th failure on, a
@@ -69,7 +81,7 @@ def cooling(life: Life, now: float) -> bool:
 def _passing_state(view: ClusterView) -> ClusterState:
     # Health reports healthy or degraded; the gate's own states arriving in a view are
     # taken as plain passing.
-    return view.state if view.state in (S.HEALTHY, S.DEGRADED) else S.HEALTHY
+    return view.state if view.state in (HEALTHY, DEGRADED) else HEALTHY
 
 
 def advance(  # noqa: PLR0911 - one return per transition reads best
@@ -88,41 +100,43 @@ def advance(  # noqa: PLR0911 - one return per transition reads best
     probation = before.probation_until if before else None
     on_probation = probation is not None and now < probation
     began = before.recovery_started if before else None
-    if probation is not None and not on_probation and was in (S.HEALTHY, S.DEGRADED):
+    if probation is not None and not on_probation and was in (HEALTHY, DEGRADED):
         # Seen passing through all of its probation: the count starts over now, whatever
         # this tick's verdict (a failure from here on is a plain one).
         failed, probation, began = 0, None, None
-    if view.state == S.DRAINED:
-        return Life(S.DRAINED, None, until, failed)
-    if view.state == S.UNHEALTHY:
-        if was == S.RECOVERING or (was in (S.HEALTHY, S.DEGRADED) and on_probation):
+    if view.state == DRAINED:
+        return Life(DRAINED, None, until, failed)
+    if view.state == UNHEALTHY:
+        if was == RECOVERING or (was in (HEALTHY, DEGRADED) and on_probation):
             failed += 1
-            return Life(S.UNHEALTHY, None, now + cooldown(recovery, failed), failed,
-                        RECOVERY_FAILED)
-        return Life(S.UNHEALTHY, None, until, failed)
-    if view.state == S.UNKNOWN:
+            return Life(UNHEALTHY, None, now + cooldown(recovery, failed), failed,
+                             RECOVERY_FAILED)
+        return Life(UNHEALTHY, None, until, failed)
+    if view.state == UNKNOWN:
         # Keep the ramp: after a restart the cluster resumes its recovery where it stood,
         # instead of starting over or snapping to its full share.
-        return Life(S.UNKNOWN, began, until, failed, ramp=ramp, probation_until=probation)
+        return Life(UNKNOWN, began, until, failed, ramp=ramp, probation_until=probation)
     passing = _passing_state(view)
     if not started:
         return Life(passing, None, until, failed)
-    if was in (S.HEALTHY, S.DEGRADED) or (was == S.UNKNOWN and ramp is None
-                                           and before is not None
-                                           and before.share > SERVING_SHARE):
+    if was in (HEALTHY, DEGRADED) or (was == UNKNOWN and ramp is None
+                                      and before is not None
+                                      and before.share > SERVING_SHARE):
         # Served until now (or until its verdict lapsed: a restart, a reload that changed its
         # checks): it is not cold, so there is nothing to ramp.
         limit = before.guard if before is not None else None
         if on_probation:
-            return Life(passing, began, until, failed, probation_until=probation, guard=limit)
+            return Life(passing, began, until, failed, probation_until=probation,
+                             guard=limit)
         # Through its probation (seen above; or here, back from a lapse of verdicts in which
         # it ended): the failure count starts over. Never recovering: nothing to reset.
-        return Life(passing, None, until, 0 if probation is not None else failed, guard=limit)
-    if was in (S.RECOVERING, S.UNKNOWN) and ramp is not None:
-        return Life(S.RECOVERING, began, until, failed, RESUMED if was == S.UNKNOWN else None,
-                    ramp=ramp)
+        return Life(passing, None, until, 0 if probation is not None else failed,
+                         guard=limit)
+    if was in (RECOVERING, UNKNOWN) and ramp is not None:
+        return Life(RECOVERING, began, until, failed, RESUMED if was == UNKNOWN else None,
+                         ramp=ramp)
     # Unhealthy, waiting, drained, new or unknown without traffic: through the gate.
-    return Life(S.WAITING, None, until, failed)
+    return Life(WAITING, None, until, failed)
 
 
 def finish(life: Life, recovery: Recovery, now: float) -> Life:
@@ -130,7 +144,7 @@ def finish(life: Life, recovery: Recovery, now: float) -> Life:
     more slow start: a failure then still counts as a failed recovery, so a cluster that
     flaps slower than its ramp is damped too."""
     ramp = life.ramp
-    if life.state != S.RECOVERING or ramp is None or ramp.level < 1.0:
+    if life.state != RECOVERING or ramp is None or ramp.level < 1.0:
         return life
     # An adaptive ramp reached its target, not necessarily the capacity its cluster is
     # configured with: a cold cluster may still serve less. What its signals allowed stays
@@ -138,20 +152,20 @@ def finish(life: Life, recovery: Recovery, now: float) -> Life:
     # A ramp that went at the timed pace for want of signals knows nothing of that, and a
     # timed one assumes the configured capacity: neither leaves a limit.
     steered = ramp.limit is not None and ramp.action in STEERED
-    limit = dataclasses.replace(
+    limit = replace(
         ramp, action="hold", reason="ramp done; its limit stays until it no longer binds") \
         if steered else None
-    return dataclasses.replace(life, state=S.HEALTHY, event=RECOVERED, ramp=None,
-                               cooldown_until=None, probation_until=now + recovery.slow_start,
-                               guard=limit)
+    return replace(life, state=HEALTHY, event=RECOVERED, ramp=None, cooldown_until=None,
+                   probation_until=now + recovery.slow_start, guard=limit)
 
 
 def demote(views: Sequence[ClusterView], lives: dict[str, Life],
            slots: int) -> dict[str, Life]:
     """When more ramps run than there are slots (ramps resumed after a lapse of verdicts
     found their slots taken meanwhile), the latest resumed go back to waiting, with the share
-    they carry, so no more ramps run than there are slots."""
-    busy = sum(life.state == S.RECOVERING for life in lives.values())
+    they carry, so no more ramps run than there are slots. ``views``: at least every
+    recovering cluster (`advance_all`'s ``special``)."""
+    busy = sum(lives[v.name].state == RECOVERING for v in views)
     if busy <= slots:
         return lives
     resumed = sorted((v for v in views if lives[v.name].event == RESUMED),
@@ -159,25 +173,67 @@ def demote(views: Sequence[ClusterView], lives: dict[str, Life],
     demoted = dict(lives)
     for view in resumed:
         life = lives[view.name]
-        demoted[view.name] = Life(S.WAITING, None, life.cooldown_until, life.failed_recoveries)
+        demoted[view.name] = Life(WAITING, None, life.cooldown_until, life.failed_recoveries)
     return demoted
 
 
 def admit(views: Sequence[ClusterView], lives: dict[str, Life], slots: int, now: float,
           held: Mapping[str, float]) -> dict[str, Life]:
     """Give free recovery slots to waiting clusters past their cooldown, best ranked first.
-    ``held``: the share each cluster carries now; a ramp starts from it."""
+    ``held``: the share each cluster carries now; a ramp starts from it. ``views``: at least
+    every recovering or waiting cluster (`advance_all`'s ``special``), in name order."""
     lives = demote(views, lives, slots)
-    free = slots - sum(life.state == S.RECOVERING for life in lives.values())
+    free = slots - sum(lives[v.name].state == RECOVERING for v in views)
     if free <= 0:
         return lives
-    ready = [v for v in views if lives[v.name].state == S.WAITING
+    ready = [v for v in views if lives[v.name].state == WAITING
              and not cooling(lives[v.name], now)]
     admitted = dict(lives)
     for view in sorted(ready, key=rank_key)[:free]:
         life = lives[view.name]
         ramp = Ramp(0.0, held=held.get(view.name, 0.0), changed_at=now, since=now,
-                    action="start", reason="took a recovery slot")
-        admitted[view.name] = Life(S.RECOVERING, now, life.cooldown_until,
-                                   life.failed_recoveries, RECOVERY_START, ramp=ramp)
+                         action="start", reason="took a recovery slot")
+        admitted[view.name] = Life(RECOVERING, now, life.cooldown_until,
+                                        life.failed_recoveries, RECOVERY_START, ramp=ramp)
     return admitted
+
+
+_PLAIN = {state: Life(state) for state in (HEALTHY, DEGRADED, UNHEALTHY, DRAINED)}
+"""The life of most clusters on most ticks, shared: at 10,000 clusters a Life apiece would
+cost more than the rest of the lifecycle."""
+_PASSING = frozenset({HEALTHY, DEGRADED})
+_NO_FAILURES = 0
+
+
+def advance_all(views: Sequence[ClusterView], before: Mapping[str, ClusterPlan],
+                recovery: Recovery, now: float, *,
+                started: bool) -> tuple[dict[str, Life], list[ClusterView]]:
+    """`advance` for every view (in their order), and the views whose cluster is anything
+    but plainly healthy, degraded, unhealthy or drained: waiting, recovering, without a
+    verdict, on probation, limited by a guard, or with an event this tick. Only those can
+    ramp, be admitted or held; the rest of the tick looks at them alone.
+
+    A cluster in the same state as on the previous tick, with nothing else going on, comes
+    out as it went in, whatever the clock says: that case is decided here without `advance`.
+    """
+    lives: dict[str, Life] = {}
+    special: list[ClusterView] = []
+    plain = _PLAIN
+    for view in views:
+        state = view.state
+        was = before.get(view.name)
+        if (was is not None and state in plain and was.probation_until is None
+                and was.ramp is None and was.guard is None
+                and (was.state is state or (state in _PASSING and was.state in _PASSING))):
+            until, failed = was.cooldown_until, was.failed_recoveries
+            # ``is``: a plain int 0, not another zero that would print differently.
+            life = plain[state] if until is None and failed is _NO_FAILURES else \
+                Life(state, None, until, failed)
+        else:
+            life = advance(view, was, recovery, now, started=started)
+            if not (life.state in plain and life.event is None and life.ramp is None
+                    and life.guard is None and life.probation_until is None
+                    and life.recovery_started is None):
+                special.append(view)
+        lives[view.name] = life
+    return lives, special

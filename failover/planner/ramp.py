@@ -44,17 +44,16 @@ dependency is past ``shared_max``, and the newest ramp backs off first; it falls
 
 from __future__ import annotations
 
-import dataclasses
 import math
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import TypeVar
 
 from failover.config.models import Adaptive, Recovery
-from failover.model import ClusterState, Ramp, Sample, Signals
-from failover.planner.lifecycle import Life
+from failover.model import Ramp, Sample, Signals
+from failover.planner.lifecycle import Life, replace
+from failover.planner.states import RECOVERING
 
-S = ClusterState
 T = TypeVar("T")
 TIMED, FALLBACK, AWAIT, ADVANCE, HOLD, BACK_OFF = (
     "timed", "fallback", "await", "advance", "hold", "back_off")
@@ -76,7 +75,7 @@ def changed(value: T, **fields: object) -> T:
     garbage collection than all the rest of an adaptive tick."""
     if all(getattr(value, name) == new for name, new in fields.items()):
         return value
-    return dataclasses.replace(value, **fields)  # type: ignore[type-var]
+    return replace(value, **fields)
 
 
 def usable(sample: Sample | None, now: float, adaptive: Adaptive) -> str | None:
@@ -168,14 +167,14 @@ def start_level(ramp: Ramp, full: float, recovery: Recovery, sample: Sample | No
         sample, now, recovery.adaptive) is None else 0.0
     level = max(first, min(1.0, ramp.held / full)) if full > 0 else first
     if not adaptive:
-        return dataclasses.replace(ramp, level=level, mark=level)
+        return replace(ramp, level=level, mark=level)
     limit = max(ramp.held, level * full)
-    return dataclasses.replace(ramp, level=level, limit=limit, mark=limit)
+    return replace(ramp, level=level, limit=limit, mark=limit)
 
 
 def _moved(ramp: Ramp, limit: float, full: float, **changes: object) -> Ramp:
     level = 1.0 if full <= 0 else min(1.0, limit / full)
-    return dataclasses.replace(ramp, limit=limit, level=level, **changes)  # type: ignore[arg-type]
+    return replace(ramp, limit=limit, level=level, **changes)
 
 
 def step(ramp: Ramp, sample: Sample | None, shared: Shared, now: float, dt: float,  # noqa: PLR0911 - a move per return
@@ -186,8 +185,7 @@ def step(ramp: Ramp, sample: Sample | None, shared: Shared, now: float, dt: floa
     if recovery.mode == "timed" or ramp.limit is None:
         level = min(1.0, ramp.level + dt / recovery.slow_start) if recovery.slow_start > 0 \
             else 1.0
-        return dataclasses.replace(ramp, level=level, action=TIMED, reason="slow start",
-                                   sample=None)
+        return replace(ramp, level=level, action=TIMED, reason="slow start", sample=None)
     adaptive = recovery.adaptive
     limit = ramp.limit
     if sample is not None and ramp.since is not None and sample.measured_at <= ramp.since:
@@ -199,9 +197,8 @@ def step(ramp: Ramp, sample: Sample | None, shared: Shared, now: float, dt: floa
         # Exactly the timed ramp: its level of the target, at the slow-start pace.
         pace = dt / recovery.slow_start if recovery.slow_start > 0 else 1.0
         level = min(1.0, ramp.level + pace)
-        return dataclasses.replace(ramp, limit=level * full, level=level,
-                                   action=FALLBACK, reason=f"{why}: slow-start pace",
-                                   sample=sample)
+        return replace(ramp, limit=level * full, level=level, action=FALLBACK,
+                       reason=f"{why}: slow-start pace", sample=sample)
     verdict, what = assess(sample, adaptive)
     if shared.state == BREACH and newest:
         verdict, what = BREACH, shared.reason
@@ -249,23 +246,24 @@ def step_guard(limit: Ramp | None, sample: Sample | None, now: float, dt: float,
             return None
         lowered = share * _guard_backoff(sample)  # type: ignore[arg-type]
         return Ramp(1.0, limit=lowered, mark=lowered, changed_at=now, backoff_at=now,
-                    action=BACK_OFF, reason=f"{what}: limited to what it serves", sample=sample)
+                         action=BACK_OFF, reason=f"{what}: limited to what it serves",
+                         sample=sample)
     current = limit.limit if limit.limit is not None else share
     if why is not None or sample is None:
         relaxed = _paced(current, bound, dt, recovery)
         if relaxed >= bound:
             return None
-        return dataclasses.replace(limit, limit=relaxed, action=FALLBACK, sample=sample,
-                                   reason=f"{why}: relaxing at the slow-start pace")
+        return replace(limit, limit=relaxed, action=FALLBACK, sample=sample,
+                       reason=f"{why}: relaxing at the slow-start pace")
     what = failing(sample, adaptive)
     if what is not None:
         if limit.backoff_at is not None and sample.measured_at <= limit.backoff_at:
             return changed(limit, action=HOLD, sample=sample,
                                        reason=f"{what}: limited, awaiting a sample since")
         lowered = min(current, share * _guard_backoff(sample))
-        return dataclasses.replace(limit, limit=lowered, mark=lowered, changed_at=now,
-                                   backoff_at=now, action=BACK_OFF, sample=sample,
-                                   reason=f"{what}: limited to what it serves")
+        return replace(limit, limit=lowered, mark=lowered, changed_at=now, backoff_at=now,
+                       action=BACK_OFF, sample=sample,
+                       reason=f"{what}: limited to what it serves")
     errors = sample.error_ratio or 0.0
     if errors >= adaptive.error_ok and errors > 0:
         return changed(limit, action=HOLD, sample=sample,
@@ -277,8 +275,8 @@ def step_guard(limit: Ramp | None, sample: Sample | None, now: float, dt: float,
     grown = max(current, limit.mark * growth)
     if grown >= bound:
         return None
-    return dataclasses.replace(limit, limit=grown, mark=grown, changed_at=now, action=ADVANCE,
-                               sample=sample, reason=f"room again: limit x{growth:.2f}")
+    return replace(limit, limit=grown, mark=grown, changed_at=now, action=ADVANCE,
+                   sample=sample, reason=f"room again: limit x{growth:.2f}")
 
 
 def _guard_growth(u: float | None, adaptive: Adaptive) -> float:
@@ -328,23 +326,22 @@ class Round:
     """Ramps without usable signals (on the timed pace for that reason)."""
 
 
-def step_all(lives: Mapping[str, Life], signals: Signals, shared: Shared, now: float,
-             observed: Mapping[str, float], full: Mapping[str, float],
-             recovery: Recovery) -> tuple[dict[str, Life], Round, set[str]]:
-    """Step every ramp; returns the lives, how they fared, and those that backed off.
-    ``full``: each cluster's target share (adaptive only)."""
-    ramps = {name: life.ramp for name, life in lives.items()
-             if life.state == S.RECOVERING and life.ramp is not None}
-    recovering = sorted(ramps)
-    newest = max(recovering, key=lambda n: (lives[n].recovery_started or 0.0, n), default=None)
-    out = dict(lives)
+def step_all(lives: dict[str, Life], recovering: Sequence[str], signals: Signals,
+             shared: Shared, now: float, observed: Mapping[str, float],
+             full: Mapping[str, float], recovery: Recovery) -> tuple[Round, set[str]]:
+    """Step every ramp of ``recovering`` (ascending; clusters not recovering are skipped), in
+    ``lives``; returns how they fared, and those that backed off. ``full``: each cluster's
+    target share (adaptive only)."""
+    ramps = {name: life.ramp for name in recovering
+             if (life := lives[name]).state == RECOVERING and life.ramp is not None}
+    newest = max(ramps, key=lambda n: (lives[n].recovery_started or 0.0, n), default=None)
     advanced = held = blind = 0
     backed: set[str] = set()
-    for name in recovering:
-        ramp = step(ramps[name], signals.clusters.get(name), shared, now,
+    for name, before in ramps.items():
+        ramp = step(before, signals.clusters.get(name), shared, now,
                     observed.get(name, 0.0), recovery, full.get(name, 0.0),
                     newest=name == newest)
-        out[name] = changed(lives[name], ramp=ramp)
+        lives[name] = changed(lives[name], ramp=ramp)
         if ramp.action == ADVANCE:
             advanced += 1
         elif ramp.action == BACK_OFF:
@@ -353,7 +350,7 @@ def step_all(lives: Mapping[str, Life], signals: Signals, shared: Shared, now: f
             blind += 1
         if ramp.action == BACK_OFF:
             backed.add(name)
-    return out, Round(advanced, held, blind), backed
+    return Round(advanced, held, blind), backed
 
 
 def slots(previous: int | None, recovery: Recovery, fared: Round, shared: Shared, *,
