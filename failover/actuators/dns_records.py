@@ -84,8 +84,9 @@ class DnsUpdateStats:
 def published_addresses(plan: Plan, addresses: Mapping[str, Iterable[IpAddress]]
                         ) -> frozenset[IpAddress]:
     """Addresses of the mapped clusters whose share is above 0; clusters not mapped count not."""
+    shares = plan.shares  # once: a lookup per cluster would be quadratic at fleet scale
     return frozenset(address for cluster, mapped in addresses.items()
-                     if plan.share(cluster) > MIN_SHARE for address in mapped)
+                     if shares.get(cluster, 0.0) > MIN_SHARE for address in mapped)
 
 
 def wanted_records(addresses: frozenset[IpAddress], ttl: int) -> Records:

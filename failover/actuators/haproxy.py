@@ -123,7 +123,8 @@ class HaproxyActuator:
 
     def wants(self, plan: Plan) -> list[Want]:
         """Each mapped server's weight for ``plan``; a cluster absent from it gets 0."""
-        weights = server_weights({cluster: plan.share(cluster) for cluster in self.servers})
+        shares = plan.shares  # once: a lookup per cluster would be quadratic at fleet scale
+        weights = server_weights({cluster: shares.get(cluster, 0.0) for cluster in self.servers})
         return [Want(cluster, server, weights[cluster])
                 for cluster, server in self.servers.items()]
 

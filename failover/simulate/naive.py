@@ -32,7 +32,8 @@ def naive_plan(views: Sequence[ClusterView], policy: Policy, previous: Plan | No
     if not frozen:
         shares = proportional(passing, 1.0)
     elif previous is not None:
-        shares = {v.name: previous.share(v.name) for v in ordered}
+        before = previous.shares
+        shares = {v.name: before.get(v.name, 0.0) for v in ordered}
     else:
         shares = proportional({v.name: v.base_weight for v in ordered}, 1.0)
     if previous is None:
