@@ -11,7 +11,6 @@ request rate the daemon sustained, and its event-loop lag.
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import signal
 import socket
@@ -21,17 +20,12 @@ import sys
 import tempfile
 import textwrap
 import time
-import urllib.request
+import urllib.error
 from pathlib import Path
 
+from support import call, free_port, metric, wait_for
+
 TOKEN = "bench-token"  # noqa: S105 - a throwaway token for a local benchmark
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port: int = sock.getsockname()[1]
-        return port
 
 
 def free_range(count: int, start: int) -> int:
@@ -49,39 +43,6 @@ def free_range(count: int, start: int) -> int:
         return base
     msg = f"no {count} free ports in a row above {start}"
     raise SystemExit(msg)
-
-
-def call(url: str, body: dict[str, object] | None = None, token: str | None = None) -> bytes:
-    headers = {"Content-Type": "application/json"}
-    if token:
-        headers["Authorization"] = f"Bearer {token}"
-    request = urllib.request.Request(  # noqa: S310 - loopback only
-        url, data=None if body is None else json.dumps(body).encode(),
-        method="GET" if body is None else "POST", headers=headers)
-    with urllib.request.urlopen(request, timeout=10) as response:  # noqa: S310 - same
-        data: bytes = response.read()
-        return data
-
-
-def wait_for(url: str, seconds: float = 30) -> None:
-    deadline = time.monotonic() + seconds
-    while time.monotonic() < deadline:
-        try:
-            call(url)
-        except OSError:
-            time.sleep(0.2)
-            continue
-        return
-    msg = f"{url} did not come up"
-    raise SystemExit(msg)
-
-
-def metric(text: str, name: str) -> float:
-    total = 0.0
-    for line in text.splitlines():
-        if line.startswith(name):
-            total += float(line.rsplit(" ", 1)[1])
-    return total
 
 
 def config(folder: Path, clusters: int, dns_base: int, http_base: int, status: int,
@@ -112,6 +73,22 @@ def config(folder: Path, clusters: int, dns_base: int, http_base: int, status: i
     path = folder / "config.yaml"
     path.write_text(body)
     return path
+
+
+def freeze_and_unfreeze(admin: int, calls: int, pace: float) -> tuple[list[float], list[int]]:
+    """Milliseconds per admin call, and the status of each call answered with an error."""
+    latencies, errors = [], []
+    for i in range(calls):
+        route = "/v1/freeze" if i % 2 == 0 else "/v1/unfreeze"
+        body = {"reason": "bench"} if i % 2 == 0 else {}
+        t0 = time.perf_counter()
+        try:
+            call(f"http://127.0.0.1:{admin}{route}", body, TOKEN)
+        except urllib.error.HTTPError as exc:
+            errors.append(exc.code)  # counted and shown: a benchmark hides nothing
+        latencies.append((time.perf_counter() - t0) * 1000)
+        time.sleep(pace)
+    return latencies, errors
 
 
 def main() -> None:
@@ -148,14 +125,7 @@ def main() -> None:
             time.sleep(5)  # let the probe load reach its steady state
             before = call(f"http://127.0.0.1:{status}/metrics").decode()
             started = time.monotonic()
-            latencies = []
-            for i in range(args.calls):
-                route = "/v1/freeze" if i % 2 == 0 else "/v1/unfreeze"
-                body = {"reason": "bench"} if i % 2 == 0 else {}
-                t0 = time.perf_counter()
-                call(f"http://127.0.0.1:{admin}{route}", body, TOKEN)
-                latencies.append((time.perf_counter() - t0) * 1000)
-                time.sleep(args.pace)
+            latencies, errors = freeze_and_unfreeze(admin, args.calls, args.pace)
             elapsed = time.monotonic() - started
             after = call(f"http://127.0.0.1:{status}/metrics").decode()
         finally:
@@ -175,6 +145,8 @@ def main() -> None:
     print(f"probe requests sent: {sent / elapsed:.0f}/s "
           f"(budget {args.clusters * 3.75 + 1:.0f}/s worst case)")
     print(f"event loop lag: mean {lag_sum / max(lag_count, 1) * 1000:.1f} ms")
+    if errors:
+        print(f"admin calls answered with an error: {len(errors)} (HTTP {sorted(set(errors))})")
     print(f"admin calls: {len(latencies)}, p50 {statistics.median(latencies):.1f} ms, "
           f"p99 {p99:.1f} ms, max {latencies[-1]:.1f} ms")
 

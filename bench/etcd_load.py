@@ -26,17 +26,12 @@ import urllib.request
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+from support import free_port
+
 from tests.etcd import running_etcd  # the tests' etcd, started the same way
 
 TICK, INTERVAL, TTL = 1.0, 5.0, 6.0
 COUNTERS = ("put", "txn", "range", "delete")
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port: int = sock.getsockname()[1]
-        return port
 
 
 def counters(endpoint: str) -> dict[str, float]:

@@ -17,16 +17,11 @@ import sys
 import time
 import urllib.request
 
+from support import free_port
+
 from failover.config import Job, all_jobs, parse
 from failover.probes import PROBES
 from failover.probes.base import ProbeContext, run_probe
-
-
-def free_port(kind: int = socket.SOCK_STREAM) -> int:
-    with socket.socket(socket.AF_INET, kind) as sock:
-        sock.bind(("127.0.0.1", 0))
-        port: int = sock.getsockname()[1]
-        return port
 
 
 def start_lab(dns_port: int, http_port: int, control_port: int) -> subprocess.Popen[bytes]:
