@@ -65,7 +65,7 @@ class Surface:
 
     def score_components(self, cluster: str) -> dict[str, float]:
         try:
-            score = self._health.cluster(cluster).score
+            score = self._health.score(cluster)
         except KeyError:  # a cluster removed by a reload, still in the plan for a tick
             return {}
         return {"success_ratio": round(score.success_ratio, 4),

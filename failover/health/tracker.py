@@ -10,6 +10,7 @@ from failover.config.models import Cluster, Config
 from failover.config.probing import Probing
 from failover.health.check import CheckRecord, CheckStatus
 from failover.health.cluster import ClusterHealth, assess
+from failover.health.score import Score, cluster_score
 from failover.health.signals import probe_sample
 from failover.model import ClusterState, ClusterView, ProbeResult, Signals
 
@@ -92,6 +93,12 @@ class HealthTracker:
         checks = self._by_cluster[name]
         return assess(name, checks, self._probing.rise, self._probing.timeout, now,
                       self.stale_after)
+
+    def score(self, name: str) -> Score:
+        """The cluster's score alone (what `cluster` computes along with much else);
+        KeyError for a name not configured."""
+        timeout = self._probing.timeout
+        return cluster_score([c.score(timeout) for c in self._by_cluster[name] if c.recent])
 
     def vantage_ok(self) -> bool:
         """False only while the vantage checks fail; without them, or before a verdict, True

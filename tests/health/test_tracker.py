@@ -281,3 +281,16 @@ def test_check_status_dict_has_every_field() -> None:
                          consecutive_failures=2, verdict="failing", success_ratio=0.5,
                          latency_factor=1.0)
     assert status.as_dict() == dataclasses.asdict(status)
+
+
+def test_score_alone_is_the_cluster_score() -> None:
+    config = parse(textwrap.dedent("""\
+        clusters:
+          - {name: a, weight: 1, checks: [{tcp: "127.0.0.1:1"}, {tcp: "127.0.0.1:2"}]}
+        """))
+    tracker = HealthTracker(config)
+    for step, job in enumerate(all_jobs(config.clusters, config.vantage) * 5):
+        result = ProbeResult.passed(0.3, "ok") if step % 3 else \
+            ProbeResult.failed(0.8, "timeout", "no answer")
+        tracker.record(job.key, result, float(step))
+    assert tracker.score("a") == tracker.cluster("a").score
