@@ -34,8 +34,10 @@ holds up to two of each in this process (its socket and task, and the server's),
 one is in flight at the instant of a sample is chance. A leak of one per 20 probes would
 still pass this by the end (4 500 probes in all) several times over."""
 DRIFT = 5
-"""How much the mean of the run's second half may exceed the first half's: means of ten
-samples, whose in-flight noise averages out to a couple of units."""
+"""How much the lowest sample of the run's second half may exceed the first half's. The
+lowest, not the mean: probes in flight at a sample's instant are chance and lift single
+samples by up to 20 (a mean of ten drifted by 5 about once in ten runs, seen in CI), while
+a descriptor or task that leaked never goes away and lifts the floor itself."""
 INTERVAL = 0.2
 """Seconds between two runs of a check: 5 probes per second per job."""
 TIMEOUT = 0.15
@@ -136,7 +138,7 @@ async def test_a_minute_against_misbehaving_targets_leaks_no_fds_or_tasks(serve:
         values = [s[column] for s in after]
         half = len(values) // 2
         first, second = values[:half], values[half:]
-        assert sum(second) / len(second) <= sum(first) / len(first) + DRIFT, (what, values)
+        assert min(second) <= min(first) + DRIFT, (what, values)
 
     per_job = Counter(label for label, _ in outcomes.elements())
     assert set(per_job) == {job.label for job in jobs}
