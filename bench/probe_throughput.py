@@ -19,6 +19,7 @@ import urllib.request
 
 from support import free_port
 
+from failover.cli import loops
 from failover.config import Job, all_jobs, parse
 from failover.probes import PROBES
 from failover.probes.base import ProbeContext, run_probe
@@ -84,6 +85,8 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--probes", type=int, default=3000)
     parser.add_argument("--concurrency", type=int, default=32)
+    parser.add_argument("--event-loop", default="auto", choices=loops.CHOICES,
+                        help="as `failover run --event-loop`: uvloop where installed")
     args = parser.parse_args()
     cores = sorted(os.sched_getaffinity(0))
     dns_port, http_port, control_port = free_port(socket.SOCK_DGRAM), free_port(), free_port()
@@ -95,7 +98,8 @@ def main() -> None:
         print(f"{args.probes} probes per kind, {args.concurrency} in flight, prober on one core")
         print(f"{'kind':<6}{'probes/s':>10}{'CPU s / 1000':>14}{'failed':>8}")
         for kind, job in jobs(dns_port, http_port).items():
-            wall, cpu, failed = asyncio.run(measure(job, args.probes, args.concurrency))
+            with asyncio.Runner(loop_factory=loops.factory(args.event_loop)) as runner:
+                wall, cpu, failed = runner.run(measure(job, args.probes, args.concurrency))
             per_1000 = cpu / args.probes * 1000
             print(f"{kind:<6}{args.probes / wall:>10.0f}{per_1000:>14.3f}{failed:>8}")
     finally:
