@@ -14,7 +14,7 @@ Where ``prometheus-blackbox-exporter`` and ``wrk`` are installed, the exporter i
 to the daemon's core and driven by wrk (the targets' core) on its ``http_2xx`` and ``dns``
 modules, and the ratio of the daemon's mixed figure to their mean is printed.
 
-    .venv/bin/python bench/probe_efficiency.py [--loads mixed,fleet,light] [--window 15]
+    .venv/bin/python bench/probe_efficiency.py [--loads mixed,fleet,light] [--window 30]
 
 Needs nginx, dnsmasq and (for the comparison) prometheus-blackbox-exporter and wrk; see
 bench/README.md. Everything listens on 127.0.0.1 and stops by itself.
@@ -51,6 +51,8 @@ from support import (
 )
 
 NAME = "api.bench.test"
+RSS_AT = 20.0
+"""Seconds after ready at which RSS is read (the peak is read at the window's end)."""
 TOKEN = "bench-token"  # noqa: S105 - a throwaway token for a local benchmark
 
 
@@ -244,9 +246,16 @@ def measure_daemon(name: str, load: Load, where: Targets, folder: Path, cpu: int
                             "-r", "200", "-f", "raw", "-o", f"{profile}-{name}.txt"],
                            capture_output=True, check=True)
         else:
-            time.sleep(window)
+            # RSS as the issue asks for it, 20 s after ready, if that falls in the window.
+            time.sleep(max(0.0, min(window, ready + RSS_AT - time.monotonic())))
+            rss_at = time.monotonic() - ready
+            rss, _ = memory_mb(daemon.pid)
+            time.sleep(max(0.0, t0 + window - time.monotonic()))
         cpu1, t1 = cpu_seconds(daemon.pid), time.monotonic()
-        rss, peak = memory_mb(daemon.pid)
+        if profile:
+            rss_at = t1 - ready
+            rss, _ = memory_mb(daemon.pid)
+        _, peak = memory_mb(daemon.pid)
         dns1, (accepts1, http1) = where.dns_queries(), where.http_counts()
         after = call(f"http://127.0.0.1:{status}/metrics", timeout=30).decode()
         reads = [read_cost(daemon.pid, f"http://127.0.0.1:{status}{route}")
@@ -274,7 +283,8 @@ def measure_daemon(name: str, load: Load, where: Targets, folder: Path, cpu: int
           f"({100 * probes / elapsed / load.rate:.1f} %, at the servers); "
           f"{_failures(before, after)}")
     print(f"  CPU {100 * used / elapsed:.1f} % of a core; {per_cpu:,.0f} probes per CPU-second")
-    print(f"  RSS {rss:.0f} MB at {t1 - ready:.0f} s after ready, peak {peak:.0f} MB")
+    print(f"  RSS {rss:.0f} MB at {rss_at:.0f} s after ready, peak {peak:.0f} MB by "
+          f"{t1 - ready:.0f} s")
     print(f"  event-loop lag mean {lag_mean * 1000:.2f} ms, p99 <= "
           f"{quantile_bound(lag_before, lag_after, 0.99) * 1000:g} ms (bucket bound)")
     for line in reads:
@@ -370,8 +380,9 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--loads", default="mixed,fleet,light",
                         help=f"comma list of {', '.join(LOADS)}")
-    parser.add_argument("--warmup", type=float, default=5.0, help="seconds after ready")
-    parser.add_argument("--window", type=float, default=15.0, help="seconds measured")
+    parser.add_argument("--warmup", type=float, default=15.0,
+                        help="seconds after ready: every cluster's first verdicts and moves")
+    parser.add_argument("--window", type=float, default=30.0, help="seconds measured")
     parser.add_argument("--blackbox-seconds", type=int, default=10)
     parser.add_argument("--profile", metavar="PREFIX",
                         help="record the daemon with py-spy over each window, into "
