@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 from collections import defaultdict
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -29,7 +30,9 @@ class Job:
     path: tuple[str | int, ...] = ()
     """Where the job comes from in the config, for errors."""
 
-    @property
+    # Cached: the scheduler and the tracker read these on every probe (the instance is
+    # frozen; cached_property stores beside the fields, not through __setattr__).
+    @functools.cached_property
     def target(self) -> str:
         """The address the budget caps, one spelling per address (an IP is already in
         canonical form): a name in lower case without its final dot, and ``localhost`` as
@@ -41,7 +44,7 @@ class Job:
             host = "127.0.0.1"
         return str(Endpoint(host, self.endpoint.port))
 
-    @property
+    @functools.cached_property
     def key(self) -> str:
         """Stable identity of the job across reloads."""
         return f"{self.cluster}/{self.kind}/{self.label}"

@@ -9,7 +9,6 @@ deadline into ``timeout``, anything unexpected into ``network_error`` or
 from __future__ import annotations
 
 import asyncio
-import dataclasses
 import logging
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
@@ -72,7 +71,7 @@ async def run_probe(job: Job, ctx: ProbeContext, probe_fn: ProbeFn) -> ProbeResu
 
     try:
         async with asyncio.timeout_at(ctx.deadline):
-            result = await probe_fn(job, dataclasses.replace(ctx, permit=permit))
+            result = await probe_fn(job, ProbeContext(permit, ctx.deadline))
     except TimeoutError:
         # Also reached by a library's own timeout firing first (aiohttp's ServerTimeoutError
         # is a TimeoutError); either way the target did not answer in time.
@@ -87,7 +86,8 @@ async def run_probe(job: Job, ctx: ProbeContext, probe_fn: ProbeFn) -> ProbeResu
         # classification or a bug, so the traceback is logged for the developer to see.
         log.exception("probe %s raised unexpectedly", job.label, extra={"job": job.label})
         return ProbeResult.failed(latency(), "protocol_error", _describe(exc))
-    return dataclasses.replace(result, latency=latency())
+    # Built directly: dataclasses.replace introspects the class on every call, twice a probe.
+    return ProbeResult(result.ok, latency(), result.failure_class, result.detail)
 
 
 def _describe(exc: BaseException) -> str:
