@@ -163,19 +163,29 @@ async def test_a_save_reads_its_own_write_when_another_takes_over(
     """A save that starts between another's write ending and that one resuming takes the
     writer's place; the first must still read its own write's outcome (it read the new
     one's, unfinished, and an operator got a 500 under load)."""
+    writing = [threading.Event(), threading.Event()]
     gates = [threading.Event(), threading.Event()]
     write = state_module._write
 
     def held(path: Path, doc: dict[str, object]) -> None:
-        gates[0 if doc["overrides"] == {"drains": {}, "freeze": None} else 1].wait(10)
+        which = 0 if doc["overrides"] == {"drains": {}, "freeze": None} else 1
+        writing[which].set()
+        gates[which].wait(10)
         write(path, doc)
 
     real_wait = asyncio.wait
+    waited, resume = asyncio.Event(), asyncio.Event()
+    calls = 0
 
     async def late_wait(*args: Any, **kwargs: Any) -> Any:
-        # The scheduling delay of a loaded loop between a write ending and its saver running.
+        # The first saver, once its write is done, is held where a loaded loop would keep
+        # it: after its wait returned, before it reads the outcome.
+        nonlocal calls
+        calls += 1
         result = await real_wait(*args, **kwargs)
-        await asyncio.sleep(0.05)
+        if calls == 1:
+            waited.set()
+            await resume.wait()
         return result
 
     monkeypatch.setattr(state_module, "_write", held)
@@ -185,11 +195,13 @@ async def test_a_save_reads_its_own_write_when_another_takes_over(
     newer = Overrides()
     newer.freeze = Freeze("newer", 1.0)
     first = asyncio.create_task(keeper.save(None, Overrides()))
-    await asyncio.sleep(0.05)
+    await asyncio.to_thread(writing[0].wait, 10)
     gates[0].set()
-    await asyncio.sleep(0.02)  # the first write is done; its saver has not resumed yet
+    await waited.wait()  # the first write is done; its saver has not read the outcome yet
     second = asyncio.create_task(keeper.save(None, newer))
-    await asyncio.sleep(0.1)
+    await asyncio.to_thread(writing[1].wait, 10)  # the second save now holds _saving
+    resume.set()
+    await asyncio.wait({first}, timeout=10)
     gates[1].set()
     await asyncio.gather(first, second)
     assert keeper.failing is None
