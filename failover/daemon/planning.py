@@ -6,7 +6,8 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import Awaitable, Callable, Iterable, Sequence
+from typing import TypeVar
 
 from failover import controller
 from failover.actuators.file import written_version
@@ -23,7 +24,9 @@ from failover.daemon.state import StateKeeper
 from failover.daemon.supervisor import Heartbeats
 from failover.health import HealthTracker
 from failover.metrics import Metrics
-from failover.model import ClusterState, ClusterView, Plan, Sample, Signals
+from failover.model import ClusterState, ClusterView, Plan, Signals
+
+T = TypeVar("T")
 
 VIEW_BATCH = 200
 """Clusters viewed between two turns of the loop: well under a millisecond of work."""
@@ -34,25 +37,24 @@ log = logging.getLogger("failover.daemon")
 async def batched_views(health: HealthTracker, now: float) -> list[ClusterView]:
     """Every cluster's view, a batch at a time with the loop let go between batches: at
     fleet scale the whole takes milliseconds that probes would wait behind, late."""
-    while True:
-        generation, views = health.generation, []
-        for start in range(0, health.cluster_count, VIEW_BATCH):
-            views += health.views(now, slice(start, start + VIEW_BATCH))
-            await asyncio.sleep(0)
-        if health.generation == generation:
-            return views
-        # A reload changed the clusters between two batches: start again on the new set.
+    return await _in_batches(health, lambda part: health.views(now, part))
 
 
 async def batched_probe_signals(health: HealthTracker) -> Signals:
     """The probes' own load signals, a batch of clusters at a time, as `batched_views`."""
+    samples = await _in_batches(health, lambda part: health.probe_signals(part).clusters.items())
+    return Signals(dict(samples), source="probes")
+
+
+async def _in_batches(health: HealthTracker, read: Callable[[slice], Iterable[T]]) -> list[T]:
     while True:
-        generation, samples = health.generation, dict[str, Sample]()
+        generation, found = health.generation, list[T]()
         for start in range(0, health.cluster_count, VIEW_BATCH):
-            samples.update(health.probe_signals(slice(start, start + VIEW_BATCH)).clusters)
+            found += read(slice(start, start + VIEW_BATCH))
             await asyncio.sleep(0)
         if health.generation == generation:
-            return Signals(samples, source="probes")
+            return found
+        # A reload changed the clusters between two batches: start again on the new set.
 
 
 class Planning:
