@@ -65,8 +65,6 @@ class Reply:
     status: int = 0
     encoding: str = "identity"
     body: bytearray = field(default_factory=bytearray)
-    complete: bool = False
-    """The whole body came (or there is none): no more is coming."""
 
 
 class _Exchange(asyncio.Protocol):
@@ -144,8 +142,7 @@ class _Exchange(asyncio.Protocol):
             self._finish()
 
     def on_message_complete(self) -> None:
-        if self._headers_done and not self._done.done():
-            self._reply.complete = True
+        if self._headers_done:
             self._finish()
 
     def _finish(self) -> None:
