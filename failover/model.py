@@ -16,6 +16,7 @@ FailureClass = Literal[
     "refused",            # DNS REFUSED, or TCP/HTTP connection refused
     "no_answer",          # DNS NOERROR with no records of the asked type
     "unexpected_answer",  # DNS answer lacks an expected address
+    "stale",              # DNS heartbeat TXT older than its max_age, or not a timestamp
     "dns_error",          # any other DNS rcode, or a malformed DNS reply
     "bad_status",         # HTTP status other than expected
     "bad_body",           # HTTP body lacks the expected substring

@@ -29,6 +29,8 @@ class Job:
     """The DNS name queried, for dns jobs."""
     path: tuple[str | int, ...] = ()
     """Where the job comes from in the config, for errors."""
+    heartbeat: bool = False
+    """A dns job that reads the check's freshness TXT record instead of resolving a name."""
 
     # Cached: the scheduler and the tracker read these on every probe (the instance is
     # frozen; cached_property stores beside the fields, not through __setattr__).
@@ -64,6 +66,11 @@ def probe_jobs(owner: str, dns: DnsCheck | None, checks: Sequence[Check],
         jobs.extend(Job(owner, "dns", endpoint, f"dns {endpoint} {name}", dns, name,
                         (*where, "dns"))
                     for name in dns.names)
+        if dns.freshness is not None:
+            # One more name at the same server, under the same budget as the others.
+            name = dns.freshness.name
+            jobs.append(Job(owner, "dns", endpoint, f"dns {endpoint} {name} heartbeat", dns,
+                            name, (*where, "dns", "freshness"), heartbeat=True))
     for position, check in enumerate(checks):
         path: tuple[str | int, ...] = (*where, "checks", position)
         if isinstance(check, HttpCheck):

@@ -9,7 +9,7 @@ from pydantic import Discriminator, Field, Tag, field_validator, model_validator
 
 from failover.config.addresses import HostPort, HttpUrl, IpAddress
 from failover.config.base import MIN_PERIOD, Strict, by_key, located
-from failover.config.durations import Duration
+from failover.config.durations import Duration, PositiveDuration
 
 
 class Budget(Strict):
@@ -49,6 +49,28 @@ class Probing(Strict):
         return self
 
 
+def dns_name(name: str, where: tuple[str | int, ...]) -> str:
+    labels = name.rstrip(".").split(".")
+    if not name or len(name) > 253 or not all(0 < len(lb) < 64 for lb in labels):
+        raise located(where, f"not a valid DNS name: {name!r}")
+    return name
+
+
+class Freshness(Strict):
+    """A TXT record whose text is a Unix timestamp that something inside the cluster keeps
+    advancing: a resolver that answers from what it cached after its control plane went
+    away still answers, but its heartbeat stops."""
+
+    name: str
+    max_age: PositiveDuration
+    """Older than this (or not a timestamp at all), the check fails as ``stale``."""
+
+    @field_validator("name")
+    @classmethod
+    def _a_domain_name(cls, name: str) -> str:
+        return dns_name(name, ())
+
+
 class DnsCheck(Strict):
     REQUESTS_PER_PROBE: ClassVar[int] = 2
     """A UDP query, and its retry over TCP when the answer is truncated."""
@@ -60,6 +82,8 @@ class DnsCheck(Strict):
     expect: list[IpAddress] = Field(default_factory=list)
     """Optional: addresses that must all appear in every answer."""
     qtype: Literal["A", "AAAA"] = "A"
+    freshness: Freshness | None = None
+    """Optional: a heartbeat read from the same server, probed as one more name."""
 
     @model_validator(mode="after")
     def _expect_fits_qtype(self) -> DnsCheck:
@@ -74,9 +98,7 @@ class DnsCheck(Strict):
     @classmethod
     def _names_are_domain_names(cls, names: list[str]) -> list[str]:
         for index, name in enumerate(names):
-            labels = name.rstrip(".").split(".")
-            if not name or len(name) > 253 or not all(0 < len(lb) < 64 for lb in labels):
-                raise located((index,), f"not a valid DNS name: {name!r}")
+            dns_name(name, (index,))
         return names
 
 

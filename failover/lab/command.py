@@ -24,8 +24,9 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
         "lab", help="simulated clusters on loopback with fault injection",
         description="Without a subcommand: run the lab in the foreground until Ctrl-C. "
                     "Cluster N (from 1) is named lab-N, answers DNS for *.cluster.local "
-                    "with 10.0.N.1 on the DNS base port + N - 1, and serves HTTP "
-                    "(/healthz and any path) on the HTTP base port + N - 1.")
+                    "with 10.0.N.1 (and TXT for heartbeat.cluster.local with the Unix time, "
+                    "which the 'stale' DNS fault freezes) on the DNS base port + N - 1, and "
+                    "serves HTTP (/healthz and any path) on the HTTP base port + N - 1.")
     lab.add_argument("--clusters", type=int, default=3, help="how many (default 3)")
     lab.add_argument("--host", default="127.0.0.1", help="address to bind (default 127.0.0.1)")
     lab.add_argument("--dns-base-port", type=int, default=5301, help="0: free ports")

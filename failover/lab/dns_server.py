@@ -1,4 +1,5 @@
-"""A cluster's DNS server: answers ``*.cluster.local`` A queries on UDP and TCP of one port.
+"""A cluster's DNS server: answers ``*.cluster.local`` A queries on UDP and TCP of one port,
+and TXT queries for the `HEARTBEAT` name with the current Unix time.
 
 Like a cluster's CoreDNS it is authoritative for ``cluster.local`` only and refuses the rest
 (no recursion). Its misbehaviour follows the cluster's `Faults`, read per query, so a fault
@@ -11,6 +12,8 @@ import asyncio
 import contextlib
 import logging
 import socket
+import time
+from collections.abc import Callable
 
 import dns._asyncbackend
 import dns.asyncquery
@@ -28,6 +31,12 @@ log = logging.getLogger(__name__)
 
 ZONE = dns.name.from_text("cluster.local.")
 TTL = 5
+
+HEARTBEAT = "heartbeat.cluster.local"
+"""The name whose TXT record is the Unix time in whole seconds, e.g. ``"1796165399"``: what a
+job inside a real cluster would keep rewriting, so that a reader can tell a zone still being
+updated from one served, frozen, by a DNS server whose cluster behind it has stopped."""
+_HEARTBEAT = dns.name.from_text(HEARTBEAT)
 
 
 class _Stream(dns._asyncbackend.StreamSocket):
@@ -55,14 +64,18 @@ class _Stream(dns._asyncbackend.StreamSocket):
 
 class DnsServer:
     def __init__(self, name: str, answer: str, wrong: str, faults: Faults,
-                 counters: Counters) -> None:
+                 counters: Counters, clock: Callable[[], float] = time.time) -> None:
+        """``clock``: the wall clock the heartbeat reads, Unix seconds (tests pass a fake one)."""
         self.name = name
         self.answer = answer
         self.wrong = wrong
         """The address a ``wrong`` fault answers with."""
         self.faults = faults
         self.counters = counters
+        self.clock = clock
         self.port = 0
+        self._frozen: float | None = None
+        """The heartbeat's time while ``stale``: the clock when the fault was set."""
         self._udp: asyncio.DatagramTransport | None = None
         self._tcp: asyncio.Server | None = None
         self._pending: set[asyncio.Task[None]] = set()
@@ -99,8 +112,24 @@ class DnsServer:
         if self._tcp is not None:
             await self._tcp.wait_closed()
 
+    def apply_faults(self) -> None:
+        """Freeze the heartbeat now if the fault has become ``stale``, thaw it if it is no longer.
+
+        The lab calls this as it sets a fault, so a frozen heartbeat holds the moment of the
+        change, not of the next query; `reply` calls it too, for faults set on `Faults` directly.
+        """
+        if self.faults.dns != "stale":
+            self._frozen = None
+        elif self._frozen is None:  # already stale: keep the first moment, do not move it on
+            self._frozen = self.clock()
+
+    def heartbeat(self) -> int:
+        """The heartbeat's value now, in whole Unix seconds."""
+        return int(self.clock() if self._frozen is None else self._frozen)
+
     def reply(self, query: dns.message.Message, *, over_udp: bool) -> dns.message.Message | None:
         """The reply the current fault calls for; None for no reply at all."""
+        self.apply_faults()
         fault = self.faults.dns
         if fault == "timeout":
             return None
@@ -125,6 +154,9 @@ class DnsServer:
         if question.rdtype == dns.rdatatype.A:
             address = self.wrong if fault == "wrong" else self.answer
             response.answer.append(dns.rrset.from_text(question.name, TTL, "IN", "A", address))
+        elif question.rdtype == dns.rdatatype.TXT and question.name == _HEARTBEAT:
+            response.answer.append(dns.rrset.from_text(
+                question.name, TTL, "IN", "TXT", f'"{self.heartbeat()}"'))
         return response  # other types: NOERROR, no data, as for a name with only an A record
 
     def send_udp(self, query: dns.message.Message, addr: tuple[str | int, ...]) -> None:

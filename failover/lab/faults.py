@@ -7,9 +7,12 @@ from typing import Literal, get_args
 
 from pydantic import BaseModel, ConfigDict, Field
 
-DnsFault = Literal["ok", "timeout", "servfail", "nxdomain", "refused", "slow", "truncate", "wrong"]
+DnsFault = Literal["ok", "timeout", "servfail", "nxdomain", "refused", "slow", "truncate", "wrong",
+                   "stale"]
 """``timeout`` drops queries; ``slow`` answers after the delay; ``truncate`` sets TC on every
-UDP reply so clients retry over TCP; ``wrong`` answers with an address the checks do not expect."""
+UDP reply so clients retry over TCP; ``wrong`` answers with an address the checks do not expect;
+``stale`` answers as ``ok`` but the heartbeat record stops at its value when the fault was set,
+as when whatever keeps it fresh inside the cluster has died while DNS still serves."""
 
 HttpFault = Literal["ok", "500", "timeout", "refuse", "slow"]
 """``timeout`` holds requests without answering; ``refuse`` closes the listening socket so

@@ -205,6 +205,7 @@ class Lab:
             faults.http = http
         if delay is not None:
             faults.delay = delay
+        cluster.dns.apply_faults()
         await cluster.http.apply_faults()
         log.info("lab %s: dns=%s http=%s delay=%gs", name, faults.dns, faults.http, faults.delay)
         return cluster

@@ -8,8 +8,10 @@ from __future__ import annotations
 
 import asyncio
 import ipaddress
+import math
 import secrets
 import socket
+import time
 
 import dns.asyncquery
 import dns.exception
@@ -18,11 +20,13 @@ import dns.inet
 import dns.message
 import dns.query
 import dns.rcode
+import dns.rdtypes.ANY.TXT
 import dns.rdtypes.IN.A
 import dns.rdtypes.IN.AAAA
 
 from failover.config import DnsCheck, Job
 from failover.config.addresses import IP as IpAddress
+from failover.config.probing import Freshness
 from failover.model import FailureClass, ProbeResult
 from failover.probes import dns_wire
 from failover.probes.base import Permit, ProbeContext, failed, passed
@@ -40,8 +44,12 @@ async def probe_dns(job: Job, ctx: ProbeContext) -> ProbeResult:
     if not isinstance(spec, DnsCheck) or job.name is None:
         msg = f"not a DNS job: {job.label}"
         raise TypeError(msg)
+    host, port = job.endpoint.host, job.endpoint.port
     try:
-        return await _ask(job.name, spec, job.endpoint.host, job.endpoint.port, ctx.permit)
+        asking = (_heartbeat(job.name, spec.freshness, host, port, ctx.permit)
+                  if job.heartbeat and spec.freshness is not None
+                  else _ask(job.name, spec, host, port, ctx.permit))
+        return await asking
     except TimeoutError:
         raise  # an OSError subclass, but run_probe owns the timeout verdict
     except ConnectionRefusedError:
@@ -68,6 +76,65 @@ async def _ask(name: str, spec: DnsCheck, host: str, port: int, permit: Permit) 
         return _verdict(plain, spec, "udp")
     message, via = await _read(reply, asked.message(qid), server, port, permit)
     return _judge(message, spec, via)
+
+
+async def _heartbeat(name: str, freshness: Freshness, host: str, port: int,
+                     permit: Permit) -> ProbeResult:
+    asked = dns_wire.query(name, "TXT")
+    qid = secrets.randbits(16)
+    server = await _server_address(host)
+    await permit()
+    reply = await _udp(asked.with_id(qid), server, port)
+    message, via = await _read(reply, asked.message(qid), server, port, permit)
+    return _beat_verdict(message, freshness, via, time.time())
+
+
+def _beat_verdict(reply: dns.message.Message, freshness: Freshness, via: str,
+                  now: float) -> ProbeResult:
+    broken = _unusable(reply, via)
+    if broken is not None:
+        return broken
+    try:
+        texts = _texts(reply)
+    except dns.exception.DNSException as exc:
+        return failed("dns_error", f"unusable answer: {type(exc).__name__}: {exc}")
+    if not texts:
+        return failed("no_answer", "NOERROR but no TXT records: no heartbeat")
+    stamps = [stamp for stamp in map(_timestamp, texts) if stamp is not None]
+    if not stamps:
+        return failed("stale", f"heartbeat is not a Unix timestamp: {texts[0][:64]!r}")
+    return _age_verdict(now - max(stamps), freshness.max_age, via)  # the freshest record
+
+
+def _age_verdict(age: float, limit: float, via: str) -> ProbeResult:
+    if age > limit:
+        return failed("stale", f"heartbeat {age:.0f}s old, over max_age {limit:g}s")
+    if age < -limit:
+        # A heartbeat frozen at a future time would pass for that long: not trusted.
+        return failed("stale", f"heartbeat {-age:.0f}s in the future: the cluster's clock "
+                      f"and ours differ by more than max_age {limit:g}s")
+    shown = f"heartbeat {max(age, 0.0):.0f}s old"
+    return passed(shown if via == "udp" else f"{shown} (over {via})")
+
+
+def _timestamp(text: str) -> float | None:
+    try:
+        stamp = float(text)
+    except ValueError:
+        return None
+    return stamp if math.isfinite(stamp) else None
+
+
+def _texts(reply: dns.message.Message) -> list[str]:
+    """The text of each TXT record answering the question (its strings joined), following
+    any CNAME chain."""
+    if not isinstance(reply, dns.message.QueryMessage):
+        raise dns.message.NotQueryResponse
+    answer = reply.resolve_chaining().answer
+    if answer is None:
+        return []
+    return [b"".join(rdata.strings).decode("ascii", "replace").strip()
+            for rdata in answer if isinstance(rdata, dns.rdtypes.ANY.TXT.TXT)]
 
 
 async def _server_address(host: str) -> str:
@@ -113,7 +180,8 @@ async def _read(reply: bytes, query: dns.message.Message, server: str, port: int
     return message, "udp"
 
 
-def _judge(reply: dns.message.Message, spec: DnsCheck, via: str) -> ProbeResult:
+def _unusable(reply: dns.message.Message, via: str) -> ProbeResult | None:
+    """The failure of a reply whose records cannot be judged; None when they can."""
     if via == "tcp" and reply.flags & dns.flags.TC:
         # Truncated even over TCP (a broken server, or an answer over 64 KiB): what came is
         # partial, and judged as is it read as no_answer or unexpected_answer, blaming the
@@ -122,6 +190,13 @@ def _judge(reply: dns.message.Message, spec: DnsCheck, via: str) -> ProbeResult:
     rcode = reply.rcode()
     if rcode != dns.rcode.NOERROR:
         return failed(_RCODE_FAILURES.get(rcode, "dns_error"), f"rcode {dns.rcode.to_text(rcode)}")
+    return None
+
+
+def _judge(reply: dns.message.Message, spec: DnsCheck, via: str) -> ProbeResult:
+    broken = _unusable(reply, via)
+    if broken is not None:
+        return broken
     try:
         got = _addresses(reply)
     except dns.exception.DNSException as exc:

@@ -26,8 +26,9 @@ from failover.config.loader import ConfigError, Problem, error_message, parse_mo
 from failover.config.models import Cluster, Config
 
 DnsFault = Literal["ok", "timeout", "servfail", "nxdomain", "refused", "no_answer",
-                   "unexpected_answer", "dns_error"]
-"""What the cluster's own resolver does: answer (``ok``) or fail its probes with that class."""
+                   "unexpected_answer", "stale", "dns_error"]
+"""What the cluster's own resolver does: answer (``ok``) or fail its probes with that class
+(``stale``: it answers, from what it cached, but its heartbeat stopped)."""
 
 HttpFault = Literal["ok", "down", "timeout", "refused", "network_error", "bad_status"]
 """What the cluster's service does. ``down``: the whole cluster is gone, DNS included;

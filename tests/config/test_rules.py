@@ -263,3 +263,38 @@ def test_two_spellings_of_one_target_share_its_budget() -> None:
         """)
     assert len(lines) == 1
     assert "worst case 2.50 requests/s to localhost:8101" in lines[0]
+
+
+def test_a_heartbeat_is_one_more_dns_query_under_the_budget() -> None:
+    """One name at a 2 s interval sends at most 1.25 requests/s (a UDP query and its TCP
+    retry, at the shortest jittered gap): within 2/s. Its heartbeat doubles that."""
+    fits = """\
+        clusters:
+          - name: a
+            weight: 1
+            dns: {server: 127.0.0.1:5301, names: [api.local]}
+        """
+    parse(textwrap.dedent(fits), "c.yaml")
+    lines = errors(fits.replace(
+        "names: [api.local]}",
+        "names: [api.local], freshness: {name: beat.local, max_age: 60s}}"))
+    assert len(lines) == 1
+    assert "worst case 2.50 requests/s to 127.0.0.1:5301" in lines[0]
+
+
+@pytest.mark.parametrize(("freshness", "message"), [
+    ("{name: beat.local, max_age: 0s}", "clusters[0].dns.freshness.max_age"),
+    ("{name: 'bad..name', max_age: 60s}", "not a valid DNS name: 'bad..name'"),
+    ("{name: beat.local}", "clusters[0].dns.freshness.max_age"),
+    ("{name: beat.local, max_age: 60s, every: 5s}", "clusters[0].dns.freshness.every"),
+])
+def test_a_bad_freshness_is_refused_where_it_is(freshness: str, message: str) -> None:
+    lines = errors(f"""\
+        clusters:
+          - name: a
+            weight: 1
+            dns: {{server: 127.0.0.1:5301, names: [api.local], freshness: {freshness}}}
+        """)
+    assert len(lines) == 1
+    assert message in lines[0]
+    assert lines[0].startswith("c.yaml:4: ")

@@ -83,6 +83,13 @@ def test_fault_without_a_change_is_a_usage_error(capsys: pytest.CaptureFixture[s
     assert "give --dns, --http or --delay" in capsys.readouterr().err
 
 
+def test_stale_is_a_dns_fault_the_cli_knows(capsys: pytest.CaptureFixture[str]) -> None:
+    """``--dns stale`` gets past argparse to the control API (none here: exit 3, not 2)."""
+    assert main(["lab", "fault", "lab-1", "--dns", "stale",
+                 "--control", f"127.0.0.1:{free_port()}"]) == 3
+    assert "no lab control API" in capsys.readouterr().err
+
+
 def test_bad_fault_name_is_a_usage_error() -> None:
     """argparse refuses a fault the lab does not know, listing the choices."""
     with pytest.raises(SystemExit) as info:

@@ -4,11 +4,15 @@ from __future__ import annotations
 
 from collections.abc import AsyncIterator
 
+import dns.asyncquery
+import dns.message
 import pytest
 from aiohttp.test_utils import TestClient, TestServer
 
 from failover.lab import Lab
 from failover.lab.control import control_app
+from failover.lab.dns_server import HEARTBEAT
+from tests.lab.clock import FakeClock
 
 pytestmark = pytest.mark.lab_clusters(2)
 
@@ -44,6 +48,31 @@ async def test_fault_changes_only_what_is_given(
     assert lab.clusters[0].faults.dns == "ok"
     response = await client.post("/v1/clusters/lab-2/reset")
     assert (await response.json())["faults"] == {"dns": "ok", "http": "ok", "delay": 1.0}
+
+
+async def test_stale_freezes_the_heartbeat_when_set(
+        lab: Lab, client: TestClient[object, object]) -> None:
+    """{"dns": "stale"} is a fault like the others: the heartbeat of that cluster stops at the
+    moment of the call, not of the next query, while its A answers stay; reset thaws it."""
+    cluster = lab.clusters[0]
+    clock = FakeClock(1796165399.0)
+    cluster.dns.clock = clock
+
+    async def heartbeat() -> int:
+        reply = await dns.asyncquery.udp(dns.message.make_query(HEARTBEAT, "TXT"), "127.0.0.1",
+                                         port=cluster.dns.port, timeout=5)
+        return int(reply.answer[0][0].strings[0])
+
+    response = await client.post("/v1/clusters/lab-1/fault", json={"dns": "stale"})
+    assert response.status == 200
+    assert (await response.json())["faults"] == {"dns": "stale", "http": "ok", "delay": 1.0}
+    clock.advance(90)
+    assert await heartbeat() == 1796165399
+    reply = await dns.asyncquery.udp(dns.message.make_query("api.cluster.local", "A"),
+                                     "127.0.0.1", port=cluster.dns.port, timeout=5)
+    assert [rdata.to_text() for rdata in reply.answer[0]] == [cluster.answer]
+    await client.post("/v1/clusters/lab-1/reset")
+    assert await heartbeat() == 1796165489
 
 
 @pytest.mark.parametrize(("body", "message"), [

@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+import time
 from typing import get_args
 
 import pytest
 
+from failover.config import DnsCheck, Job
 from failover.lab import DnsFault, HttpFault, Lab
+from failover.lab.dns_server import HEARTBEAT
 from failover.lab.faults import Faults
 from tests.probes.conftest import Prober, dns_job, http_job, tcp_job
 
@@ -15,6 +18,7 @@ NAME = "api.default.svc.cluster.local"
 DNS_VERDICTS: dict[str, str | None] = {
     "ok": None, "timeout": "timeout", "servfail": "servfail", "nxdomain": "nxdomain",
     "refused": "refused", "slow": "timeout", "truncate": None, "wrong": "unexpected_answer",
+    "stale": None,  # names still resolve: only the heartbeat (below) sees it
 }
 HTTP_VERDICTS: dict[str, str | None] = {
     "ok": None, "500": "bad_status", "timeout": "timeout", "refuse": "refused", "slow": "timeout",
@@ -38,6 +42,22 @@ async def test_dns_fault(lab: Lab, probe: Prober, fault: DnsFault, verdict: str 
     result = await probe(dns_job(one.dns_address, NAME, expect=[one.answer]), within=0.4)
     assert result.failure_class == verdict, result.detail
     assert (await probe(dns_job(two.dns_address, NAME, expect=[two.answer]))).ok
+
+
+async def test_a_stale_resolver_still_answers_but_its_heartbeat_fails(
+        lab: Lab, probe: Prober) -> None:
+    one = lab.clusters[0]
+    spec = DnsCheck.model_validate({"server": one.dns_address, "names": [NAME],
+                                    "freshness": {"name": HEARTBEAT, "max_age": 60}})
+    job = Job(one.name, "dns", spec.server, "heartbeat", spec, HEARTBEAT, heartbeat=True)
+    assert (await probe(job)).ok
+    # As if the fault had begun ten minutes ago: the heartbeat freezes where it stood then.
+    one.dns.clock = lambda: time.time() - 600
+    await lab.set_fault(one.name, dns="stale")
+    stale = await probe(job)
+    assert stale.failure_class == "stale", stale
+    assert "s old, over max_age 60s" in stale.detail
+    assert (await probe(dns_job(one.dns_address, NAME, expect=[one.answer]))).ok
 
 
 async def test_truncation_retries_over_tcp_within_the_permit(lab: Lab, probe: Prober) -> None:

@@ -90,7 +90,7 @@ def test_every_problem_is_reported_with_its_line() -> None:
         "s.yaml:2: duration: expected a duration like 500ms, 2s or 5m, got 'soon'",
         "s.yaml:4: load.cold_factor: Input should be greater than 0",
         "s.yaml:6: events[0].dns: Input should be 'ok', 'timeout', 'servfail', 'nxdomain', "
-        "'refused', 'no_answer', 'unexpected_answer' or 'dns_error'",
+        "'refused', 'no_answer', 'unexpected_answer', 'stale' or 'dns_error'",
         "s.yaml:3: colour: unknown key",
     ]
 
