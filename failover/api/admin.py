@@ -75,6 +75,15 @@ class AdminTarget(Protocol):
         """False when automation was not frozen."""
         ...
 
+    def register(self, name: str, body: Any) -> bool:
+        """Register (or update) cluster ``name`` from a PUT body; True when it is new.
+        Raises RegistrationRefused (its status: 400 or 409), and then nothing changed."""
+        ...
+
+    async def save_registered(self) -> bool:
+        """Save the registered clusters; False when the save failed."""
+        ...
+
     async def persist(self) -> bool:
         """Save the overrides as they are now; False when the save failed (the change holds
         in memory, but a restart would lose it)."""
@@ -111,6 +120,15 @@ class BadRequest(Exception):
     pass
 
 
+class RegistrationRefused(Exception):
+    """Why a registration was not taken, with the HTTP status that says whose fault it is:
+    400 for a body that is wrong in itself, 409 for one that does not fit with the rest."""
+
+    def __init__(self, status: int, message: str) -> None:
+        super().__init__(message)
+        self.status = status
+
+
 AUDIT = web.RequestKey("audit", dict[str, Any])
 """What a handler adds to its audit line: the action, cluster and reason."""
 AUDITED = web.RequestKey("audited", bool)
@@ -127,6 +145,17 @@ Body = TypeVar("Body", bound=_Body)
 
 
 async def _body(request: web.Request, model: type[Body]) -> Body:
+    data = await _json(request)
+    try:
+        return model.model_validate(data)
+    except pydantic.ValidationError as exc:
+        problems = "; ".join(f"{'.'.join(str(p) for p in e['loc']) or 'body'}: {e['msg']}"
+                             for e in exc.errors())
+        raise BadRequest(problems) from exc
+
+
+async def _json(request: web.Request) -> Any:
+    """The body as JSON (an empty body as {}); BadRequest when it is not."""
     try:
         raw = await request.read()
     except RequestPayloadError as exc:  # e.g. a corrupt gzip or chunked encoding
@@ -145,12 +174,7 @@ async def _body(request: web.Request, model: type[Body]) -> Body:
         except (ValueError, RecursionError) as exc:
             msg = f"body is not JSON: {type(exc).__name__}: {str(exc)[:200]}"
             raise BadRequest(msg) from exc
-    try:
-        return model.model_validate(data)
-    except pydantic.ValidationError as exc:
-        problems = "; ".join(f"{'.'.join(str(p) for p in e['loc']) or 'body'}: {e['msg']}"
-                             for e in exc.errors())
-        raise BadRequest(problems) from exc
+    return data
 
 
 def _authorised(request: BaseRequest, expected: bytes) -> bool:
@@ -269,6 +293,24 @@ def _access_hook(audit: AuditLog) -> Callable[[BaseRequest, web.StreamResponse],
     return hook
 
 
+def _registration(target: AdminTarget) -> Handler:
+    async def register(request: web.Request) -> web.Response:
+        name = request.match_info["name"]
+        body = await _json(request)
+        request[AUDIT] = {"action": "register", "cluster": name}
+        try:
+            created = target.register(name, body)
+        except RegistrationRefused as exc:
+            return _error(exc.status, f"registration of {name!r} refused, nothing changed: "
+                                      f"{exc}")
+        log.warning("operator %s cluster %s", "registered" if created else "updated", name)
+        return web.json_response({"registered": name, "created": created,
+                                  "saved": await target.save_registered()},
+                                 status=201 if created else 200)
+
+    return register
+
+
 def admin_app(target: AdminTarget, token: str, audit: AuditLog) -> web.Application:
     def known(request: web.Request) -> str:
         name = request.match_info["name"]
@@ -345,6 +387,8 @@ def admin_app(target: AdminTarget, token: str, audit: AuditLog) -> web.Applicati
     routed = [app.router.add_resource(path) for path, _ in routes]
     for resource, (_, handler) in zip(routed, routes, strict=True):
         resource.add_route(hdrs.METH_POST, handler, expect_handler=expect)
+    routed.append(app.router.add_resource("/v1/clusters/{name}"))
+    routed[-1].add_route(hdrs.METH_PUT, _registration(target), expect_handler=expect)
     app.router.add_route("*", "/{path:.*}", unrouted, expect_handler=expect)
     app[ACCESS_HOOK] = _access_hook(audit)
     app.on_cleanup.append(flush)

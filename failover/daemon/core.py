@@ -9,11 +9,13 @@ import logging
 import signal
 from collections.abc import Awaitable, Callable, Mapping
 from pathlib import Path
+from typing import Any
 
+import pydantic
 from prometheus_client import CollectorRegistry
 
 from failover.actuators.runner import ActuatorRunner
-from failover.api.admin import can_serve
+from failover.api.admin import RegistrationRefused, can_serve
 from failover.config import Config, ProbeKind, all_jobs
 from failover.config.budget import Job
 from failover.controller import Planner
@@ -24,6 +26,7 @@ from failover.daemon.overrides import Overrides
 from failover.daemon.parts import build_actuators
 from failover.daemon.planning import Planning, batched_probe_signals
 from failover.daemon.publish import Publisher
+from failover.daemon.registry import Registry, cluster_from_body, compose, problems
 from failover.daemon.reload import WATCH_EVERY, Reloader
 from failover.daemon.shared_overrides import SharedOverrides
 from failover.daemon.state import StateKeeper
@@ -37,6 +40,7 @@ from failover.daemon.supervisor import (
     listening,
 )
 from failover.daemon.surface import Surface
+from failover.daemon.validate import refusals
 from failover.health import HealthTracker
 from failover.metrics import Metrics
 from failover.model import Plan, ProbeResult, Signals
@@ -65,7 +69,11 @@ class Daemon:
                  registry: CollectorRegistry | None = None, *,
                  planner: Planner = make_plan, probes: Mapping[ProbeKind, ProbeFn] = PROBES,
                  watch_every: float = WATCH_EVERY, stall_after: float = STALL_AFTER) -> None:
-        self.config = config
+        self.file_config = config
+        """The config file's own, without the clusters registered through the admin API."""
+        self.registry = Registry(config.state_dir)
+        self.registry.load()
+        config = self.config = self._composed(config)
         self.stopping = asyncio.Event()
         self._stall_after = stall_after
         self.metrics = Metrics(registry or CollectorRegistry())
@@ -105,7 +113,8 @@ class Daemon:
             signals=self._live_signals, health=self.health, runners=self.runners,
             overrides=self.overrides, publisher=self.publisher, heartbeats=self.heartbeats,
             metrics=self.metrics, state=self.state, reloader=self.reloader,
-            replica=self.replica, shared=self.shared)
+            replica=self.replica, shared=self.shared, register=self.register,
+            registry=self.registry)
         self.status, self.admin = listeners(config, self.surface, self.metrics)
 
     @property
@@ -178,7 +187,48 @@ class Daemon:
         self.overrides.take(saved.overrides, {c.name for c in self.config.clusters})
         self.planning.restore(saved)
 
+    def _composed(self, file_config: Config) -> Config:
+        """At start: the file's config with the clusters registered before the restart."""
+        try:
+            return compose(file_config, self.registry.clusters.values())
+        except pydantic.ValidationError as exc:
+            msg = (f"the clusters registered in {self.registry.path} no longer fit the "
+                   f"config: {problems(exc, len(file_config.clusters))}; edit the config, or "
+                   "remove them from that file")
+            raise StartupError(msg) from exc
+
     def _take_config(self, new: Config) -> str | None:
+        """A config file read anew, run with the registered clusters."""
+        try:
+            composed = compose(new, self.registry.clusters.values())
+        except pydantic.ValidationError as exc:
+            return (f"with the registered clusters: {problems(exc, len(new.clusters))}")
+        refused = self._run_config(composed)
+        if refused is None:
+            self.file_config = new
+        return refused
+
+    def register(self, name: str, body: Any) -> bool:
+        """Take up (or update) a cluster registered through the admin API; True when it is
+        new. Raises RegistrationRefused, and then nothing has changed."""
+        cluster = cluster_from_body(name, body)
+        if self.file_config.cluster(name) is not None:
+            raise RegistrationRefused(409, f"{name!r} is defined in the config file "
+                                           f"{self.reloader.path}; change it there")
+        try:
+            composed = compose(self.file_config, self.registry.with_cluster(cluster).values())
+        except pydantic.ValidationError as exc:
+            raise RegistrationRefused(
+                409, problems(exc, len(self.file_config.clusters))) from exc
+        found = refusals(composed)
+        if found:
+            raise RegistrationRefused(409, "; ".join(r.message for r in found))
+        refused = self._run_config(composed)
+        if refused is not None:
+            raise RegistrationRefused(409, refused)
+        return self.registry.put(cluster, body)
+
+    def _run_config(self, new: Config) -> str | None:
         if not can_serve({c.name: c.weight for c in new.clusters},
                          self.surface.drained_clusters()):
             return ("every cluster of weight above 0 in it is drained: nothing could take "

@@ -9,10 +9,12 @@ from pathlib import Path
 from typing import Any
 
 from failover.actuators.runner import ActuatorRunner
+from failover.api.admin import RegistrationRefused
 from failover.config import Config
 from failover.coordination.replica import Replica
 from failover.daemon.overrides import Drain, Freeze, Overrides
 from failover.daemon.publish import Publisher
+from failover.daemon.registry import Registry
 from failover.daemon.reload import Reloader
 from failover.daemon.shared_overrides import SharedOverrides
 from failover.daemon.state import StateKeeper
@@ -32,7 +34,8 @@ class Surface:
                  overrides: Overrides, publisher: Publisher, heartbeats: Heartbeats,
                  metrics: Metrics, state: StateKeeper, reloader: Reloader,
                  replica: Replica | None = None, shared: SharedOverrides | None = None,
-                 ) -> None:
+                 register: Callable[[str, Any], bool] | None = None,
+                 registry: Registry | None = None) -> None:
         self._config = config
         self._config_path = config_path
         self._plan = plan
@@ -47,6 +50,8 @@ class Surface:
         self._metrics = metrics
         self._replica = replica
         self._shared = shared
+        self._register = register
+        self._registry = registry
 
     @property
     def metrics(self) -> Metrics:
@@ -158,6 +163,14 @@ class Surface:
         if self._shared is not None:
             self._shared.frozen(None)
         return was is not None
+
+    def register(self, name: str, body: Any) -> bool:
+        if self._register is None:
+            raise RegistrationRefused(409, "this daemon takes no registrations")
+        return self._register(name, body)
+
+    async def save_registered(self) -> bool:
+        return self._registry is not None and await self._registry.save()
 
     async def persist(self) -> bool:
         """Saved where it counts: etcd in the distributed mode (then state.json), else
