@@ -80,6 +80,11 @@ class AdminTarget(Protocol):
         Raises RegistrationRefused (its status: 400 or 409), and then nothing changed."""
         ...
 
+    def deregister(self, name: str) -> None:
+        """Take registered cluster ``name`` out gradually, removed at share 0. Raises
+        RegistrationRefused (404 not registered, 409 defined in the file or the last one)."""
+        ...
+
     async def save_registered(self) -> bool:
         """Save the registered clusters; False when the save failed."""
         ...
@@ -311,6 +316,31 @@ def _registration(target: AdminTarget) -> Handler:
     return register
 
 
+def _deregistration(target: AdminTarget) -> Handler:
+    async def deregister(request: web.Request) -> web.Response:
+        name = request.match_info["name"]
+        await _body(request, EmptyBody)
+        request[AUDIT] = {"action": "deregister", "cluster": name}
+        try:
+            target.deregister(name)
+        except RegistrationRefused as exc:
+            return _error(exc.status, str(exc))
+        log.warning("operator deregistered %s: its share goes to 0, then it is removed", name)
+        saved = await target.save_registered()
+        return web.json_response({"deregistering": name, "saved": saved}, status=202)
+
+    return deregister
+
+
+def _registrations(app: web.Application, target: AdminTarget,
+                   expect: Callable[[web.Request], Awaitable[web.Response | None]],
+                   ) -> web.Resource:
+    resource = app.router.add_resource("/v1/clusters/{name}")
+    resource.add_route(hdrs.METH_PUT, _registration(target), expect_handler=expect)
+    resource.add_route(hdrs.METH_DELETE, _deregistration(target), expect_handler=expect)
+    return resource
+
+
 def admin_app(target: AdminTarget, token: str, audit: AuditLog) -> web.Application:
     def known(request: web.Request) -> str:
         name = request.match_info["name"]
@@ -387,8 +417,7 @@ def admin_app(target: AdminTarget, token: str, audit: AuditLog) -> web.Applicati
     routed = [app.router.add_resource(path) for path, _ in routes]
     for resource, (_, handler) in zip(routed, routes, strict=True):
         resource.add_route(hdrs.METH_POST, handler, expect_handler=expect)
-    routed.append(app.router.add_resource("/v1/clusters/{name}"))
-    routed[-1].add_route(hdrs.METH_PUT, _registration(target), expect_handler=expect)
+    routed.append(_registrations(app, target, expect))
     app.router.add_route("*", "/{path:.*}", unrouted, expect_handler=expect)
     app[ACCESS_HOOK] = _access_hook(audit)
     app.on_cleanup.append(flush)

@@ -1,4 +1,5 @@
-"""``failover drain|undrain|freeze|unfreeze|reload``: the admin API from the command line.
+"""``failover drain|undrain|freeze|unfreeze|reload|register|deregister``: the admin API from
+the command line.
 
 It needs only the daemon: the URL and token come from flags, the environment, or the config
 file the daemon runs with (``-c``). Of that file only ``listen`` is read and validated: these
@@ -16,6 +17,7 @@ import urllib.request
 from pathlib import Path
 from typing import Any
 
+import yaml
 from pydantic import BaseModel, ConfigDict, Field
 
 from failover.api.token import TOKEN_ENV, TokenError, read_token_file
@@ -80,8 +82,15 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     freeze.add_argument("--reason", required=True)
     unfreeze = sub.add_parser("unfreeze", help="resume automatic weight changes")
     reload = sub.add_parser("reload", help="re-read the daemon's config now")
+    enrol = sub.add_parser("register", help="run a cluster beside the config file's (it "
+                                            "enters through the recovery gate)")
+    enrol.add_argument("-f", "--file", required=True,
+                       help="YAML (or JSON) of one cluster, as under the config's clusters:")
+    leave = sub.add_parser("deregister", help="drain a registered cluster, then remove it")
+    leave.add_argument("name")
     for parser, func in ((drain, _drain), (undrain, _undrain), (freeze, _freeze),
-                         (unfreeze, _unfreeze), (reload, _reload)):
+                         (unfreeze, _unfreeze), (reload, _reload), (enrol, _register),
+                         (leave, _deregister)):
         common(parser)
         parser.set_defaults(func=func)
 
@@ -112,14 +121,15 @@ def _target(args: argparse.Namespace) -> tuple[str, str]:
     return (url or DEFAULT_URL).rstrip("/"), token
 
 
-def _post(args: argparse.Namespace, path: str, body: dict[str, Any]) -> int:
+def _post(args: argparse.Namespace, path: str, body: dict[str, Any],
+          method: str = "POST") -> int:
     try:
         url, token = _target(args)
     except Usage as exc:
         print(f"failover: {exc}", file=sys.stderr)
         return USER_ERROR
     request = urllib.request.Request(  # noqa: S310 - the operator's own admin URL
-        url + path, data=json.dumps(body).encode(), method="POST",
+        url + path, data=json.dumps(body).encode(), method=method,
         headers={"Content-Type": "application/json", "Authorization": f"Bearer {token}"})
     try:
         with urllib.request.urlopen(request, timeout=5) as response:  # noqa: S310 - same
@@ -159,3 +169,27 @@ def _unfreeze(args: argparse.Namespace) -> int:
 
 def _reload(args: argparse.Namespace) -> int:
     return _post(args, "/v1/reload", {})
+
+
+def _register(args: argparse.Namespace) -> int:
+    try:
+        body = yaml.safe_load(Path(args.file).read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError, yaml.YAMLError) as exc:
+        print(f"failover: {args.file}: {exc}", file=sys.stderr)
+        return USER_ERROR
+    name = body.get("name") if isinstance(body, dict) else None
+    if not isinstance(name, str) or not name:
+        print(f"failover: {args.file}: a cluster with a 'name', as under the config's "
+              "clusters:", file=sys.stderr)
+        return USER_ERROR
+    try:
+        json.dumps(body)
+    except (TypeError, ValueError) as exc:  # a YAML date or set, say: no JSON for it
+        print(f"failover: {args.file}: {exc}", file=sys.stderr)
+        return USER_ERROR
+    # Checked by the daemon, against its running config: the only place the budget is known.
+    return _post(args, f"/v1/clusters/{name}", body, "PUT")
+
+
+def _deregister(args: argparse.Namespace) -> int:
+    return _post(args, f"/v1/clusters/{args.name}", {}, "DELETE")

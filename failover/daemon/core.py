@@ -114,7 +114,7 @@ class Daemon:
             overrides=self.overrides, publisher=self.publisher, heartbeats=self.heartbeats,
             metrics=self.metrics, state=self.state, reloader=self.reloader,
             replica=self.replica, shared=self.shared, register=self.register,
-            registry=self.registry)
+            deregister=self.deregister, registry=self.registry)
         self.status, self.admin = listeners(config, self.surface, self.metrics)
 
     @property
@@ -165,6 +165,7 @@ class Daemon:
                     start("signals", self.signals.run)  # its own session and budget
                 start("loop-lag", lambda: lag_loop(self.metrics, self.heartbeats))
                 start("reload", self.reloader.run)
+                start("deregistration", self._remove_deregistered)
                 start("config-watch", self.reloader.watch)
                 await self.stopping.wait()
                 raise _Stopping
@@ -190,7 +191,7 @@ class Daemon:
     def _composed(self, file_config: Config) -> Config:
         """At start: the file's config with the clusters registered before the restart."""
         try:
-            return compose(file_config, self.registry.clusters.values())
+            return compose(file_config, self.registry.running())
         except pydantic.ValidationError as exc:
             msg = (f"the clusters registered in {self.registry.path} no longer fit the "
                    f"config: {problems(exc, len(file_config.clusters))}; edit the config, or "
@@ -200,7 +201,7 @@ class Daemon:
     def _take_config(self, new: Config) -> str | None:
         """A config file read anew, run with the registered clusters."""
         try:
-            composed = compose(new, self.registry.clusters.values())
+            composed = compose(new, self.registry.running())
         except pydantic.ValidationError as exc:
             return (f"with the registered clusters: {problems(exc, len(new.clusters))}")
         refused = self._run_config(composed)
@@ -212,11 +213,13 @@ class Daemon:
         """Take up (or update) a cluster registered through the admin API; True when it is
         new. Raises RegistrationRefused, and then nothing has changed."""
         cluster = cluster_from_body(name, body)
-        if self.file_config.cluster(name) is not None:
-            raise RegistrationRefused(409, f"{name!r} is defined in the config file "
-                                           f"{self.reloader.path}; change it there")
+        self._not_the_files(name)
+        if name in self.registry.leaving:
+            raise RegistrationRefused(409, f"{name!r} is being deregistered (drained until "
+                                           "its share is 0, then removed); register it again "
+                                           "once it is gone")
         try:
-            composed = compose(self.file_config, self.registry.with_cluster(cluster).values())
+            composed = compose(self.file_config, self.registry.running(cluster))
         except pydantic.ValidationError as exc:
             raise RegistrationRefused(
                 409, problems(exc, len(self.file_config.clusters))) from exc
@@ -227,6 +230,48 @@ class Daemon:
         if refused is not None:
             raise RegistrationRefused(409, refused)
         return self.registry.put(cluster, body)
+
+    def deregister(self, name: str) -> None:
+        """Take a registered cluster's weight to 0; `_remove_deregistered` removes it once
+        it carries nothing. Raises RegistrationRefused."""
+        self._not_the_files(name)
+        if name not in self.registry.clusters:
+            raise RegistrationRefused(404, f"no registered cluster named {name!r}")
+        if name in self.registry.leaving:
+            return
+        self.registry.leaving.add(name)
+        # Fewer clusters of weight than a config already taken: only can_serve can refuse.
+        refused = self._run_config(compose(self.file_config, self.registry.running()))
+        if refused is not None:
+            self.registry.leaving.discard(name)
+            raise RegistrationRefused(409, f"removing {name!r}: {refused}")
+
+    def _not_the_files(self, name: str) -> None:
+        if self.file_config.cluster(name) is not None:
+            raise RegistrationRefused(409, f"{name!r} is defined in the config file "
+                                           f"{self.reloader.path}; change it there")
+
+    async def _remove_deregistered(self) -> None:
+        """Each tick: a deregistered cluster leaves the config once the plan gives it
+        nothing and every actuator carries that plan (the data plane sends it nothing)."""
+        while True:
+            await asyncio.sleep(self.config.policy.tick)
+            plan = self.planning.plan
+            if not self.registry.leaving or plan is None or not self.planning.applied():
+                continue
+            shares = plan.shares
+            gone = sorted(n for n in self.registry.leaving if shares.get(n, 0.0) == 0.0)
+            if not gone:
+                continue
+            for name in gone:
+                self.registry.remove(name)
+            # Fewer clusters than a config already taken: no rule can fail.
+            refused = self._run_config(compose(self.file_config, self.registry.running()))
+            if refused is not None:
+                log.error("deregistered %s not removed: %s", ", ".join(gone), refused)
+                continue
+            log.warning("deregistered %s removed at share 0", ", ".join(gone))
+            await self.registry.save()
 
     def _run_config(self, new: Config) -> str | None:
         if not can_serve({c.name: c.weight for c in new.clusters},

@@ -72,6 +72,8 @@ class Registry:
         self.bodies: dict[str, dict[str, Any]] = {}
         """What each registration said, kept as sent: saved and read back as it came."""
         self.clusters: dict[str, Cluster] = {}
+        self.leaving: set[str] = set()
+        """Deregistered, run at weight 0 until their share is 0 on every actuator."""
 
     def load(self) -> None:
         """At start. No file: nothing registered yet. A file that cannot be read stops the
@@ -93,17 +95,28 @@ class Registry:
                 msg = "'clusters' is not an object"
                 raise ValueError(msg)
             clusters = {name: cluster_from_body(name, body) for name, body in bodies.items()}
+            leaving = doc.get("leaving", [])
+            if not isinstance(leaving, list) or not set(leaving) <= clusters.keys():
+                msg = "'leaving' is not a list of registered clusters"
+                raise ValueError(msg)
         except (ValueError, RegistrationRefused) as exc:
             msg = (f"{self.path}: the registered clusters cannot be read back ({exc}); "
                    "fix or remove the file, nothing in it has been changed")
             raise StartupError(msg) from exc
-        self.bodies, self.clusters = bodies, clusters
+        self.bodies, self.clusters, self.leaving = bodies, clusters, set(leaving)
         if clusters:
             log.info("registered clusters restored from %s: %s", self.path,
                      ", ".join(sorted(clusters)))
 
-    def with_cluster(self, cluster: Cluster) -> dict[str, Cluster]:
-        return {**self.clusters, cluster.name: cluster}
+    def running(self, extra: Cluster | None = None) -> list[Cluster]:
+        """The clusters to run, ``extra`` added or replacing its namesake. A deregistered
+        one runs at weight 0 until it is removed: its share goes down in the planner's
+        phased move, as any change of weight does, not at once like an operator's drain."""
+        clusters = dict(self.clusters)
+        if extra is not None:
+            clusters[extra.name] = extra
+        return [c.model_copy(update={"weight": 0}) if name in self.leaving else c
+                for name, c in clusters.items()]
 
     def put(self, cluster: Cluster, body: Mapping[str, Any]) -> bool:
         """Record a registration the daemon has taken up; True when the name is new."""
@@ -112,10 +125,16 @@ class Registry:
         self.bodies[cluster.name] = {**body, "name": cluster.name}
         return created
 
+    def remove(self, name: str) -> None:
+        self.clusters.pop(name, None)
+        self.bodies.pop(name, None)
+        self.leaving.discard(name)
+
     async def save(self) -> bool:
         """Written before the caller is answered; False when the disk refused (the
         registration holds in memory; a restart would lose it)."""
-        data = json.dumps({"format": FORMAT, "clusters": self.bodies}, indent=1,
+        data = json.dumps({"format": FORMAT, "clusters": self.bodies,
+                           "leaving": sorted(self.leaving)}, indent=1,
                           sort_keys=True).encode() + b"\n"
         try:
             await asyncio.to_thread(write_atomically, self.path, data)

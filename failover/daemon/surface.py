@@ -35,6 +35,7 @@ class Surface:
                  metrics: Metrics, state: StateKeeper, reloader: Reloader,
                  replica: Replica | None = None, shared: SharedOverrides | None = None,
                  register: Callable[[str, Any], bool] | None = None,
+                 deregister: Callable[[str], None] | None = None,
                  registry: Registry | None = None) -> None:
         self._config = config
         self._config_path = config_path
@@ -51,6 +52,7 @@ class Surface:
         self._replica = replica
         self._shared = shared
         self._register = register
+        self._deregister = deregister
         self._registry = registry
 
     @property
@@ -168,6 +170,11 @@ class Surface:
         if self._register is None:
             raise RegistrationRefused(409, "this daemon takes no registrations")
         return self._register(name, body)
+
+    def deregister(self, name: str) -> None:
+        if self._deregister is None:
+            raise RegistrationRefused(404, f"no registered cluster named {name!r}")
+        self._deregister(name)
 
     async def save_registered(self) -> bool:
         return self._registry is not None and await self._registry.save()

@@ -51,7 +51,9 @@ def config(lab: Lab, tmp_path: Path) -> tuple[Path, int, int]:
     status, admin = free_port(), free_port()
     path = write_config(tmp_path, SimpleNamespace(clusters=lab.clusters[:3]),  # type: ignore[arg-type]
                         status)
-    path.write_text(path.read_text().replace('admin: "127.0.0.1:0"', f'admin: "127.0.0.1:{admin}"'))
+    text = path.read_text().replace('admin: "127.0.0.1:0"', f'admin: "127.0.0.1:{admin}"')
+    # Moves in steps, so that a drain is seen going down as a ramp is seen going up.
+    path.write_text(text.replace("max_shift_per_tick: 1", "max_shift_per_tick: 0.05"))
     return path, status, admin
 
 
@@ -95,8 +97,19 @@ async def test_a_registered_cluster_ramps_in_and_survives_a_restart(
         return len(running.file_shares()) == 3
 
     await wait_until(all_serving, 15, "first plan with the file's clusters")
+    cluster_file = tmp_path / "lab-4.yaml"
+    cluster_file.write_text(json.dumps({"name": "lab-4", **body_for(lab, 3)}))
+    cli = await asyncio.create_subprocess_exec(
+        sys.executable, "-m", "failover", "register", "-f", str(cluster_file),
+        "--url", f"http://127.0.0.1:{config[2]}", stdout=asyncio.subprocess.PIPE,
+        env={**os.environ, "FAILOVER_ADMIN_TOKEN": TOKEN})
+    out, _ = await cli.communicate()
+    assert cli.returncode == 0
+    answer = json.loads(out)
+    assert (answer["created"], answer["saved"]) == (True, True), answer
+    # The same body again is an update, not a second cluster.
     status, answer = await admin.put("lab-4", body_for(lab, 3))
-    assert (status, answer["created"], answer["saved"]) == (201, True, True), answer
+    assert (status, answer["created"]) == (200, False), answer
 
     seen: list[float] = []
     states: list[str] = []
@@ -125,9 +138,39 @@ async def test_a_registered_cluster_ramps_in_and_survives_a_restart(
     try:
         names = {c["name"] for c in (await again.status())["clusters"]}
         assert "lab-4" in names
+        await deregister_through_the_cli(again, config)
     finally:
         again.process.kill()
         await again.process.wait()
+
+
+async def deregister_through_the_cli(daemon: Daemon, config: tuple[Path, int, int]) -> None:
+    async def serving() -> bool:
+        return daemon.file_shares().get("lab-4", 0.0) == pytest.approx(40 / 140)
+
+    await wait_until(serving, 15, "the restored cluster at its share again")
+    cli = await asyncio.create_subprocess_exec(
+        sys.executable, "-m", "failover", "deregister", "lab-4",
+        "--url", f"http://127.0.0.1:{config[2]}", stdout=asyncio.subprocess.PIPE,
+        env={**os.environ, "FAILOVER_ADMIN_TOKEN": TOKEN})
+    out, _ = await cli.communicate()
+    assert cli.returncode == 0
+    assert json.loads(out) == {"deregistering": "lab-4", "saved": True}
+
+    seen: list[float] = []
+
+    async def removed() -> bool:
+        share = daemon.file_shares().get("lab-4")
+        if share is not None and (not seen or seen[-1] != share):
+            seen.append(share)
+        return "lab-4" not in {c["name"] for c in (await daemon.status())["clusters"]}
+
+    await wait_until(removed, 20, "the deregistered cluster drained and removed")
+    assert seen[-1] == 0, seen
+    assert len([s for s in seen if 0 < s < 40 / 140 - 1e-9]) >= 3, seen  # gradually
+    registry = json.loads((daemon.weights.parent / "clusters.json").read_text())
+    assert registry["clusters"] == {}
+    assert registry["leaving"] == []
 
 
 async def test_a_bad_or_over_budget_registration_changes_nothing(
