@@ -9,11 +9,10 @@ from pathlib import Path
 import pytest
 from prometheus_client import CollectorRegistry
 
-from failover.api.admin import RegistrationRefused
 from failover.config import load
 from failover.daemon import Daemon
-from failover.daemon.registry import Registry, cluster_from_body
 from failover.daemon.supervisor import StartupError
+from failover.registry import RegistrationRefused, Registry, RegistryUnreadable, cluster_from_body
 
 BODY = {"weight": 5, "checks": [{"tcp": "127.0.0.1:8109"}]}
 
@@ -41,7 +40,8 @@ def test_no_file_is_nothing_registered(tmp_path: Path) -> None:
 def test_an_unreadable_registry_stops_the_start_and_is_left_alone(
         tmp_path: Path, content: bytes) -> None:
     (tmp_path / "clusters.json").write_bytes(content)
-    with pytest.raises(StartupError, match=r"clusters\.json: the registered clusters cannot be"):
+    with pytest.raises(RegistryUnreadable,
+                       match=r"clusters\.json: the registered clusters cannot be"):
         Registry(tmp_path).load()
     assert (tmp_path / "clusters.json").read_bytes() == content
 

@@ -29,6 +29,7 @@ from failover.api.audit import AuditLog
 from failover.api.server import ACCESS_HOOK
 from failover.config.durations import Duration
 from failover.metrics import Metrics
+from failover.registry import RegistrationRefused
 
 log = logging.getLogger(__name__)
 
@@ -123,15 +124,6 @@ class EmptyBody(_Body):
 
 class BadRequest(Exception):
     pass
-
-
-class RegistrationRefused(Exception):
-    """Why a registration was not taken, with the HTTP status that says whose fault it is:
-    400 for a body that is wrong in itself, 409 for one that does not fit with the rest."""
-
-    def __init__(self, status: int, message: str) -> None:
-        super().__init__(message)
-        self.status = status
 
 
 AUDIT = web.RequestKey("audit", dict[str, Any])

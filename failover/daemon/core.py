@@ -15,7 +15,7 @@ import pydantic
 from prometheus_client import CollectorRegistry
 
 from failover.actuators.runner import ActuatorRunner
-from failover.api.admin import RegistrationRefused, can_serve
+from failover.api.admin import can_serve
 from failover.config import Config, ProbeKind, all_jobs
 from failover.config.budget import Job
 from failover.controller import Planner
@@ -26,7 +26,6 @@ from failover.daemon.overrides import Overrides
 from failover.daemon.parts import build_actuators
 from failover.daemon.planning import Planning, batched_probe_signals
 from failover.daemon.publish import Publisher
-from failover.daemon.registry import Registry, cluster_from_body, compose, problems
 from failover.daemon.reload import WATCH_EVERY, Reloader
 from failover.daemon.shared_overrides import SharedOverrides
 from failover.daemon.state import StateKeeper
@@ -48,6 +47,14 @@ from failover.planner import plan as make_plan
 from failover.probes import PROBES
 from failover.probes.base import ProbeFn
 from failover.probes.scheduler import Scheduler
+from failover.registry import (
+    RegistrationRefused,
+    Registry,
+    RegistryUnreadable,
+    cluster_from_body,
+    compose,
+    problems,
+)
 from failover.signals import PrometheusSource, SignalMetrics
 
 log = logging.getLogger("failover.daemon")
@@ -72,7 +79,10 @@ class Daemon:
         self.file_config = config
         """The config file's own, without the clusters registered through the admin API."""
         self.registry = Registry(config.state_dir)
-        self.registry.load()
+        try:
+            self.registry.load()
+        except RegistryUnreadable as exc:
+            raise StartupError(str(exc)) from exc
         config = self.config = self._composed(config)
         self.stopping = asyncio.Event()
         self._stall_after = stall_after

@@ -9,12 +9,10 @@ from pathlib import Path
 from typing import Any
 
 from failover.actuators.runner import ActuatorRunner
-from failover.api.admin import RegistrationRefused
 from failover.config import Config
 from failover.coordination.replica import Replica
 from failover.daemon.overrides import Drain, Freeze, Overrides
 from failover.daemon.publish import Publisher
-from failover.daemon.registry import Registry
 from failover.daemon.reload import Reloader
 from failover.daemon.shared_overrides import SharedOverrides
 from failover.daemon.state import StateKeeper
@@ -22,6 +20,7 @@ from failover.daemon.supervisor import Heartbeats
 from failover.health import HealthTracker
 from failover.metrics import Metrics
 from failover.model import Plan, Signals
+from failover.registry import RegistrationRefused, Registry
 
 
 class Surface:

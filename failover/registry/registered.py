@@ -19,15 +19,26 @@ from typing import Any
 import pydantic
 
 from failover.actuators.file import write_atomically
-from failover.api.admin import RegistrationRefused
 from failover.config import Cluster, Config
 from failover.config.loader import error_message
-from failover.daemon.supervisor import StartupError
 
 log = logging.getLogger("failover.daemon")
 
 FORMAT = 1
 FILE_NAME = "clusters.json"
+
+
+class RegistrationRefused(Exception):
+    """Why a registration was not taken, with the HTTP status that says whose fault it is:
+    400 for a body that is wrong in itself, 409 for one that does not fit with the rest."""
+
+    def __init__(self, status: int, message: str) -> None:
+        super().__init__(message)
+        self.status = status
+
+
+class RegistryUnreadable(Exception):
+    """The saved registrations cannot be read back: the daemon must not start without them."""
 
 
 def compose(base: Config, registered: Iterable[Cluster]) -> Config:
@@ -84,7 +95,7 @@ class Registry:
             return
         except OSError as exc:
             msg = f"{self.path}: cannot read the registered clusters: {exc.strerror or exc}"
-            raise StartupError(msg) from exc
+            raise RegistryUnreadable(msg) from exc
         try:
             doc = json.loads(raw)
             if not isinstance(doc, dict) or doc.get("format") != FORMAT:
@@ -102,7 +113,7 @@ class Registry:
         except (ValueError, RegistrationRefused) as exc:
             msg = (f"{self.path}: the registered clusters cannot be read back ({exc}); "
                    "fix or remove the file, nothing in it has been changed")
-            raise StartupError(msg) from exc
+            raise RegistryUnreadable(msg) from exc
         self.bodies, self.clusters, self.leaving = bodies, clusters, set(leaving)
         if clusters:
             log.info("registered clusters restored from %s: %s", self.path,
