@@ -24,6 +24,7 @@ from failover.config.budget import Job, all_jobs, worst_case_rates
 from failover.config.coordination import Coordination
 from failover.config.durations import Duration, PositiveDuration
 from failover.config.probing import Check, DnsCheck, Probing
+from failover.config.provisioning import Provisioning
 from failover.config.signals import (
     SignalsConfig,
 )
@@ -187,6 +188,8 @@ class Config(Strict):
     signals: SignalsConfig = SignalsConfig()
     coordination: Coordination | None = None
     """Distributed mode (etcd); without it the daemon runs alone."""
+    provisioning: Provisioning | None = None
+    """A webhook asked for new capacity when planned capacity falls short."""
 
     @field_validator("state_dir")
     @classmethod
@@ -219,6 +222,11 @@ class Config(Strict):
             for name in mapped:
                 if name not in seen:
                     raise located(("actuators", index, key, name), f"unknown cluster {name!r}")
+        if self.provisioning is not None and (
+                self.demand_rps is None or all(c.capacity_rps is None for c in self.clusters)):
+            raise located(("provisioning",), (
+                "needs demand_rps and the clusters' capacity_rps: without them no shortfall "
+                "can be known, and the webhook would never be called"))
         self._within_budget()
         return self
 

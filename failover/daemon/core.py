@@ -55,6 +55,7 @@ from failover.registry import (
     compose,
     problems,
 )
+from failover.registry.provisioning import ProvisioningHook
 from failover.signals import PrometheusSource, SignalMetrics
 
 log = logging.getLogger("failover.daemon")
@@ -125,6 +126,8 @@ class Daemon:
             metrics=self.metrics, state=self.state, reloader=self.reloader,
             replica=self.replica, shared=self.shared, register=self.register,
             deregister=self.deregister, registry=self.registry)
+        self.provisioning = ProvisioningHook(lambda: self.config, lambda: self.planning.plan,
+                                             self.metrics)
         self.status, self.admin = listeners(config, self.surface, self.metrics)
 
     @property
@@ -176,6 +179,7 @@ class Daemon:
                 start("loop-lag", lambda: lag_loop(self.metrics, self.heartbeats))
                 start("reload", self.reloader.run)
                 start("deregistration", self._remove_deregistered)
+                start("provisioning", self.provisioning.run)
                 start("config-watch", self.reloader.watch)
                 await self.stopping.wait()
                 raise _Stopping
