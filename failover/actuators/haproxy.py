@@ -88,7 +88,7 @@ def differences(backend: str, wants: list[Want],
 def _invalid(backend: str, servers: Mapping[str, str]) -> str | None:
     """Why this mapping can never work in HAProxy, or None."""
     for name in (backend, *servers.values()):
-        if not NAME.match(name):
+        if not NAME.fullmatch(name):
             return f"{name!r} is not a valid HAProxy name (letters, digits, '_.:-')"
     seen: dict[str, str] = {}
     for cluster, server in servers.items():

@@ -60,11 +60,11 @@ class HaproxyActuator(Strict):
     def _names_haproxy_takes(self) -> HaproxyActuator:
         """Checked here, not at the first apply: HAProxy refuses other characters in proxy
         and server names, and they would split or escape a runtime API command line."""
-        if not HAPROXY_NAME.match(self.backend):
+        if not HAPROXY_NAME.fullmatch(self.backend):
             raise located(("backend",), f"{self.backend!r}: {HAPROXY_NAME_RULE}")
         first: dict[str, str] = {}
         for cluster, server in self.servers.items():
-            if not HAPROXY_NAME.match(server):
+            if not HAPROXY_NAME.fullmatch(server):
                 raise located(("servers", cluster), f"{server!r}: {HAPROXY_NAME_RULE}")
             if server in first:
                 raise located(("servers", cluster), (

@@ -57,11 +57,11 @@ def by_key(choices: Mapping[str, tuple[str, type]]) -> Callable[[Any], str | Non
     return tag
 
 
-NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,62}$")
+NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,62}")
 
 
 def _name(value: str) -> str:
-    if not NAME.match(value):
+    if not NAME.fullmatch(value):  # match() would let a trailing newline through
         msg = f"{value!r} must be 1-63 letters, digits, '.', '_' or '-'"
         raise ValueError(msg)
     return value

@@ -298,3 +298,17 @@ def test_a_bad_freshness_is_refused_where_it_is(freshness: str, message: str) ->
     assert len(lines) == 1
     assert message in lines[0]
     assert lines[0].startswith("c.yaml:4: ")
+
+
+def test_a_name_with_a_trailing_newline_is_refused() -> None:
+    """A pattern's ``$`` matches before a final newline: "x\\n" once passed as a name, and in
+    HAProxy's line-based runtime API a newline would end one command and begin another."""
+    cluster = errors('clusters: [{name: "a\\n", weight: 1, checks: [{tcp: "127.0.0.1:8101"}]}]')
+    assert "clusters[0].name: 'a\\n' must be 1-63 letters" in cluster[0]
+    server = errors("""\
+        clusters: [{name: a, weight: 1, checks: [{tcp: "127.0.0.1:8101"}]}]
+        actuators:
+          - {type: haproxy, address: 127.0.0.1:9999, backend: be, servers: {a: "s1\\n"}}
+        """)
+    assert len(server) == 1
+    assert "servers" in server[0]
