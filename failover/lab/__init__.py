@@ -3,6 +3,9 @@ and a capacity model that starts cold and warms with the traffic it serves."""
 
 from failover.lab.faults import Counters, DnsFault, Faults, HttpFault
 from failover.lab.lab import (
+    BadClusterName,
+    ClusterExists,
+    ClusterStartError,
     Lab,
     LabCluster,
     LabOptions,
@@ -12,5 +15,6 @@ from failover.lab.lab import (
     answer_address,
 )
 
-__all__ = ["Counters", "DnsFault", "Faults", "HttpFault", "Lab", "LabCluster", "LabOptions",
-           "LabOptionsError", "NoCapacity", "UnknownCluster", "answer_address"]
+__all__ = ["BadClusterName", "ClusterExists", "ClusterStartError", "Counters", "DnsFault",
+           "Faults", "HttpFault", "Lab", "LabCluster", "LabOptions", "LabOptionsError",
+           "NoCapacity", "UnknownCluster", "answer_address"]

@@ -1,4 +1,5 @@
-"""``failover lab``: run simulated clusters, or change a running lab's faults and warmth."""
+"""``failover lab``: run simulated clusters, or add clusters to a running lab and change
+their faults and warmth."""
 
 from __future__ import annotations
 
@@ -71,11 +72,19 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     cold.add_argument("name", help="cluster name, e.g. lab-1")
     cold.set_defaults(func=_cold)
 
+    add = actions.add_parser(
+        "add", help="start one more cluster in a running lab, numbered after the highest, "
+                    "and print it as JSON")
+    add.add_argument("name", nargs="?",
+                     help="lower-case letters, digits and '-' (default lab-N)")
+    # JSON always: what calls it (a provisioning hook's receiver) reads the addresses.
+    add.set_defaults(func=_add, json=True)
+
     show = actions.add_parser("show", help="list a running lab's clusters, faults, counters "
                                            "and load")
     show.add_argument("--json", action="store_true", help="print the raw document")
     show.set_defaults(func=_show)
-    for action in (fault, reset, cold, show):
+    for action in (fault, reset, cold, add, show):
         # SUPPRESS: `failover lab --control X show` keeps X instead of this default.
         action.add_argument("--control", default=argparse.SUPPRESS,
                             help=f"the lab's control API (default {DEFAULT_CONTROL})")
@@ -187,6 +196,10 @@ def _reset(args: argparse.Namespace) -> int:
 
 def _cold(args: argparse.Namespace) -> int:
     return _call(args, f"/v1/clusters/{args.name}/cold", {})
+
+
+def _add(args: argparse.Namespace) -> int:
+    return _call(args, "/v1/clusters", {} if args.name is None else {"name": args.name})
 
 
 def _show(args: argparse.Namespace) -> int:

@@ -6,12 +6,14 @@ import asyncio
 import ipaddress
 import logging
 import math
+import re
 from collections.abc import Callable
 from dataclasses import asdict, dataclass
 from types import TracebackType
 from typing import Any, Self
 
 from failover.config.addresses import Endpoint, split_hostport
+from failover.config.base import NAME as CONFIG_NAME
 from failover.lab.dns_server import DnsServer
 from failover.lab.faults import Counters, DnsFault, Faults, HttpFault
 from failover.lab.service import HttpService
@@ -108,10 +110,47 @@ def wrong_address(number: int) -> str:
     return str(ipaddress.IPv4Address(0x0AFF0000 + number * 256 + 1))
 
 
+LAB_NAME = re.compile(r"[a-z0-9][a-z0-9-]*")
+"""What a cluster added by name may be called (whole string); the daemon's config must also
+take it (`CONFIG_NAME`), since whoever asked for it registers it there next."""
+
+NUMBERED = re.compile(r"lab-[0-9]+")
+"""The lab's own names: one given to `Lab.add` could take the name of a later numbered
+cluster, and every add without a name would then fail."""
+
+
+MAX_PORT = 65535
+
+
+class BadClusterName(ValueError):
+    pass
+
+
+class ClusterExists(ValueError):
+    pass
+
+
+class ClusterStartError(OSError):
+    """An added cluster could not bind its ports; the lab is as it was before."""
+
+
+def check_name(name: str) -> str:
+    """``name`` if a cluster may be added under it, else BadClusterName saying why."""
+    if NUMBERED.fullmatch(name):
+        msg = f"{name!r} is a name the lab gives itself: leave the name out for the next one"
+        raise BadClusterName(msg)
+    if not (LAB_NAME.fullmatch(name) and CONFIG_NAME.fullmatch(name)):
+        msg = (f"{name!r} must be 1-63 lower-case letters, digits or '-', starting with a "
+               "letter or digit")
+        raise BadClusterName(msg)
+    return name
+
+
 class LabCluster:
     def __init__(self, number: int, options: LabOptions,
-                 clock: Callable[[], float] | None = None) -> None:
-        self.name = f"lab-{number}"
+                 clock: Callable[[], float] | None = None, name: str | None = None) -> None:
+        """``name``: ``lab-{number}`` by default; the number alone sets its addresses."""
+        self.name = f"lab-{number}" if name is None else name
         self.number = number
         self.answer = answer_address(number)
         self.faults = Faults()
@@ -144,6 +183,9 @@ class LabCluster:
                          "rejected_rps": window.rejected, "capacity_rps": window.capacity,
                          "utilization": window.utilization}}
 
+    async def close(self) -> None:
+        await asyncio.gather(self.dns.close(), self.http.close())
+
 
 class UnknownCluster(KeyError):
     pass
@@ -154,13 +196,19 @@ class NoCapacity(ValueError):
 
 
 class Lab:
-    """Use as ``async with Lab(options) as lab``; ``lab.clusters`` are then serving."""
+    """Use as ``async with Lab(options) as lab``; ``lab.clusters`` are then serving, and
+    `add` starts more."""
 
     def __init__(self, options: LabOptions, clock: Callable[[], float] | None = None) -> None:
         """``clock``: seconds for the capacity model; the running loop's by default (tests
         pass a fake one)."""
         self.options = options
         self.clusters = [LabCluster(n, options, clock) for n in range(1, options.clusters + 1)]
+        self._clock = clock
+        self._changing = asyncio.Lock()
+        """Held by `add` and `close`: two adds would pick the same number, and a close
+        during an add would leave the new cluster serving."""
+        self._closed = False
 
     async def __aenter__(self) -> Self:
         try:
@@ -175,18 +223,56 @@ class Lab:
                         tb: TracebackType | None) -> None:
         await self.close()
 
+    def _ports(self, number: int) -> tuple[int, int]:
+        """Cluster ``number``'s DNS and HTTP ports; 0 for a free one."""
+        options, offset = self.options, number - 1
+        return (options.dns_base_port + offset if options.dns_base_port else 0,
+                options.http_base_port + offset if options.http_base_port else 0)
+
     async def _start(self, cluster: LabCluster) -> None:
-        options = self.options
-        offset = cluster.number - 1
-        await cluster.dns.start(options.host,
-                                options.dns_base_port + offset if options.dns_base_port else 0)
-        await cluster.http.start(options.host,
-                                 options.http_base_port + offset if options.http_base_port else 0)
+        dns_port, http_port = self._ports(cluster.number)
+        await cluster.dns.start(self.options.host, dns_port)
+        await cluster.http.start(self.options.host, http_port)
+
+    async def add(self, name: str | None = None) -> LabCluster:
+        """Start one more cluster, numbered one above the highest, with the lab's options and
+        ports, and named ``name`` or ``lab-N``. Raises BadClusterName, ClusterExists, or
+        ClusterStartError if a port is taken: a cluster's fixed port follows its number, so
+        none other is tried. Nothing is added when it raises."""
+        if name is not None:
+            check_name(name)
+        async with self._changing:
+            if self._closed:
+                msg = "the lab is closed"
+                raise RuntimeError(msg)
+            number = max((c.number for c in self.clusters), default=0) + 1
+            cluster = LabCluster(number, self.options, self._clock, name)
+            if any(c.name == cluster.name for c in self.clusters):
+                msg = f"there is already a cluster named {cluster.name!r}"
+                raise ClusterExists(msg)
+            fixed = [f"{kind} port {port}" for kind, port in
+                     zip(("DNS", "HTTP"), self._ports(number), strict=True) if port]
+            on = f" on {' and '.join(fixed)}" if fixed else ""
+            if max(self._ports(number)) > MAX_PORT:
+                msg = f"cannot start {cluster.name}{on}: no such port"
+                raise ClusterStartError(msg)
+            try:
+                await self._start(cluster)
+            except OSError as exc:
+                await cluster.close()
+                msg = f"cannot start {cluster.name}{on}: {exc}"
+                raise ClusterStartError(msg) from exc
+            # Only now: listings and /metrics read its load, which exists once it serves.
+            self.clusters.append(cluster)
+        log.info("lab %s: added, dns %s (answers %s), http %s", cluster.name,
+                 cluster.dns_address, cluster.answer, cluster.http_url)
+        return cluster
 
     async def close(self) -> None:
-        # All at once: each HTTP service may wait out its held requests' shutdown grace.
-        await asyncio.gather(*(c.dns.close() for c in self.clusters),
-                             *(c.http.close() for c in self.clusters))
+        async with self._changing:
+            self._closed = True
+            # All at once: each HTTP service may wait out its held requests' shutdown grace.
+            await asyncio.gather(*(c.close() for c in self.clusters))
 
     def cluster(self, name: str) -> LabCluster:
         for cluster in self.clusters:

@@ -1,4 +1,5 @@
-"""``failover lab`` runs in the foreground; its fault, reset and show talk to it over HTTP."""
+"""``failover lab`` runs in the foreground; its fault, reset, cold, add and show talk to it
+over HTTP."""
 
 from __future__ import annotations
 
@@ -63,6 +64,41 @@ def test_fault_show_reset(control: str, capsys: pytest.CaptureFixture[str]) -> N
     assert "lab-2: dns=ok http=ok" in out
     assert main(["lab", "reset", "lab-1", "--control", control]) == 0
     assert "lab-1: dns=ok http=ok" in capsys.readouterr().out
+
+
+def test_add_prints_the_new_cluster(control: str, capsys: pytest.CaptureFixture[str]) -> None:
+    """``lab add`` starts lab-3, ``lab add NAME`` one so named, each printed as JSON with
+    addresses that serve; show lists them."""
+    assert main(["lab", "add", "--control", control]) == 0
+    doc = json.loads(capsys.readouterr().out)
+    assert (doc["name"], doc["answer"]) == ("lab-3", "10.0.3.1")
+    health = doc["http"] + "/healthz"
+    with urllib.request.urlopen(health, timeout=5) as response:  # noqa: S310 - the lab's URL
+        assert (response.status, response.headers["X-Lab-Cluster"]) == (200, "lab-3")
+    assert main(["lab", "--control", control, "add", "edge"]) == 0
+    doc = json.loads(capsys.readouterr().out)
+    assert (doc["name"], doc["answer"]) == ("edge", "10.0.4.1")
+    assert main(["lab", "show", "--control", control]) == 0
+    out = capsys.readouterr().out
+    assert "lab-3: dns=ok http=ok" in out
+    assert "edge: dns=ok http=ok" in out
+
+
+def test_add_refused_exits_1(control: str, capsys: pytest.CaptureFixture[str]) -> None:
+    """A name in use or not allowed is a user error saying why; nothing is added."""
+    assert main(["lab", "add", "lab-2", "--control", control]) == 1
+    assert "'lab-2' is a name the lab gives itself" in capsys.readouterr().err
+    assert main(["lab", "add", "Edge", "--control", control]) == 1
+    assert "'Edge' must be 1-63 lower-case letters" in capsys.readouterr().err
+    assert main(["lab", "add", "edge", "--control", control]) == 0
+    capsys.readouterr()
+    assert main(["lab", "add", "edge", "--control", control]) == 1
+    captured = capsys.readouterr()
+    assert "failover lab: there is already a cluster named 'edge'" in captured.err
+    assert captured.out == ""
+    assert main(["lab", "show", "--json", "--control", control]) == 0
+    names = [c["name"] for c in json.loads(capsys.readouterr().out)["clusters"]]
+    assert names == ["lab-1", "lab-2", "edge"]
 
 
 def test_unknown_cluster_exits_1(control: str, capsys: pytest.CaptureFixture[str]) -> None:
