@@ -133,7 +133,8 @@ class Metrics:
             "failover_vantage_fresh",
             "1 while the vantage's verdicts are fresh (and, on the leader, trusted), else 0.",
             ["vantage"], registry=registry)
-        for where in ("planner", "persist", "reload", "actuator_drift", "etcd_value"):
+        for where in ("planner", "persist", "reload", "actuator_drift", "etcd_value",
+                      "discovery"):
             self.errors.labels(where)
         # CPU, memory and open file descriptors of the daemon itself.
         ProcessCollector(registry=registry)

@@ -22,6 +22,7 @@ from failover.config.addresses import Endpoint, ListenAddress
 from failover.config.base import Name, Strict, dotted, located, resolve
 from failover.config.budget import Job, all_jobs, worst_case_rates
 from failover.config.coordination import Coordination
+from failover.config.discovery import Discovery
 from failover.config.durations import Duration, PositiveDuration
 from failover.config.probing import Check, DnsCheck, Probing
 from failover.config.provisioning import Provisioning
@@ -190,6 +191,8 @@ class Config(Strict):
     """Distributed mode (etcd); without it the daemon runs alone."""
     provisioning: Provisioning | None = None
     """A webhook asked for new capacity when planned capacity falls short."""
+    discovery: Discovery | None = None
+    """More clusters, read from files."""
 
     @field_validator("state_dir")
     @classmethod

@@ -16,7 +16,7 @@ from prometheus_client import CollectorRegistry
 
 from failover.actuators.runner import ActuatorRunner
 from failover.api.admin import can_serve
-from failover.config import Config, ProbeKind, all_jobs
+from failover.config import Cluster, Config, ConfigError, ProbeKind, all_jobs
 from failover.config.budget import Job
 from failover.controller import Planner
 from failover.coordination.replica import Replica
@@ -53,8 +53,10 @@ from failover.registry import (
     RegistryUnreadable,
     cluster_from_body,
     compose,
+    discovery,
     problems,
 )
+from failover.registry.discovery import Discovery
 from failover.registry.provisioning import ProvisioningHook
 from failover.signals import PrometheusSource, SignalMetrics
 
@@ -78,16 +80,20 @@ class Daemon:
                  planner: Planner = make_plan, probes: Mapping[ProbeKind, ProbeFn] = PROBES,
                  watch_every: float = WATCH_EVERY, stall_after: float = STALL_AFTER) -> None:
         self.file_config = config
-        """The config file's own, without the clusters registered through the admin API."""
+        """The config file's own, without the clusters registered or discovered."""
+        self.metrics = Metrics(registry or CollectorRegistry())
         self.registry = Registry(config.state_dir)
         try:
             self.registry.load()
         except RegistryUnreadable as exc:
             raise StartupError(str(exc)) from exc
+        self.discovery = Discovery()
+        if config.discovery is not None:
+            # Before the first plan: a restart must not plan, for a moment, without them.
+            self._scan(discovery.read(config.discovery.files))
         config = self.config = self._composed(config)
         self.stopping = asyncio.Event()
         self._stall_after = stall_after
-        self.metrics = Metrics(registry or CollectorRegistry())
         self.health = HealthTracker(config)
         self.overrides = Overrides()
         self.replica: Replica | None = None
@@ -180,6 +186,7 @@ class Daemon:
                 start("reload", self.reloader.run)
                 start("deregistration", self._remove_deregistered)
                 start("provisioning", self.provisioning.run)
+                start("discovery", self._discover)
                 start("config-watch", self.reloader.watch)
                 await self.stopping.wait()
                 raise _Stopping
@@ -205,7 +212,7 @@ class Daemon:
     def _composed(self, file_config: Config) -> Config:
         """At start: the file's config with the clusters registered before the restart."""
         try:
-            return compose(file_config, self.registry.running())
+            return compose(file_config, self._extra())
         except pydantic.ValidationError as exc:
             msg = (f"the clusters registered in {self.registry.path} no longer fit the "
                    f"config: {problems(exc, len(file_config.clusters))}; edit the config, or "
@@ -215,7 +222,7 @@ class Daemon:
     def _take_config(self, new: Config) -> str | None:
         """A config file read anew, run with the registered clusters."""
         try:
-            composed = compose(new, self.registry.running())
+            composed = compose(new, self._extra())
         except pydantic.ValidationError as exc:
             return (f"with the registered clusters: {problems(exc, len(new.clusters))}")
         refused = self._run_config(composed)
@@ -233,7 +240,7 @@ class Daemon:
                                            "its share is 0, then removed); register it again "
                                            "once it is gone")
         try:
-            composed = compose(self.file_config, self.registry.running(cluster))
+            composed = compose(self.file_config, self._extra(cluster))
         except pydantic.ValidationError as exc:
             raise RegistrationRefused(
                 409, problems(exc, len(self.file_config.clusters))) from exc
@@ -255,7 +262,7 @@ class Daemon:
             return
         self.registry.leaving.add(name)
         # Fewer clusters of weight than a config already taken: only can_serve can refuse.
-        refused = self._run_config(compose(self.file_config, self.registry.running()))
+        refused = self._run_config(compose(self.file_config, self._extra()))
         if refused is not None:
             self.registry.leaving.discard(name)
             raise RegistrationRefused(409, f"removing {name!r}: {refused}")
@@ -271,21 +278,73 @@ class Daemon:
         while True:
             await asyncio.sleep(self.config.policy.tick)
             plan = self.planning.plan
-            if not self.registry.leaving or plan is None or not self.planning.applied():
+            leaving = self.registry.leaving | self.discovery.leaving.keys()
+            if not leaving or plan is None or not self.planning.applied():
                 continue
             shares = plan.shares
-            gone = sorted(n for n in self.registry.leaving if shares.get(n, 0.0) == 0.0)
+            gone = sorted(n for n in leaving if shares.get(n, 0.0) == 0.0
+                          and n not in self.discovery.active())
             if not gone:
                 continue
             for name in gone:
                 self.registry.remove(name)
+                self.discovery.leaving.pop(name, None)
             # Fewer clusters than a config already taken: no rule can fail.
-            refused = self._run_config(compose(self.file_config, self.registry.running()))
+            refused = self._run_config(compose(self.file_config, self._extra()))
             if refused is not None:
                 log.error("deregistered %s not removed: %s", ", ".join(gone), refused)
                 continue
             log.warning("deregistered %s removed at share 0", ", ".join(gone))
             await self.registry.save()
+
+    def _extra(self, registering: Cluster | None = None) -> list[Cluster]:
+        """The clusters beyond the config file's: registered, then discovered."""
+        return [*self.registry.running(registering), *self.discovery.running()]
+
+    def _scan(self, found: dict[Path, bytes | None]) -> bool:
+        """Take up each changed discovery file that parses and fits with everything else;
+        True when any was. The others keep their last good content and are reported."""
+        taken = False
+        for path, content in self.discovery.changed(found):
+            clusters: dict[str, Cluster] | None = None
+            digest = None if content is None else discovery.digest_of(content)
+            if content is not None:
+                try:
+                    parsed = discovery.parse(path, content)
+                except ConfigError as exc:
+                    self._refuse(path, digest, str(exc))
+                    continue
+                clusters = {c.name: c for c in parsed}
+                if len(clusters) < len(parsed):
+                    self._refuse(path, digest, f"{path}: a cluster name is given twice")
+                    continue
+            try:
+                compose(self.file_config, [*self.registry.running(),
+                                           *self.discovery.running((path, clusters or {}))])
+            except pydantic.ValidationError as exc:
+                self._refuse(path, digest, f"{path}: does not fit the config: "
+                             f"{problems(exc, len(self.file_config.clusters))}")
+                continue
+            self.discovery.take(path, clusters, digest)
+            if clusters is not None:
+                log.info("discovery file %s: %s", path, ", ".join(sorted(clusters)) or "empty")
+            taken = True
+        return taken
+
+    def _refuse(self, path: Path, digest: bytes | None, why: str) -> None:
+        self.metrics.errors.labels("discovery").inc()
+        if self.discovery.refuse(path, digest, why):
+            log.error("%s; its last good content stays", why)
+
+    async def _discover(self) -> None:
+        while True:
+            spec = self.file_config.discovery
+            await asyncio.sleep(WATCH_EVERY if spec is None else spec.refresh)
+            found = {} if spec is None else await asyncio.to_thread(discovery.read, spec.files)
+            if self._scan(found):
+                refused = self._run_config(compose(self.file_config, self._extra()))
+                if refused is not None:
+                    log.error("discovered clusters not taken up: %s", refused)
 
     def _run_config(self, new: Config) -> str | None:
         if not can_serve({c.name: c.weight for c in new.clusters},
