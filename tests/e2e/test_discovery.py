@@ -84,7 +84,8 @@ async def test_discovery_files_added_changed_broken_and_removed(
         return found is not None and found["state"] == "healthy" and found["share"] > 0
 
     await wait_until(ramped_in, 20, "the discovered cluster ramped in")
-    assert states[0] in ("unknown", "waiting") and "recovering" in states, states
+    assert states[0] in ("unknown", "waiting"), states
+    assert "recovering" in states, states
 
     # Changed: taken up.
     (folder / "edge.json").write_text(cluster_file(lab, 3, weight=20))
