@@ -106,6 +106,18 @@ def test_a_call_is_due_once_the_shortfall_lasts_and_once_per_cooldown() -> None:
     assert hook.due(c, 311.0) is not None
 
 
+def test_only_the_leader_calls() -> None:
+    c = config()
+    leading = {"now": False}
+    hook = ProvisioningHook(lambda: c, lambda: SHORT, Metrics(CollectorRegistry()),
+                            leading=lambda: leading["now"])
+    assert hook.due(c, 0.0) is None
+    assert hook.due(c, 20.0) is None  # a follower: never, however long it lasts
+    leading["now"] = True
+    assert hook.due(c, 21.0) is None  # led from now: the shortfall must last again
+    assert hook.due(c, 31.0) is not None
+
+
 class Receiver:
     def __init__(self, answers: list[int]) -> None:
         self.answers = answers

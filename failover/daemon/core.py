@@ -132,8 +132,10 @@ class Daemon:
             metrics=self.metrics, state=self.state, reloader=self.reloader,
             replica=self.replica, shared=self.shared, register=self.register,
             deregister=self.deregister, registry=self.registry)
-        self.provisioning = ProvisioningHook(lambda: self.config, lambda: self.planning.plan,
-                                             self.metrics)
+        replica = self.replica
+        self.provisioning = ProvisioningHook(
+            lambda: self.config, lambda: self.planning.plan, self.metrics,
+            leading=lambda: replica is None or replica.leading())
         self.status, self.admin = listeners(config, self.surface, self.metrics)
 
     @property

@@ -58,9 +58,12 @@ class HookMetrics:
 
 class ProvisioningHook:
     def __init__(self, config: Callable[[], Config], plan: Callable[[], Plan | None],
-                 metrics: Metrics) -> None:
+                 metrics: Metrics, leading: Callable[[], bool] = lambda: True) -> None:
+        """``leading``: whether this replica plans (distributed mode): the others follow
+        its plan, and N replicas calling the hook would ask for N times the capacity."""
         self._config = config
         self._plan = plan
+        self._leading = leading
         self._metrics = HookMetrics(metrics)
         self._short_since: float | None = None
         self._last_call: float | None = None
@@ -85,7 +88,7 @@ class ProvisioningHook:
         short = shortfall(self._plan(), config.clusters, config.policy, config.demand_rps)
         self._metrics.shortfall.set(0.0 if short is None else short.rps)
         hook = config.provisioning
-        if short is None or hook is None:
+        if short is None or hook is None or not self._leading():
             self._short_since = None
             return None
         if self._short_since is None:
