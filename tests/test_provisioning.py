@@ -16,9 +16,9 @@ from prometheus_client import CollectorRegistry
 from failover.config import Config, parse
 from failover.metrics import Metrics
 from failover.model import ClusterPlan, ClusterState, Plan
+from failover.planner.shortfall import shortfall
 from failover.registry import provisioning
 from failover.registry.provisioning import ProvisioningHook
-from failover.registry.shortfall import shortfall
 
 
 def config(url: str = "http://127.0.0.1:9/hook", extra: str = "") -> Config:
@@ -95,7 +95,7 @@ def test_a_call_is_due_once_the_shortfall_lasts_and_once_per_cooldown() -> None:
     due = hook.due(c, 110.0)
     assert due is not None
     assert due[2] == pytest.approx(10)
-    hook._last_call = 110.0  # what run() records as it starts the call
+    hook._watch.called(110.0)  # what run() records as it starts the call
     assert hook.due(c, 169.0) is None  # within the cooldown
     assert hook.due(c, 170.0) is not None
     # The shortfall ends: it must last ``after`` again before a call.

@@ -24,7 +24,7 @@ from failover.config import Config
 from failover.config.provisioning import Provisioning
 from failover.metrics import Metrics
 from failover.model import Plan
-from failover.registry.shortfall import Shortfall, shortfall
+from failover.planner.shortfall import Shortfall, ShortfallWatch, shortfall
 
 log = logging.getLogger("failover.provisioning")
 
@@ -65,8 +65,7 @@ class ProvisioningHook:
         self._plan = plan
         self._leading = leading
         self._metrics = HookMetrics(metrics)
-        self._short_since: float | None = None
-        self._last_call: float | None = None
+        self._watch = ShortfallWatch()
 
     async def run(self) -> None:
         loop = asyncio.get_running_loop()
@@ -79,7 +78,7 @@ class ProvisioningHook:
                 if found is None or (calling is not None and not calling.done()):
                     continue
                 hook, short, lasted = found
-                self._last_call = loop.time()
+                self._watch.called(loop.time())
                 calling = calls.create_task(self._call(hook, short, lasted),
                                             name="provisioning call")
 
@@ -88,17 +87,13 @@ class ProvisioningHook:
         short = shortfall(self._plan(), config.clusters, config.policy, config.demand_rps)
         self._metrics.shortfall.set(0.0 if short is None else short.rps)
         hook = config.provisioning
-        if short is None or hook is None or not self._leading():
-            self._short_since = None
-            return None
-        if self._short_since is None:
-            self._short_since = now
+        if hook is None or not self._leading():
+            short = None
+        if short is not None and self._watch.since is None:
             log.warning("capacity short by %.0f rps (at capacity: %s)", short.rps,
                         ", ".join(short.at_capacity) or "none")
-        lasted = now - self._short_since
-        if lasted < hook.after:
-            return None
-        if self._last_call is not None and now - self._last_call < hook.cooldown:
+        lasted = self._watch.due(short, hook, now)
+        if lasted is None or hook is None or short is None:
             return None
         return hook, short, lasted
 

@@ -1,5 +1,6 @@
-"""How far planned capacity falls short of demand, read from a plan: what the provisioning
-hook asks for. Pure: a plan and the config in, a figure out."""
+"""How far planned capacity falls short of demand, read from a plan, and when that has
+lasted long enough to ask for more: what the provisioning hook (and the simulator's model of
+it) acts on. Pure: a plan, the config and the time in; no I/O, no clock of its own."""
 
 from __future__ import annotations
 
@@ -7,6 +8,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 
 from failover.config import Cluster, Policy
+from failover.config.provisioning import Provisioning
 from failover.model import Plan
 
 EPSILON = 1e-9
@@ -45,3 +47,29 @@ def shortfall(plan: Plan | None, clusters: Sequence[Cluster], policy: Policy,
     if rps <= EPSILON * max(1.0, demand_rps):
         return None
     return Shortfall(rps, tuple(sorted(full)), plan.version)
+
+
+class ShortfallWatch:
+    """When a call is due: once a shortfall has lasted ``after``, at most once per
+    ``cooldown``. A shortfall that ends must last ``after`` again."""
+
+    def __init__(self) -> None:
+        self.since: float | None = None
+        self.last_call: float | None = None
+
+    def due(self, short: Shortfall | None, hook: Provisioning | None, now: float) -> float | None:
+        """Seconds the shortfall has lasted when a call is due now; else None."""
+        if short is None or hook is None:
+            self.since = None
+            return None
+        if self.since is None:
+            self.since = now
+        lasted = now - self.since
+        if lasted < hook.after:
+            return None
+        if self.last_call is not None and now - self.last_call < hook.cooldown:
+            return None
+        return lasted
+
+    def called(self, now: float) -> None:
+        self.last_call = now
