@@ -17,6 +17,7 @@ from failover.controller import Inputs, Planner
 from failover.health import HealthTracker, ProbeResult
 from failover.model import Signals
 from failover.planner import ClusterState, Plan, plan
+from failover.planner.shortfall import ShortfallWatch, shortfall
 from failover.simulate.faults import PROBE_LATENCY, Faults, probe_result
 from failover.simulate.fluid import FluidCluster, FluidModel
 from failover.simulate.load import SERVING, DemandCurve, LoadModel
@@ -117,6 +118,9 @@ class Simulation:
         self.pending: list[_Pending] = []
         self.markers: list[Marker] = []
         self.planned_peaks: dict[str, float] = {}
+        self.watch = ShortfallWatch()
+        self.provisioned = 0
+        """Clusters the modelled hook has asked for so far."""
 
         for cluster in config.clusters:
             self._join(cluster.name, cluster.capacity_rps, 0.0, warm=True)
@@ -258,6 +262,7 @@ class Simulation:
             self.shares = new.shares
         self.states = {c.name: c.state for c in new.clusters}
         self.load.set_shares(self.shares, now)
+        self._provision(new, demand, now)
         self._planned(demand)
         self._sample(now, demand)
         for pending in self.pending:
@@ -265,6 +270,27 @@ class Simulation:
                 pending.after, pending.open = now - pending.at, False
         ticks = round(now / self.config.policy.tick) + 1
         self._push(ticks * self.config.policy.tick, _Tick())
+
+    def _provision(self, plan: Plan, demand: float, now: float) -> None:
+        """The provisioning hook as the daemon runs it (the same shortfall and the same
+        after/cooldown rule); the cluster a call brings joins ``delay`` later, cold."""
+        wanted = self.scenario.provisioning
+        if wanted is None:
+            return
+        short = shortfall(plan, self.config.clusters, self.config.policy, demand)
+        lasted = self.watch.due(short, self.config.provisioning, now)
+        if lasted is None or short is None:
+            return
+        self.watch.called(now)
+        if self.provisioned >= len(wanted.clusters):
+            self.markers.append(Marker(now, "-", f"webhook called (short {short.rps:.0f} rps);"
+                                                 " nothing more to provision"))
+            return
+        cluster = wanted.clusters[self.provisioned]
+        self.provisioned += 1
+        self.markers.append(Marker(now, cluster.name, f"webhook called: short "
+                                                      f"{short.rps:.0f} rps"))
+        self._push(now + wanted.delay, AddEvent(at=now + wanted.delay, add=cluster))
 
     def _planned(self, demand: float) -> None:
         """Planned load (share x the demand the plan was made for) over the capacity each

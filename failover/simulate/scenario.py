@@ -147,6 +147,17 @@ Event = Annotated[
 ]
 
 
+class Provisioned(Strict):
+    """What the provisioning hook brings when the daemon's config calls it (its
+    ``provisioning`` section says when): each call, the next cluster here, ``delay`` later."""
+
+    delay: Duration
+    """From the webhook call to the new cluster answering its first probe: creating an EKS
+    cluster alone was measured at 13-16 minutes across 21 regions (docs/simulate.md)."""
+    clusters: list[Cluster] = Field(min_length=1)
+    """In the order the calls bring them; a call past the last brings nothing."""
+
+
 def with_cluster(config: Config, cluster: Cluster) -> Config:
     """The config with ``cluster`` appended, validated again as a reload would be (budget
     included); pydantic's ValidationError when the result is not a valid config."""
@@ -162,6 +173,8 @@ class Scenario(Strict):
     load: LoadParams = LoadParams()
     signals: SignalParams = SignalParams()
     events: list[Event] = Field(default_factory=list)
+    provisioning: Provisioned | None = None
+    """The capacity the config's provisioning hook brings, and how long it takes."""
     evidence: bool = False
     """Whether the orchestrator's own view is proven (its vantage checks pass, or a quorum of
     vantages agrees): a fleet-wide failure is then acted on, not failed static. The
@@ -214,7 +227,29 @@ class Scenario(Strict):
                 raise located(("events", index, "add"),
                               f"the config with this cluster is invalid: {error_message(first)}"
                               ) from exc
+        self._provisioning_fits(config)
         return self
+
+    def _provisioning_fits(self, config: Config) -> None:
+        """Whatever the events have added, each provisioned cluster must fit after them."""
+        if self.provisioning is None:
+            return
+        if config.provisioning is None:
+            raise located(("provisioning",), "the config has no provisioning section: "
+                                             "nothing would ever call for these clusters")
+        for event in self.events:
+            if isinstance(event, AddEvent):
+                config = with_cluster(config, event.add)
+        for index, cluster in enumerate(self.provisioning.clusters):
+            if config.cluster(cluster.name) is not None:
+                raise located(("provisioning", "clusters", index, "name"),
+                              f"cluster {cluster.name!r} already exists")
+            try:
+                config = with_cluster(config, cluster)
+            except ValidationError as exc:
+                raise located(("provisioning", "clusters", index),
+                              "the config with this cluster is invalid: "
+                              f"{error_message(exc.errors()[0])}") from exc
 
     def order(self) -> list[int]:
         """Indices of ``events`` by time; simultaneous events keep their order in the file."""
