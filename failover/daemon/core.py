@@ -131,7 +131,7 @@ class Daemon:
             overrides=self.overrides, publisher=self.publisher, heartbeats=self.heartbeats,
             metrics=self.metrics, state=self.state, reloader=self.reloader,
             replica=self.replica, shared=self.shared, register=self.register,
-            deregister=self.deregister, registry=self.registry)
+            deregister=self.deregister, registry=self.registry, sources=self._sources)
         replica = self.replica
         self.provisioning = ProvisioningHook(
             lambda: self.config, lambda: self.planning.plan, self.metrics,
@@ -298,6 +298,13 @@ class Daemon:
                 continue
             log.warning("deregistered %s removed at share 0", ", ".join(gone))
             await self.registry.save()
+
+    def _sources(self) -> dict[str, Any]:
+        """Where the clusters beyond the config file's come from, for /v1/status."""
+        return {"registered": sorted(self.registry.clusters),
+                "deregistering": sorted(self.registry.leaving),
+                "discovery": {"files": self.discovery.status(),
+                              "leaving": sorted(self.discovery.leaving)}}
 
     def _extra(self, registering: Cluster | None = None) -> list[Cluster]:
         """The clusters beyond the config file's: registered, then discovered."""

@@ -35,7 +35,8 @@ class Surface:
                  replica: Replica | None = None, shared: SharedOverrides | None = None,
                  register: Callable[[str, Any], bool] | None = None,
                  deregister: Callable[[str], None] | None = None,
-                 registry: Registry | None = None) -> None:
+                 registry: Registry | None = None,
+                 sources: Callable[[], dict[str, Any]] | None = None) -> None:
         self._config = config
         self._config_path = config_path
         self._plan = plan
@@ -52,6 +53,7 @@ class Surface:
         self._shared = shared
         self._register = register
         self._deregister = deregister
+        self._sources = sources
         self._registry = registry
 
     @property
@@ -93,6 +95,7 @@ class Surface:
             "config": {"path": str(self._config_path) if self._config_path else None,
                        "last_reload": self._reloader.last},
             "overrides": self.overrides.as_dict(),
+            "sources": {} if self._sources is None else self._sources(),
             "signals": self._signals_status(),
             "liveness": {"stalled": self._heartbeats.stalled(),
                          "state_save": self._state.failing},

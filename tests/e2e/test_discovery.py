@@ -101,6 +101,10 @@ async def test_discovery_files_added_changed_broken_and_removed(
     await wait_until(lambda: asyncio.sleep(0, logged(tmp_path, "edge.json:1: clusters[0]")),
                      10, "the broken file reported")
     assert (await cluster(daemon, "lab-4")) is not None
+    files = (await daemon.status())["sources"]["discovery"]["files"]
+    edge = next(f for f in files if f["file"].endswith("edge.json"))
+    assert edge["clusters"] == ["lab-4"]
+    assert "edge.json:1: clusters[0].weight" in edge["error"]
 
     # A name the config file has: refused, nothing changes.
     (folder / "clash.json").write_text(cluster_file(lab, 3, name="lab-1"))

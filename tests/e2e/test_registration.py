@@ -110,6 +110,8 @@ async def test_a_registered_cluster_ramps_in_and_survives_a_restart(
     # The same body again is an update, not a second cluster.
     status, answer = await admin.put("lab-4", body_for(lab, 3))
     assert (status, answer["created"]) == (200, False), answer
+    sources = (await running.status())["sources"]
+    assert (sources["registered"], sources["deregistering"]) == (["lab-4"], [])
 
     seen: list[float] = []
     states: list[str] = []
@@ -171,6 +173,11 @@ async def deregister_through_the_cli(daemon: Daemon, config: tuple[Path, int, in
     registry = json.loads((daemon.weights.parent / "clusters.json").read_text())
     assert registry["clusters"] == {}
     assert registry["leaving"] == []
+    audited = [json.loads(line) for line in
+               (daemon.weights.parent / "audit.jsonl").read_text().splitlines()]
+    actions = [(e.get("action"), e.get("cluster"), e.get("result")) for e in audited]
+    assert ("register", "lab-4", "ok") in actions
+    assert ("deregister", "lab-4", "ok") in actions
 
 
 async def test_a_bad_or_over_budget_registration_changes_nothing(
