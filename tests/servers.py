@@ -1,13 +1,17 @@
-"""What the tests' real servers share: free loopback ports, and a foreground process that can
-be paused (SIGSTOP) and is always stopped, even while paused."""
+"""What the tests' real servers share: free loopback ports, a foreground process that can
+be paused (SIGSTOP) and is always stopped, even while paused, and an aiohttp app served for
+the length of a block."""
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import signal
 import socket
 import subprocess
-from collections.abc import Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
+
+from aiohttp import web
 
 
 def free_port() -> int:
@@ -85,3 +89,15 @@ async def bind_udp_tcp(
         return transport, server, port
     msg = "no port free for both UDP and TCP"
     raise RuntimeError(msg)
+
+
+@contextlib.asynccontextmanager
+async def serving(app: web.Application) -> AsyncIterator[str]:
+    """``app`` served on a free loopback port while the block runs; yields its base URL."""
+    runner = web.AppRunner(app)
+    await runner.setup()
+    await web.TCPSite(runner, "127.0.0.1", 0).start()
+    try:
+        yield f"http://127.0.0.1:{runner.addresses[0][1]}"
+    finally:
+        await runner.cleanup()

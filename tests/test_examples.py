@@ -16,7 +16,7 @@ from aiohttp import web
 from failover.config import Cluster
 from failover.lab import Lab
 from failover.lab.control import control_server
-from tests.servers import free_port
+from tests.servers import free_port, serving
 
 RECEIVER = Path(__file__).parent.parent / "examples" / "provision_receiver.py"
 
@@ -33,13 +33,8 @@ async def admin() -> AsyncIterator[tuple[str, list[tuple[str, Any, str | None]]]
 
     app = web.Application()
     app.router.add_put("/v1/clusters/{name}", register)
-    runner = web.AppRunner(app)
-    await runner.setup()
-    await web.TCPSite(runner, "127.0.0.1", 0).start()
-    try:
-        yield f"http://127.0.0.1:{runner.addresses[0][1]}", seen
-    finally:
-        await runner.cleanup()
+    async with serving(app) as url:
+        yield url, seen
 
 
 async def test_the_provisioning_receiver_starts_and_registers_a_cluster(

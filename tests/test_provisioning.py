@@ -19,6 +19,7 @@ from failover.model import ClusterPlan, ClusterState, Plan
 from failover.planner.shortfall import shortfall
 from failover.registry import provisioning
 from failover.registry.provisioning import ProvisioningHook
+from tests.servers import serving
 
 
 def config(url: str = "http://127.0.0.1:9/hook", extra: str = "") -> Config:
@@ -133,14 +134,8 @@ async def receiver() -> AsyncIterator[tuple[Receiver, str]]:
     got = Receiver([])
     app = web.Application()
     app.router.add_post("/hook", got.handle)
-    runner = web.AppRunner(app)
-    await runner.setup()
-    site = web.TCPSite(runner, "127.0.0.1", 0)
-    await site.start()
-    try:
-        yield got, f"http://127.0.0.1:{runner.addresses[0][1]}/hook"
-    finally:
-        await runner.cleanup()
+    async with serving(app) as url:
+        yield got, f"{url}/hook"
 
 
 def count(registry: CollectorRegistry, name: str, **labels: str) -> float:

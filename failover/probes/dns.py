@@ -12,6 +12,8 @@ import math
 import secrets
 import socket
 import time
+from collections.abc import Callable
+from typing import TypeVar
 
 import dns.asyncquery
 import dns.exception
@@ -37,6 +39,8 @@ _RCODE_FAILURES: dict[dns.rcode.Rcode, FailureClass] = {
     dns.rcode.REFUSED: "refused",
 }
 """Rcodes with a class of their own; any other non-NOERROR rcode is a ``dns_error``."""
+
+T = TypeVar("T")
 
 
 async def probe_dns(job: Job, ctx: ProbeContext) -> ProbeResult:
@@ -91,13 +95,9 @@ async def _heartbeat(name: str, freshness: Freshness, host: str, port: int,
 
 def _beat_verdict(reply: dns.message.Message, freshness: Freshness, via: str,
                   now: float) -> ProbeResult:
-    broken = _unusable(reply, via)
-    if broken is not None:
-        return broken
-    try:
-        texts = _texts(reply)
-    except dns.exception.DNSException as exc:
-        return failed("dns_error", f"unusable answer: {type(exc).__name__}: {exc}")
+    texts = _records(reply, via, _texts)
+    if isinstance(texts, ProbeResult):
+        return texts
     if not texts:
         return failed("no_answer", "NOERROR but no TXT records: no heartbeat")
     stamps = [stamp for stamp in map(_timestamp, texts) if stamp is not None]
@@ -193,14 +193,22 @@ def _unusable(reply: dns.message.Message, via: str) -> ProbeResult | None:
     return None
 
 
-def _judge(reply: dns.message.Message, spec: DnsCheck, via: str) -> ProbeResult:
+def _records(reply: dns.message.Message, via: str,
+             read: Callable[[dns.message.Message], T]) -> T | ProbeResult:
+    """What ``read`` finds in a reply that can be judged; else the reply's failure."""
     broken = _unusable(reply, via)
     if broken is not None:
         return broken
     try:
-        got = _addresses(reply)
+        return read(reply)
     except dns.exception.DNSException as exc:
         return failed("dns_error", f"unusable answer: {type(exc).__name__}: {exc}")
+
+
+def _judge(reply: dns.message.Message, spec: DnsCheck, via: str) -> ProbeResult:
+    got = _records(reply, via, _addresses)
+    if isinstance(got, ProbeResult):
+        return got
     return _verdict(got, spec, via)
 
 

@@ -3,13 +3,14 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import os
 import signal
 import sys
 import textwrap
 import time
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
 from pathlib import Path
 from typing import Any
 
@@ -110,23 +111,31 @@ class Daemon:
         return {name: c["share"] for name, c in doc["clusters"].items()}
 
 
-@pytest.fixture
-async def daemon(lab: Lab, tmp_path: Path) -> AsyncIterator[Daemon]:
-    port = free_port()
-    config = write_config(tmp_path, lab, port)
-    with (tmp_path / "daemon.log").open("wb") as log:
+@contextlib.asynccontextmanager
+async def daemon_process(config: Path, status_port: int,
+                         env: Mapping[str, str] | None = None) -> AsyncIterator[Daemon]:
+    """``failover run -c config`` as a process, in the config's folder, logging JSON to
+    daemon.log there; killed at the end if still running, its log's tail printed (shown
+    when a test fails)."""
+    folder = config.parent
+    with (folder / "daemon.log").open("ab") as log:
         process = await asyncio.create_subprocess_exec(
             sys.executable, "-m", "failover", "run", "-c", str(config), "--log-format", "json",
-            stderr=log, env={**os.environ, "PYTHONUNBUFFERED": "1"})
-    running = Daemon(process, f"http://127.0.0.1:{port}", tmp_path)
+            stderr=log, cwd=folder, env={**os.environ, "PYTHONUNBUFFERED": "1", **(env or {})})
     try:
-        yield running
+        yield Daemon(process, f"http://127.0.0.1:{status_port}", folder)
     finally:
         if process.returncode is None:
             process.kill()
             await process.wait()
-        # Shown when a test fails: what the daemon said.
-        print((tmp_path / "daemon.log").read_text()[-4000:])
+        print((folder / "daemon.log").read_text()[-6000:])
+
+
+@pytest.fixture
+async def daemon(lab: Lab, tmp_path: Path) -> AsyncIterator[Daemon]:
+    port = free_port()
+    async with daemon_process(write_config(tmp_path, lab, port), port) as running:
+        yield running
 
 
 async def test_dns_outage_moves_traffic_away_and_back(lab: Lab, daemon: Daemon) -> None:

@@ -7,8 +7,6 @@ from __future__ import annotations
 
 import asyncio
 import json
-import os
-import sys
 from collections.abc import AsyncIterator
 from pathlib import Path
 from types import SimpleNamespace
@@ -18,7 +16,7 @@ import aiohttp
 import pytest
 
 from failover.lab import Lab
-from tests.e2e.test_daemon_with_lab import Daemon, wait_until, write_config
+from tests.e2e.test_daemon_with_lab import Daemon, daemon_process, wait_until, write_config
 from tests.servers import free_port
 
 pytestmark = pytest.mark.lab_clusters(4)
@@ -40,18 +38,8 @@ async def daemon(lab: Lab, tmp_path: Path) -> AsyncIterator[Daemon]:
     text = path.read_text().replace("max_shift_per_tick: 1", "max_shift_per_tick: 0.05")
     path.write_text("discovery: {files: [\"discovered/*.json\"], refresh: 200ms}\n" + text)
     (tmp_path / "discovered").mkdir()
-    with (tmp_path / "daemon.log").open("wb") as log:
-        process = await asyncio.create_subprocess_exec(
-            sys.executable, "-m", "failover", "run", "-c", str(path), "--log-format", "json",
-            stderr=log, env={**os.environ, "PYTHONUNBUFFERED": "1"})
-    daemon = Daemon(process, f"http://127.0.0.1:{status}", tmp_path)
-    try:
-        yield daemon
-    finally:
-        if process.returncode is None:
-            process.kill()
-            await process.wait()
-        print((tmp_path / "daemon.log").read_text()[-5000:])
+    async with daemon_process(path, status) as running:
+        yield running
 
 
 def logged(folder: Path, text: str) -> bool:

@@ -5,10 +5,7 @@ recovery gate until nothing is short."""
 
 from __future__ import annotations
 
-import asyncio
 import json
-import os
-import sys
 from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
@@ -18,8 +15,8 @@ import pytest
 from aiohttp import web
 
 from failover.lab import Lab
-from tests.e2e.test_daemon_with_lab import Daemon, wait_until, write_config
-from tests.servers import free_port
+from tests.e2e.test_daemon_with_lab import Daemon, daemon_process, wait_until, write_config
+from tests.servers import free_port, serving
 
 TOKEN = "provisioning-loop-token"  # noqa: S105 - a throwaway token for a local test
 HOOK_TOKEN = "hook-token"  # noqa: S105 - same
@@ -55,13 +52,8 @@ async def receiver(lab: Lab) -> AsyncIterator[tuple[Provisioner, str, int]]:
     provisioner = Provisioner(lab, f"http://127.0.0.1:{admin}")
     app = web.Application()
     app.router.add_post("/provision", provisioner.handle)
-    runner = web.AppRunner(app)
-    await runner.setup()
-    await web.TCPSite(runner, "127.0.0.1", 0).start()
-    try:
-        yield provisioner, f"http://127.0.0.1:{runner.addresses[0][1]}/provision", admin
-    finally:
-        await runner.cleanup()
+    async with serving(app) as url:
+        yield provisioner, f"{url}/provision", admin
 
 
 @pytest.fixture
@@ -78,18 +70,8 @@ async def daemon(lab: Lab, tmp_path: Path,
     text = text.replace("recovery: {slow_start: 3.0}", "recovery: {mode: timed, slow_start: 3.0}")
     assert "mode: timed" in text
     path.write_text(text)
-    with (tmp_path / "daemon.log").open("wb") as log:
-        process = await asyncio.create_subprocess_exec(
-            sys.executable, "-m", "failover", "run", "-c", str(path), "--log-format", "json",
-            stderr=log, cwd=tmp_path,
-            env={**os.environ, "PYTHONUNBUFFERED": "1", "FAILOVER_ADMIN_TOKEN": TOKEN})
-    try:
-        yield Daemon(process, f"http://127.0.0.1:{status}", tmp_path)
-    finally:
-        if process.returncode is None:
-            process.kill()
-            await process.wait()
-        print((tmp_path / "daemon.log").read_text()[-6000:])
+    async with daemon_process(path, status, {"FAILOVER_ADMIN_TOKEN": TOKEN}) as running:
+        yield running
 
 
 def textwrap_block(hook: str) -> str:

@@ -5,6 +5,7 @@ brings the registration back."""
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import os
 import sys
@@ -17,7 +18,7 @@ import aiohttp
 import pytest
 
 from failover.lab import Lab
-from tests.e2e.test_daemon_with_lab import Daemon, wait_until, write_config
+from tests.e2e.test_daemon_with_lab import Daemon, daemon_process, wait_until, write_config
 from tests.servers import free_port
 
 TOKEN = "registration-test-token"  # noqa: S105 - a throwaway token for a local test
@@ -57,36 +58,24 @@ def config(lab: Lab, tmp_path: Path) -> tuple[Path, int, int]:
     return path, status, admin
 
 
-async def start(config: tuple[Path, int, int], folder: Path) -> Daemon:
+@contextlib.asynccontextmanager
+async def start(config: tuple[Path, int, int]) -> AsyncIterator[Daemon]:
     path, status, _ = config
-    log = (folder / "daemon.log").open("ab")
-    process = await asyncio.create_subprocess_exec(
-        sys.executable, "-m", "failover", "run", "-c", str(path), "--log-format", "json",
-        stderr=log, env={**os.environ, "PYTHONUNBUFFERED": "1", "FAILOVER_ADMIN_TOKEN": TOKEN},
-        cwd=folder)
-    log.close()
-    daemon = Daemon(process, f"http://127.0.0.1:{status}", folder)
+    async with daemon_process(path, status, {"FAILOVER_ADMIN_TOKEN": TOKEN}) as daemon:
+        async def up() -> bool:
+            try:
+                return bool(await daemon.status())
+            except aiohttp.ClientError:
+                return False
 
-    async def up() -> bool:
-        try:
-            return bool(await daemon.status())
-        except aiohttp.ClientError:
-            return False
-
-    await wait_until(up, 15, "the daemon answering")
-    return daemon
+        await wait_until(up, 15, "the daemon answering")
+        yield daemon
 
 
 @pytest.fixture
-async def running(config: tuple[Path, int, int], tmp_path: Path) -> AsyncIterator[Daemon]:
-    daemon = await start(config, tmp_path)
-    try:
+async def running(config: tuple[Path, int, int]) -> AsyncIterator[Daemon]:
+    async with start(config) as daemon:
         yield daemon
-    finally:
-        if daemon.process.returncode is None:
-            daemon.process.kill()
-            await daemon.process.wait()
-        print((tmp_path / "daemon.log").read_text()[-4000:])
 
 
 async def test_a_registered_cluster_ramps_in_and_survives_a_restart(
@@ -136,14 +125,10 @@ async def test_a_registered_cluster_ramps_in_and_survives_a_restart(
     # A restart: the registration was saved, and comes back.
     running.process.terminate()
     await running.process.wait()
-    again = await start(config, tmp_path)
-    try:
+    async with start(config) as again:
         names = {c["name"] for c in (await again.status())["clusters"]}
         assert "lab-4" in names
         await deregister_through_the_cli(again, config)
-    finally:
-        again.process.kill()
-        await again.process.wait()
 
 
 async def deregister_through_the_cli(daemon: Daemon, config: tuple[Path, int, int]) -> None:

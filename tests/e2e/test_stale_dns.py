@@ -7,9 +7,6 @@ plane behind them was gone, so no probe of a name saw anything wrong until cache
 
 from __future__ import annotations
 
-import asyncio
-import os
-import sys
 from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
@@ -18,7 +15,13 @@ import pytest
 
 from failover.lab import Lab
 from failover.lab.dns_server import HEARTBEAT
-from tests.e2e.test_daemon_with_lab import DETECTION_BOUND, Daemon, wait_until, write_config
+from tests.e2e.test_daemon_with_lab import (
+    DETECTION_BOUND,
+    Daemon,
+    daemon_process,
+    wait_until,
+    write_config,
+)
 from tests.servers import free_port
 
 MAX_AGE = 2.0
@@ -34,17 +37,8 @@ async def daemon(lab: Lab, tmp_path: Path) -> AsyncIterator[Daemon]:
         "expect: [", f"freshness: {{name: {HEARTBEAT}, max_age: {MAX_AGE}}}, expect: [")
     assert text.count("freshness") == len(lab.clusters)
     config.write_text(text)
-    with (tmp_path / "daemon.log").open("wb") as log:
-        process = await asyncio.create_subprocess_exec(
-            sys.executable, "-m", "failover", "run", "-c", str(config), "--log-format", "json",
-            stderr=log, env={**os.environ, "PYTHONUNBUFFERED": "1"})
-    try:
-        yield Daemon(process, f"http://127.0.0.1:{port}", tmp_path)
-    finally:
-        if process.returncode is None:
-            process.kill()
-            await process.wait()
-        print((tmp_path / "daemon.log").read_text()[-4000:])
+    async with daemon_process(config, port) as running:
+        yield running
 
 
 def checks_of(status: dict[str, Any], name: str) -> dict[str, dict[str, Any]]:
