@@ -28,6 +28,7 @@ from failover.daemon.planning import Planning, batched_probe_signals
 from failover.daemon.publish import Publisher
 from failover.daemon.reload import WATCH_EVERY, Reloader
 from failover.daemon.shared_overrides import SharedOverrides
+from failover.daemon.shared_registry import SharedRegistry
 from failover.daemon.state import StateKeeper
 from failover.daemon.supervisor import (
     Heartbeats,
@@ -98,10 +99,12 @@ class Daemon:
         self.overrides = Overrides()
         self.replica: Replica | None = None
         self.shared: SharedOverrides | None = None
+        self.shared_registry: SharedRegistry | None = None
+        self._registry_unsaved = False
         if config.coordination is not None:
-            self.replica, self.shared = distributed.build(
+            self.replica, self.shared, self.shared_registry = distributed.build(
                 config.coordination, config.policy.tick, self.overrides, self.metrics,
-                lambda: {c.name for c in self.config.clusters})
+                lambda: {c.name for c in self.config.clusters}, self._adopt)
         fence = None if self.replica is None else self.replica.still_leading
         self.runners = [
             ActuatorRunner(actuator, self.metrics, config.policy.tick, timeout=spec.timeout,
@@ -131,7 +134,8 @@ class Daemon:
             overrides=self.overrides, publisher=self.publisher, heartbeats=self.heartbeats,
             metrics=self.metrics, state=self.state, reloader=self.reloader,
             replica=self.replica, shared=self.shared, register=self.register,
-            deregister=self.deregister, registry=self.registry, sources=self._sources)
+            deregister=self.deregister, save_registered=self.save_registered,
+            sources=self._sources)
         replica = self.replica
         self.provisioning = ProvisioningHook(
             lambda: self.config, lambda: self.planning.plan, self.metrics,
@@ -252,7 +256,10 @@ class Daemon:
         refused = self._run_config(composed)
         if refused is not None:
             raise RegistrationRefused(409, refused)
-        return self.registry.put(cluster, body)
+        created = self.registry.put(cluster, body)
+        if self.shared_registry is not None:
+            self.shared_registry.registered(name, self.registry.bodies[name], leaving=False)
+        return created
 
     def deregister(self, name: str) -> None:
         """Take a registered cluster's weight to 0; `_remove_deregistered` removes it once
@@ -268,6 +275,40 @@ class Daemon:
         if refused is not None:
             self.registry.leaving.discard(name)
             raise RegistrationRefused(409, f"removing {name!r}: {refused}")
+        if self.shared_registry is not None:
+            self.shared_registry.registered(name, self.registry.bodies[name], leaving=True)
+
+    async def save_registered(self) -> bool:
+        """On disk (and in etcd, in the distributed mode) before an admin call is answered."""
+        saved = await self.registry.save()
+        if self.shared_registry is not None:
+            saved = await self.shared_registry.flush() and saved
+        return saved
+
+    def _adopt(self, bodies: dict[str, dict[str, Any]], leaving: set[str]) -> None:
+        """The registrations etcd holds (distributed mode), taken up if they fit this
+        replica's config; a cluster missing from them leaves gradually, as if deregistered."""
+        for name, body in self.registry.bodies.items():
+            if name not in bodies:
+                bodies[name] = body
+                leaving.add(name)
+        if bodies == self.registry.bodies and leaving == self.registry.leaving:
+            return
+        before = (self.registry.bodies, self.registry.clusters, self.registry.leaving)
+        try:
+            clusters = {name: cluster_from_body(name, body) for name, body in bodies.items()}
+            self.registry.bodies, self.registry.clusters, self.registry.leaving = (
+                bodies, clusters, leaving)
+            refused = self._run_config(compose(self.file_config, self._extra()))
+        except (RegistrationRefused, pydantic.ValidationError) as exc:
+            refused = str(exc) if isinstance(exc, RegistrationRefused) else problems(
+                exc, len(self.file_config.clusters))
+        if refused is not None:
+            self.registry.bodies, self.registry.clusters, self.registry.leaving = before
+            self.metrics.errors.labels("etcd_value").inc()
+            log.error("registered clusters in etcd not taken up here: %s", refused)
+            return
+        self._registry_unsaved = True
 
     def _not_the_files(self, name: str) -> None:
         if self.file_config.cluster(name) is not None:
@@ -279,9 +320,15 @@ class Daemon:
         nothing and every actuator carries that plan (the data plane sends it nothing)."""
         while True:
             await asyncio.sleep(self.config.policy.tick)
+            if self.shared_registry is not None:
+                await self.shared_registry.flush()
+            if self._registry_unsaved:
+                self._registry_unsaved = not await self.registry.save()
             plan = self.planning.plan
             leaving = self.registry.leaving | self.discovery.leaving.keys()
-            if not leaving or plan is None or not self.planning.applied():
+            # A follower actuates nothing: the leader's plan, followed, is what counts.
+            follower = self.replica is not None and not self.replica.leading()
+            if not leaving or plan is None or not (follower or self.planning.applied()):
                 continue
             shares = plan.shares
             gone = sorted(n for n in leaving if shares.get(n, 0.0) == 0.0
@@ -289,6 +336,9 @@ class Daemon:
             if not gone:
                 continue
             for name in gone:
+                if name in self.registry.clusters and self.shared_registry is not None \
+                        and not follower:
+                    self.shared_registry.removed(name)
                 self.registry.remove(name)
                 self.discovery.leaving.pop(name, None)
             # Fewer clusters than a config already taken: no rule can fail.

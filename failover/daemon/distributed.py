@@ -1,5 +1,5 @@
 """The distributed mode's parts, built from the config's ``coordination`` section: this
-replica in etcd, and the operator overrides shared through it."""
+replica in etcd, and the operator overrides and registered clusters shared through it."""
 
 from __future__ import annotations
 
@@ -11,6 +11,8 @@ from failover.config.coordination import Coordination
 from failover.coordination.replica import Replica
 from failover.daemon.overrides import Overrides
 from failover.daemon.shared_overrides import SharedOverrides
+from failover.daemon.shared_registry import PREFIX as CLUSTER
+from failover.daemon.shared_registry import Adopt, SharedRegistry
 from failover.metrics import Metrics
 
 log = logging.getLogger("failover.daemon")
@@ -21,7 +23,8 @@ def _loop_time() -> float:
 
 
 def build(spec: Coordination, tick: float, overrides: Overrides, metrics: Metrics,
-          clusters: Callable[[], set[str]]) -> tuple[Replica, SharedOverrides]:
+          clusters: Callable[[], set[str]], adopt: Adopt,
+          ) -> tuple[Replica, SharedOverrides, SharedRegistry]:
     def unusable(what: str, why: str) -> None:
         # Left out (a report's last good one stays, and ages), counted and said: no value
         # another process wrote may stop this one.
@@ -29,12 +32,18 @@ def build(spec: Coordination, tick: float, overrides: Overrides, metrics: Metric
         log.warning("etcd holds a %s value we cannot use: %s", what, why)
 
     shared: SharedOverrides | None = None
+    registered: SharedRegistry | None = None
 
     def overrides_changed(values: Mapping[str, bytes]) -> None:
+        # One prefix, two owners: the registrations' keys beside the overrides' own.
         if shared is not None:
-            shared.take(values)
+            shared.take({k: v for k, v in values.items() if not k.startswith(CLUSTER)})
+        if registered is not None:
+            registered.take(values)
 
     replica = Replica(spec, _loop_time, tick, unusable, overrides_changed)
     shared = SharedOverrides(overrides, replica.put_override, clusters,
                              lambda why: unusable("overrides", why))
-    return replica, shared
+    registered = SharedRegistry(replica.put_override, adopt,
+                                lambda why: unusable("registration", why))
+    return replica, shared, registered

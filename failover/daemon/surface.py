@@ -4,7 +4,7 @@ views of the parts, nothing that plans."""
 from __future__ import annotations
 
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -20,7 +20,7 @@ from failover.daemon.supervisor import Heartbeats
 from failover.health import HealthTracker
 from failover.metrics import Metrics
 from failover.model import Plan, Signals
-from failover.registry import RegistrationRefused, Registry
+from failover.registry import RegistrationRefused
 
 
 class Surface:
@@ -35,7 +35,7 @@ class Surface:
                  replica: Replica | None = None, shared: SharedOverrides | None = None,
                  register: Callable[[str, Any], bool] | None = None,
                  deregister: Callable[[str], None] | None = None,
-                 registry: Registry | None = None,
+                 save_registered: Callable[[], Awaitable[bool]] | None = None,
                  sources: Callable[[], dict[str, Any]] | None = None) -> None:
         self._config = config
         self._config_path = config_path
@@ -54,7 +54,7 @@ class Surface:
         self._register = register
         self._deregister = deregister
         self._sources = sources
-        self._registry = registry
+        self._save_registered = save_registered
 
     @property
     def metrics(self) -> Metrics:
@@ -179,7 +179,7 @@ class Surface:
         self._deregister(name)
 
     async def save_registered(self) -> bool:
-        return self._registry is not None and await self._registry.save()
+        return self._save_registered is not None and await self._save_registered()
 
     async def persist(self) -> bool:
         """Saved where it counts: etcd in the distributed mode (then state.json), else

@@ -88,11 +88,18 @@ class Replica(Daemon):
     log: Path
     admin_url: str
 
-    async def admin(self, path: str, body: Mapping[str, Any] | None = None) -> int:
-        async with aiohttp.ClientSession() as session, session.post(
-                self.admin_url + path, json=dict(body or {}),
+    async def admin(self, path: str, body: Mapping[str, Any] | None = None,
+                    method: str = "POST") -> int:
+        async with aiohttp.ClientSession() as session, session.request(
+                method, self.admin_url + path, json=dict(body or {}),
                 headers={"Authorization": f"Bearer {TOKEN}"}) as response:
             return response.status
+
+    async def names(self) -> set[str]:
+        try:
+            return {c["name"] for c in (await self.status())["clusters"]}
+        except (OSError, ValueError, KeyError):
+            return set()
 
     def pause(self) -> None:
         self.process.send_signal(signal.SIGSTOP)
@@ -341,6 +348,35 @@ async def test_a_drain_on_a_follower_reaches_the_leader_and_survives_a_takeover(
     await wait_until(lambda: _true(leader.file_shares().get("lab-2", 0) > 0), 15,
                      "lab-2 back once undrained")
     leader.resume()
+
+
+async def test_a_cluster_registered_on_a_follower_runs_everywhere_and_leaves_from_another(
+        fleet: Callable[..., Any], lab: Lab) -> None:
+    """Registrations live in etcd: taken on one follower, the cluster is probed by every
+    replica and planned by the leader; deregistered on the other follower, it leaves all."""
+    group = [await fleet(name) for name in ("a", "b", "c")]
+    await wait_until(lambda: exactly_one_leader(group), 20, "exactly one leader")
+    leader = await leader_of(group)
+    one, other = (r for r in group if r is not leader)
+    await wait_until(lambda: _true(len(leader.file_shares()) == 3), 15, "a plan written")
+    new = await lab.add()
+    body = {"weight": 40, "checks": [{"tcp": new.http_url.removeprefix("http://")}]}
+    assert await one.admin(f"/v1/clusters/{new.name}", body, "PUT") == 201
+
+    async def everywhere() -> bool:
+        return all([new.name in await r.names() for r in group])
+
+    await wait_until(everywhere, 10, "the registration on every replica")
+    await wait_until(lambda: _true(leader.file_shares().get(new.name, 0) > 0), 20,
+                     "the leader planning it")
+    assert await other.admin(f"/v1/clusters/{new.name}", None, "DELETE") == 202
+
+    async def nowhere() -> bool:
+        return all([new.name not in await r.names() for r in group])
+
+    await wait_until(nowhere, 20, "the cluster gone from every replica")
+    # Removed at share 0: the data plane carried nothing to it by then.
+    assert leader.file_shares().get(new.name, 0.0) == 0.0
 
 
 async def test_a_cluster_fails_only_when_a_quorum_of_vantages_sees_it_fail(
