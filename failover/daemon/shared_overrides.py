@@ -46,23 +46,13 @@ def parse(values: Mapping[str, bytes]) -> tuple[Overrides, list[str]]:
     return found, problems
 
 
-class SharedOverrides:
+class PendingWrites:
     """Changes made here are pending until etcd has them; pending ones are written again at
     each `flush` (each tick and each admin call) until it does."""
 
-    def __init__(self, overrides: Overrides, put: Put, clusters: Callable[[], set[str]],
-                 on_bad: Callable[[str], None]) -> None:
-        self._overrides = overrides
+    def __init__(self, put: Put) -> None:
         self._put = put
-        self._clusters = clusters
-        self._on_bad = on_bad
         self._pending: dict[str, bytes | None] = {}
-
-    def drained(self, name: str, drain: Drain | None) -> None:
-        self._pending[DRAIN + name] = None if drain is None else _encode(drain)
-
-    def frozen(self, freeze: Freeze | None) -> None:
-        self._pending[FREEZE] = None if freeze is None else _encode(freeze)
 
     async def flush(self) -> bool:
         """Write every pending change; True when none is left."""
@@ -72,6 +62,21 @@ class SharedOverrides:
             if self._pending.get(key) == value:  # not changed again meanwhile
                 del self._pending[key]
         return not self._pending
+
+
+class SharedOverrides(PendingWrites):
+    def __init__(self, overrides: Overrides, put: Put, clusters: Callable[[], set[str]],
+                 on_bad: Callable[[str], None]) -> None:
+        super().__init__(put)
+        self._overrides = overrides
+        self._clusters = clusters
+        self._on_bad = on_bad
+
+    def drained(self, name: str, drain: Drain | None) -> None:
+        self._pending[DRAIN + name] = None if drain is None else _encode(drain)
+
+    def frozen(self, freeze: Freeze | None) -> None:
+        self._pending[FREEZE] = None if freeze is None else _encode(freeze)
 
     def take(self, values: Mapping[str, bytes]) -> None:
         """What etcd holds now, with this replica's own pending changes on top (they are on

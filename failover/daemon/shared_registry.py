@@ -11,14 +11,15 @@ from __future__ import annotations
 
 import json
 import logging
-from collections.abc import Awaitable, Callable, Mapping
+from collections.abc import Callable, Mapping
 from typing import Any
+
+from failover.daemon.shared_overrides import PendingWrites, Put
 
 log = logging.getLogger("failover.daemon")
 
 PREFIX = "cluster/"
 
-Put = Callable[[str, bytes | None], Awaitable[bool]]
 Adopt = Callable[[dict[str, dict[str, Any]], set[str]], None]
 """The bodies registered, by name, and the names being deregistered."""
 
@@ -27,12 +28,11 @@ def _encode(body: Mapping[str, Any], leaving: bool) -> bytes:
     return json.dumps({"body": dict(body), "leaving": leaving}, sort_keys=True).encode()
 
 
-class SharedRegistry:
+class SharedRegistry(PendingWrites):
     def __init__(self, put: Put, adopt: Adopt, on_bad: Callable[[str], None]) -> None:
-        self._put = put
+        super().__init__(put)
         self._adopt = adopt
         self._on_bad = on_bad
-        self._pending: dict[str, bytes | None] = {}
         self._held: dict[str, bytes] = {}
         """What etcd held at the last change seen."""
 
@@ -41,15 +41,6 @@ class SharedRegistry:
 
     def removed(self, name: str) -> None:
         self._pending[PREFIX + name] = None
-
-    async def flush(self) -> bool:
-        """Write every pending change; True when none is left."""
-        for key, value in list(self._pending.items()):
-            if not await self._put(key, value):
-                return False
-            if self._pending.get(key) == value:  # not changed again meanwhile
-                del self._pending[key]
-        return not self._pending
 
     def take(self, values: Mapping[str, bytes]) -> None:
         """The ``cluster/`` keys etcd holds now (other override keys are not ours)."""
