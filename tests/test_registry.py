@@ -77,3 +77,43 @@ async def test_registered_clusters_that_no_longer_fit_the_file_stop_the_start(
         Daemon(load(config), config, CollectorRegistry())
     assert "no longer fit the config" in str(info.value)
     assert "duplicate cluster name 'new-1'" in str(info.value)
+
+
+def distributed_daemon(tmp_path: Path) -> Daemon:
+    config = tmp_path / "c.yaml"
+    config.write_text(textwrap.dedent("""\
+        state_dir: state
+        probing: {budget: {per_target_per_second: 2}}
+        clusters:
+          - {name: a, weight: 1, checks: [{tcp: "127.0.0.1:8101"}]}
+        coordination:
+          etcd: {endpoints: ["127.0.0.1:9"], prefix: /t}
+          vantage: v1
+        """))
+    return Daemon(load(config), config, CollectorRegistry())
+
+
+async def test_registrations_from_etcd_are_taken_up_when_they_fit_and_said_once_if_not(
+        tmp_path: Path) -> None:
+    daemon = distributed_daemon(tmp_path)
+    # Four checks of one target at a 2 s interval: over this replica's 2/s budget.
+    greedy = {"name": "x", "weight": 1, "checks": [
+        {"tcp": "127.0.0.1:8109"}, {"http": "http://127.0.0.1:8109/a"},
+        {"http": "http://127.0.0.1:8109/b"}, {"http": "http://127.0.0.1:8109/c"}]}
+    for _ in range(3):  # the mirror hands the same keys over at each resync
+        daemon._adopt({"x": greedy}, set())
+    assert daemon.config.cluster("x") is None
+    errors = daemon.metrics.registry.get_sample_value(
+        "failover_errors_total", {"where": "etcd_value"})
+    assert errors == 1
+    fits = {**BODY, "name": "x"}
+    daemon._adopt({"x": fits}, set())
+    cluster = daemon.config.cluster("x")
+    assert cluster is not None
+    assert cluster.weight == 5
+    # Gone from etcd: kept at weight 0 until the plan gives it nothing, never dropped at once.
+    daemon._adopt({}, set())
+    cluster = daemon.config.cluster("x")
+    assert cluster is not None
+    assert cluster.weight == 0
+    assert daemon.registry.leaving == {"x"}

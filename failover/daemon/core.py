@@ -101,6 +101,7 @@ class Daemon:
         self.shared: SharedOverrides | None = None
         self.shared_registry: SharedRegistry | None = None
         self._registry_unsaved = False
+        self._adopt_refused: str | None = None
         if config.coordination is not None:
             self.replica, self.shared, self.shared_registry = distributed.build(
                 config.coordination, config.policy.tick, self.overrides, self.metrics,
@@ -305,9 +306,13 @@ class Daemon:
                 exc, len(self.file_config.clusters))
         if refused is not None:
             self.registry.bodies, self.registry.clusters, self.registry.leaving = before
-            self.metrics.errors.labels("etcd_value").inc()
-            log.error("registered clusters in etcd not taken up here: %s", refused)
+            # The mirror hands etcd's keys over at every resync: said once per reason.
+            if refused != self._adopt_refused:
+                self.metrics.errors.labels("etcd_value").inc()
+                log.error("registered clusters in etcd not taken up here: %s", refused)
+            self._adopt_refused = refused
             return
+        self._adopt_refused = None
         self._registry_unsaved = True
 
     def _not_the_files(self, name: str) -> None:
