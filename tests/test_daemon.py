@@ -10,8 +10,10 @@ import json
 import os
 import signal
 import textwrap
+import threading
 from collections import Counter
 from collections.abc import AsyncIterator, Callable, Mapping
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
@@ -79,10 +81,16 @@ class PlanSpy:
         self.calls = 0
         self.made: list[Plan] = []
         self._tick = asyncio.Event()
+        self._loop: asyncio.AbstractEventLoop | None = None
 
     def __call__(self, *args: Any, **kwargs: Any) -> Plan:
         self.calls += 1
-        self._tick.set()  # the daemon publishes before any waiter runs again
+        # Called on the planner's thread: the event is the loop's, set from the loop. The
+        # daemon publishes before any waiter runs again.
+        if self._loop is None:
+            self._tick.set()
+        else:
+            self._loop.call_soon_threadsafe(self._tick.set)
         if self.failures:
             self.failures -= 1
             raise RuntimeError("injected planner bug")
@@ -93,6 +101,7 @@ class PlanSpy:
     async def until(self, condition: Callable[[], bool], what: str,
                     within: float = WITHIN) -> None:
         """Re-check ``condition`` after every planner tick; fail unless it holds ``within``."""
+        self._loop = asyncio.get_running_loop()
         try:
             async with asyncio.timeout(within):
                 while not condition():
@@ -720,6 +729,33 @@ async def test_a_failing_cluster_is_evacuated_within_fall_intervals(
         await plans.until(lambda: daemon.runners[0].applied_version == daemon.plan.version
                           if daemon.plan else False, "written")
         assert file_shares(daemon) == pytest.approx({"lab-1": 0.0, "lab-2": 0.6, "lab-3": 0.4})
+
+
+async def test_evacuations_go_on_while_every_default_worker_thread_is_held(
+        daemon: Daemon, plans: PlanSpy, targets: FakeTargets) -> None:
+    """A disk that hangs holds the default executor's threads for good: each save gives up
+    waiting after its bound while its write goes on. The planner has a thread of its own, so
+    a failing cluster is still evacuated in time."""
+    loop = asyncio.get_running_loop()
+    held = threading.Event()
+    async with serving(daemon):
+        await all_serving(daemon, plans)
+        workers = ThreadPoolExecutor(1)
+        loop.set_default_executor(workers)
+        stuck = loop.run_in_executor(None, held.wait)  # the one worker, held
+        try:
+            targets.down.add("lab-1")
+            took = await advance_until(lambda: daemon.plan is not None
+                                       and daemon.plan.share("lab-1") == 0, "evacuated")
+            # As without the hang, plus the save's bound of waiting (1 s) on each tick.
+            assert took <= FALL * INTERVAL * (1 + JITTER) + TICK + 1.1
+        finally:
+            held.set()
+            await stuck
+            # A fresh default for what comes next (the final save); the saves queued on the
+            # held one still run.
+            loop.set_default_executor(ThreadPoolExecutor())
+            workers.shutdown(wait=False)
 
 
 async def test_a_stalled_prober_is_seen_within_its_bounds(

@@ -7,6 +7,7 @@ import asyncio
 import logging
 import time
 from collections.abc import Awaitable, Callable, Iterable, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from typing import TypeVar
 
 from failover import controller
@@ -74,6 +75,9 @@ class Planning:
         self._heartbeats = heartbeats
         self._metrics = metrics
         self._planner = planner
+        # Its own thread, not the default executor's: saves to a hung disk hold those
+        # threads for good, and planning (evacuations) must go on while they do.
+        self._thread = ThreadPoolExecutor(1, thread_name_prefix="planner")
         self._replica = replica
         self._shared = shared
         self.plan: Plan | None = None
@@ -106,17 +110,20 @@ class Planning:
 
     async def run(self) -> None:
         loop = asyncio.get_running_loop()
-        while True:
-            try:
-                await self._tick(loop.time())
-                self._heartbeats.beat("planner")
-            except Exception:
-                # The iteration guard: the last plan stays applied (static stability) and the
-                # next tick tries again; no heartbeat, so a planner that fails every tick
-                # turns /healthz to 503 within its bound.
-                self._metrics.errors.labels("planner").inc()
-                log.exception("planning failed; keeping the last plan")
-            await asyncio.sleep(self._config().policy.tick)
+        try:
+            while True:
+                try:
+                    await self._tick(loop.time())
+                    self._heartbeats.beat("planner")
+                except Exception:
+                    # The iteration guard: the last plan stays applied (static stability)
+                    # and the next tick tries again; no heartbeat, so a planner that fails
+                    # every tick turns /healthz to 503 within its bound.
+                    self._metrics.errors.labels("planner").inc()
+                    log.exception("planning failed; keeping the last plan")
+                await asyncio.sleep(self._config().policy.tick)
+        finally:
+            self._thread.shutdown(wait=False)
 
     async def _tick(self, now: float) -> None:
         config, overrides = self._config(), self._overrides
@@ -157,8 +164,8 @@ class Planning:
         # The planner is pure, so it runs on a worker thread: at 10,000 clusters a tick is
         # 100+ ms of Python, which on the loop would delay every probe and admin call by as
         # much. With the 1 ms switch interval the loop still turns every millisecond.
-        step = await asyncio.to_thread(controller.tick, config.policy, self.plan, inputs, now,
-                                       self._planner)
+        step = await asyncio.get_running_loop().run_in_executor(
+            self._thread, controller.tick, config.policy, self.plan, inputs, now, self._planner)
         # Saved before it is applied: a restart never resumes from behind what the data
         # plane already carries.
         await self._state.save(step.plan, overrides)
