@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import asyncio
 import os
+import statistics
 import textwrap
 from collections import Counter
 
@@ -36,10 +37,16 @@ holds up to two of each in this process (its socket and task, and the server's),
 one is in flight at the instant of a sample is chance. A leak of one per 20 probes would
 still pass this by the end (4 500 probes in all) several times over."""
 DRIFT = 5
-"""How much the lowest sample of the run's second half may exceed the first half's. The
-lowest, not the mean: probes in flight at a sample's instant are chance and lift single
-samples by up to 20 (a mean of ten drifted by 5 about once in ten runs, seen in CI), while
-a descriptor or task that leaked never goes away and lifts the floor itself."""
+"""How much the floor of the run's second half may exceed the first half's. A floor, not
+the mean: probes in flight at a sample's instant are chance and lift single samples by up to
+20 (a mean of ten drifted by 5 about once in ten runs, seen in CI), while a descriptor or
+task that leaked never goes away and lifts the floor itself."""
+
+
+def floor(values: list[int]) -> float:
+    """The lower quartile: lifted by a leak as surely as the lowest sample is, but not set by
+    one lucky instant (one half's lowest was 5 tasks, the other's 11, seen in CI)."""
+    return statistics.quantiles(values, n=4)[0]
 INTERVAL = 0.2
 """Seconds between two runs of a check: 5 probes per second per job."""
 TIMEOUT = 0.15
@@ -140,7 +147,7 @@ async def test_a_minute_against_misbehaving_targets_leaks_no_fds_or_tasks(serve:
         values = [s[column] for s in after]
         half = len(values) // 2
         first, second = values[:half], values[half:]
-        assert min(second) <= min(first) + DRIFT, (what, values)
+        assert floor(second) <= floor(first) + DRIFT, (what, values)
 
     per_job = Counter(label for label, _ in outcomes.elements())
     assert set(per_job) == {job.label for job in jobs}
