@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from pathlib import Path
 from typing import Literal
 
@@ -262,3 +263,10 @@ class Config(Strict):
 
     def cluster(self, name: str) -> Cluster | None:
         return next((c for c in self.clusters if c.name == name), None)
+
+
+def with_clusters(config: Config, extra: Iterable[Cluster]) -> Config:
+    """``config`` with ``extra`` clusters after its own, validated again as a whole, as a
+    reload would be (names unique, the probe budget); pydantic's ValidationError if not."""
+    fields = {name: getattr(config, name) for name in Config.model_fields}
+    return Config.model_validate({**fields, "clusters": [*config.clusters, *extra]})

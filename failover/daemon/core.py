@@ -335,9 +335,9 @@ class Daemon:
             follower = self.replica is not None and not self.replica.leading()
             if not leaving or plan is None or not (follower or self.planning.applied()):
                 continue
-            shares = plan.shares
+            shares, discovered = plan.shares, self.discovery.active()
             gone = sorted(n for n in leaving if shares.get(n, 0.0) == 0.0
-                          and n not in self.discovery.active())
+                          and n not in discovered)
             if not gone:
                 continue
             for name in gone:

@@ -21,6 +21,7 @@ import pydantic
 from failover.actuators.file import write_atomically
 from failover.config import Cluster, Config
 from failover.config.loader import error_message
+from failover.config.models import with_clusters
 
 log = logging.getLogger("failover.daemon")
 
@@ -45,8 +46,7 @@ def compose(base: Config, registered: Iterable[Cluster]) -> Config:
     """The config the daemon runs: the file's, with the registered clusters after its own,
     validated as a whole (names unique, every target within its budget). Raises
     pydantic.ValidationError."""
-    fields = {name: getattr(base, name) for name in Config.model_fields}
-    return Config.model_validate({**fields, "clusters": [*base.clusters, *registered]})
+    return with_clusters(base, registered)
 
 
 def problems(error: pydantic.ValidationError, config_clusters: int) -> str:

@@ -23,7 +23,7 @@ from pydantic import (
 from failover.config.base import Strict, by_key, located
 from failover.config.durations import Duration, PositiveDuration, format_duration
 from failover.config.loader import ConfigError, Problem, error_message, parse_model
-from failover.config.models import Cluster, Config
+from failover.config.models import Cluster, Config, with_clusters
 
 DnsFault = Literal["ok", "timeout", "servfail", "nxdomain", "refused", "no_answer",
                    "unexpected_answer", "stale", "dns_error"]
@@ -159,10 +159,9 @@ class Provisioned(Strict):
 
 
 def with_cluster(config: Config, cluster: Cluster) -> Config:
-    """The config with ``cluster`` appended, validated again as a reload would be (budget
-    included); pydantic's ValidationError when the result is not a valid config."""
-    fields = {name: getattr(config, name) for name in type(config).model_fields}
-    return Config.model_validate({**fields, "clusters": [*config.clusters, cluster]})
+    """The config with ``cluster`` appended; pydantic's ValidationError when the result is
+    not a valid config."""
+    return with_clusters(config, [cluster])
 
 
 class Scenario(Strict):
