@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from typing import Any, Protocol
 
+from failover.api.history import Series
 from failover.model import Plan
 
 
@@ -21,6 +22,10 @@ class StatusSource(Protocol):
 
     def score_components(self, cluster: str) -> dict[str, float]:
         """What the cluster's score is made of: success_ratio, latency_factor."""
+        ...
+
+    def share_series(self, cluster: str) -> Series | None:
+        """The cluster's share over the last minutes (the page's sparkline)."""
         ...
 
     def decisions(self, limit: int) -> list[dict[str, Any]]:

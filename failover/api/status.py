@@ -1,11 +1,15 @@
-"""The status listener: /metrics, /healthz, /readyz, /v1/status, /v1/decisions."""
+"""The status listener: the page at /, /metrics, /healthz, /readyz, /v1/status,
+/v1/decisions."""
 
 from __future__ import annotations
 
+import time
+from collections.abc import Callable
 from typing import Any
 
 from aiohttp import web
 
+from failover.api import page
 from failover.api.exposition import MetricsPage
 from failover.api.source import StatusSource
 from failover.metrics import Metrics
@@ -104,6 +108,44 @@ def _limit(request: web.Request) -> int:
     return int(raw)
 
 
+PAGE_MAX_AGE = 1.0
+"""Seconds a rendered page is served again: any number of open pages, refreshing, cost at
+most one render a second, so a crowd watching an incident cannot load the daemon."""
+
+
+class StatusPage:
+    """`GET /`, the whole page, and `GET /?part=main`, what its script swaps in."""
+
+    def __init__(self, source: StatusSource, clock: Callable[[], float] = time.monotonic,
+                 wall: Callable[[], float] = time.time) -> None:
+        self._source = source
+        self._clock = clock
+        self._wall = wall
+        self._rendered: tuple[float, str, str] | None = None
+
+    def render(self) -> tuple[str, str]:
+        """The page's title and `main`, rendered at most once per PAGE_MAX_AGE."""
+        now = self._clock()
+        if self._rendered is None or now - self._rendered[0] >= PAGE_MAX_AGE:
+            document = status_document(self._source)
+            main = page.main(document, self._source.decisions(page.DECISIONS_SHOWN),
+                             self._source.share_series, self._wall())
+            self._rendered = (now, page.title(document), main)
+        return self._rendered[1], self._rendered[2]
+
+    async def handle(self, request: web.Request) -> web.Response:
+        part = request.query.get("part")
+        if part not in (None, "main"):
+            raise web.HTTPBadRequest(text="part must be main, or absent for the whole page\n")
+        title, main = self.render()
+        return web.Response(
+            text=main if part == "main" else page.page(title, main),
+            content_type="text/html", charset="utf-8",
+            headers={"Cache-Control": "no-store",
+                     "Content-Security-Policy": page.CONTENT_SECURITY_POLICY,
+                     "X-Content-Type-Options": "nosniff", "Referrer-Policy": "no-referrer"})
+
+
 def status_app(source: StatusSource, metrics: Metrics) -> web.Application:
     async def healthz(_: web.Request) -> web.Response:
         if source.alive():
@@ -122,6 +164,7 @@ def status_app(source: StatusSource, metrics: Metrics) -> web.Application:
         return web.json_response(source.decisions(_limit(request)))
 
     app = web.Application()
+    app.router.add_get("/", StatusPage(source).handle)
     app.router.add_get("/metrics", MetricsPage(metrics.registry).handle)
     app.router.add_get("/healthz", healthz)
     app.router.add_get("/readyz", readyz)

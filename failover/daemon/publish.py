@@ -8,6 +8,7 @@ from collections import deque
 from datetime import UTC, datetime
 from typing import Any
 
+from failover.api.history import ShareHistory
 from failover.metrics import RAMP_ACTIONS, Metrics
 from failover.model import ClusterPlan, ClusterState, Decision, Plan
 
@@ -58,6 +59,7 @@ class Publisher:
         self._ramp_series: set[str] = set()
         self._limit_series: set[str] = set()
         self._shown: dict[str, ClusterSeries] = {}
+        self.history = ShareHistory()
 
     def decisions(self, limit: int) -> list[dict[str, Any]]:
         return list(self._decisions)[:limit]
@@ -66,6 +68,7 @@ class Publisher:
         for decision in new.decisions:
             self._log_decision(decision, now)
         self._export(new, previous)
+        self.history.record(new)
 
     def _log_decision(self, d: Decision, now: float) -> None:
         entry = {"at": _wall(d.at, now), "version": d.version, "cluster": d.cluster,

@@ -9,6 +9,7 @@ from pathlib import Path
 from typing import Any
 
 from failover.actuators.runner import ActuatorRunner
+from failover.api.history import Series
 from failover.config import Config
 from failover.coordination.replica import Replica
 from failover.daemon.overrides import Drain, Freeze, Overrides
@@ -78,6 +79,9 @@ class Surface:
             return {}
         return {"success_ratio": round(score.success_ratio, 4),
                 "latency_factor": round(score.latency_factor, 4)}
+
+    def share_series(self, cluster: str) -> Series | None:
+        return self._publisher.history.series(cluster)
 
     def decisions(self, limit: int) -> list[dict[str, Any]]:
         return self._publisher.decisions(limit)

@@ -2,17 +2,11 @@
 
 from __future__ import annotations
 
-import asyncio
-from collections.abc import AsyncIterator
 from typing import Any
 
 import aiohttp
-import pytest
-from prometheus_client import CollectorRegistry
 
-from failover.api.server import Listener
-from failover.api.status import status_app
-from failover.metrics import Metrics
+from failover.api.history import Series
 from failover.model import Plan
 from tests.actuators.test_file import make_plan
 
@@ -35,8 +29,13 @@ class FakeSource:
     def score_components(self, cluster: str) -> dict[str, float]:
         return {"success_ratio": 1.0, "latency_factor": 1.0}
 
+    def share_series(self, cluster: str) -> Series | None:
+        return None
+
     def decisions(self, limit: int) -> list[dict[str, Any]]:
-        return [{"version": v} for v in range(5, 0, -1)][:limit]
+        return [{"at": f"2026-12-02T01:20:0{v}.000Z", "version": v, "cluster": "a",
+                 "action": "rebalance", "from_share": 0.5, "to_share": 0.5, "reason": "",
+                 "cause": "health"} for v in range(5, 0, -1)][:limit]
 
     def extra_status(self) -> dict[str, Any]:
         return {"actuators": []}
@@ -46,21 +45,6 @@ class FakeSource:
 
     def ready(self) -> bool:
         return self.is_ready
-
-
-@pytest.fixture
-async def served() -> AsyncIterator[tuple[FakeSource, str]]:
-    source = FakeSource()
-    metrics = Metrics(CollectorRegistry())
-    listener = Listener("status", status_app(source, metrics), "127.0.0.1:0")
-    task = asyncio.create_task(listener.serve())
-    await listener.ready.wait()
-    try:
-        yield source, f"http://{listener.bound[0]}"
-    finally:
-        task.cancel()
-        with pytest.raises(asyncio.CancelledError):
-            await task
 
 
 async def get(url: str) -> tuple[int, str]:
