@@ -68,24 +68,46 @@ body.stale main{opacity:.45}
 """
 
 SCRIPT = """
-(()=>{const main=document.getElementById("main"),down=document.getElementById("down"),
-f=document.getElementById("filter");let since=null;
-function show(){const q=f.value.trim().toLowerCase();for(const r of main.querySelectorAll(
-"tr[data-n]"))r.hidden=q!==""&&!r.dataset.n.includes(q)&&!r.dataset.s.startsWith(q)}
-f.addEventListener("input",show);
-async function refresh(){const stop=new AbortController(),t=setTimeout(()=>stop.abort(),
-WAITms);try{const r=await fetch("?part=main",{signal:stop.signal,cache:"no-store"});
-if(!r.ok)throw new Error("HTTP "+r.status);const html=await r.text();
-const open=[...main.querySelectorAll("details[open]")].map(d=>d.id);main.innerHTML=html;
-for(const id of open){const d=document.getElementById(id);if(d)d.open=true}show();
-since=null;down.hidden=true;document.body.classList.remove("stale")}catch(e){
-if(since===null)since=new Date();down.textContent="The daemon is not answering (since "+
-since.toLocaleTimeString()+": "+(e.name==="AbortError"?"no answer within WAITs":e.message)+
-"). What is shown below is from "+main.firstElementChild.dataset.at+" and may be wrong.";
-down.hidden=false;document.body.classList.add("stale")}finally{clearTimeout(t);
-setTimeout(refresh,EVERYms)}}setTimeout(refresh,EVERYms)})();
-""".replace("WAITms", str(int(ANSWER_WITHIN_S * 1000))).replace(
-    "WAITs", f"{ANSWER_WITHIN_S:g} s").replace("EVERYms", str(int(REFRESH_S * 1000)))
+(() => {
+  const main = document.getElementById("main"), down = document.getElementById("down"),
+    filter = document.getElementById("filter");
+  let since = null;
+  function show() {
+    const q = filter.value.trim().toLowerCase();
+    for (const row of main.querySelectorAll("tr[data-n]"))
+      row.hidden = q !== "" && !row.dataset.n.includes(q) && !row.dataset.s.startsWith(q);
+  }
+  filter.addEventListener("input", show);
+  async function refresh() {
+    const stop = new AbortController(), timer = setTimeout(() => stop.abort(), WAIT_MS);
+    try {
+      const answer = await fetch("?part=main", {signal: stop.signal, cache: "no-store"});
+      if (!answer.ok) throw new Error("HTTP " + answer.status);
+      const html = await answer.text();
+      const open = [...main.querySelectorAll("details[open]")].map(d => d.id);
+      main.innerHTML = html;
+      for (const id of open) { const d = document.getElementById(id); if (d) d.open = true; }
+      show();
+      since = null;
+      down.hidden = true;
+      document.body.classList.remove("stale");
+    } catch (e) {
+      since = since || new Date();
+      const why = e.name === "AbortError" ? "no answer within WAIT_S" : e.message;
+      down.textContent = "The daemon is not answering (since " +
+        since.toISOString().slice(11, 19) + " UTC: " + why + "). What is shown below is " +
+        "from " + main.firstElementChild.dataset.at + " and may be wrong.";
+      down.hidden = false;
+      document.body.classList.add("stale");
+    } finally {
+      clearTimeout(timer);
+      setTimeout(refresh, EVERY_MS);
+    }
+  }
+  setTimeout(refresh, EVERY_MS);
+})();
+""".replace("WAIT_MS", str(int(ANSWER_WITHIN_S * 1000))).replace(
+    "WAIT_S", f"{ANSWER_WITHIN_S:g} s").replace("EVERY_MS", str(int(REFRESH_S * 1000)))
 
 SCRIPT_HASH = base64.b64encode(hashlib.sha256(SCRIPT.encode()).digest()).decode()
 
