@@ -36,6 +36,9 @@ class ShareHistory:
         self.step = step
         self.steps = int(window // step)
         self._points: dict[str, deque[tuple[int, float]]] = {}
+        self._frozen: dict[str, tuple[tuple[int, float], ...]] = {}
+        """Each cluster's points as last handed out, until they change: a reader that keeps
+        what it drew from them can tell by identity that nothing changed."""
         self._now = 0
 
     def record(self, plan: Plan) -> None:
@@ -55,16 +58,22 @@ class ShareHistory:
                     kept[-1] = (now, c.share)
                 else:
                     kept.append((now, c.share))
+                self._frozen.pop(c.name, None)
             # The last point before the window says what held at its start: keep it.
             while len(kept) > 1 and kept[1][0] <= oldest:
                 kept.popleft()
+                self._frozen.pop(c.name, None)
         # A cluster gone from the plan is gone from the page: nothing to draw it for.
         if len(points) != len(seen):
             for name in [name for name in points if name not in seen]:
                 del points[name]
+                self._frozen.pop(name, None)
 
     def series(self, cluster: str) -> Series | None:
         kept = self._points.get(cluster)
         if kept is None:
             return None
-        return Series(self._now - self.steps + 1, self._now, tuple(kept))
+        frozen = self._frozen.get(cluster)
+        if frozen is None:
+            frozen = self._frozen[cluster] = tuple(kept)
+        return Series(self._now - self.steps + 1, self._now, frozen)

@@ -6,10 +6,11 @@ and says plainly when the daemon stops answering."""
 from __future__ import annotations
 
 import base64
+import functools
 import hashlib
-from collections.abc import Callable, Iterable
+import html
+from collections.abc import Callable, Iterable, Mapping
 from datetime import UTC, datetime
-from html import escape
 from typing import Any
 
 from failover.api.history import Series
@@ -56,10 +57,12 @@ background:var(--unknown)}
 .bar{position:relative;width:140px;height:14px;background:var(--line);border-radius:2px}
 .bar i{position:absolute;left:0;top:0;bottom:0;background:var(--bar);border-radius:2px}
 .bar u{position:absolute;top:-2px;bottom:-2px;width:2px;background:var(--target)}
-svg{display:block;overflow:visible;background:linear-gradient(var(--line),var(--line))
-bottom/100% 1px no-repeat}svg path{fill:none;stroke:var(--bar);stroke-width:1.5}
+svg{display:block;overflow:hidden;background:linear-gradient(var(--line),var(--line))
+bottom/100% 1px no-repeat}
+svg path{fill:none;stroke:var(--bar);stroke-width:1.5;vector-effect:non-scaling-stroke}
 td.r{max-width:26em}td.c{max-width:36em}
-.ck{display:inline-block;white-space:nowrap;margin-right:8px}.ck.bad{color:var(--unhealthy);font-weight:600}
+.ck{display:inline-block;white-space:nowrap;margin-right:8px}
+.ck.bad{color:var(--unhealthy);font-weight:600}
 .warn{padding:8px 16px;font-weight:600;color:#fff;background:var(--degraded)}
 #down{position:sticky;top:0;z-index:1;padding:10px 16px;font-weight:700;color:#fff;
 background:var(--unhealthy)}
@@ -118,7 +121,9 @@ CONTENT_SECURITY_POLICY = (
 """Only the page's own script runs, and it reaches only this listener: a reason or a name
 that slipped past escaping still could not run or send anything."""
 
-SeriesOf = Callable[[str], Series | None]
+escape = functools.lru_cache(maxsize=16384)(html.escape)
+"""Names, check labels and most reasons are the same from one render to the next: at a
+thousand clusters, escaping them afresh was a fifth of a render."""
 
 
 def page(title: str, main_html: str) -> str:
@@ -138,16 +143,18 @@ def page(title: str, main_html: str) -> str:
         "<script>", SCRIPT, "</script></body></html>"))
 
 
-def main(document: dict[str, Any], decisions: list[dict[str, Any]], series: SeriesOf,
-         wall: float) -> str:
-    """What a refresh replaces: everything that changes."""
+def main(document: dict[str, Any], decisions: list[dict[str, Any]],
+         series: Mapping[str, Series | None], wall: float, sparks: Sparklines) -> str:
+    """What a refresh replaces: everything that changes. ``series``: each cluster's share
+    history, read on the loop, as the document was, so a render may run on a thread."""
+    sparks.start()
     clusters = document["clusters"]
     at = datetime.fromtimestamp(wall, UTC).strftime("%H:%M:%S UTC")
     out = [f"<section id=plan data-at='{at}'>", _plan(document, clusters, at), "</section>"]
     if document.get("role", "standalone") != "standalone":
         out += ["<section id=coordination>", _coordination(document), "</section>"]
     out += ["<section id=recoveries>", _recoveries(document, clusters), "</section>",
-            "<section id=clusters>", _clusters(clusters, series), "</section>",
+            "<section id=clusters>", _clusters(clusters, series, sparks), "</section>",
             "<section id=decisions>", _decisions(decisions), "</section>",
             "<section id=actuators>", _actuators(document), "</section>"]
     return "".join(out)
@@ -234,7 +241,8 @@ def _recoveries(document: dict[str, Any], clusters: list[dict[str, Any]]) -> str
     return "".join(out)
 
 
-def _clusters(clusters: list[dict[str, Any]], series: SeriesOf) -> str:
+def _clusters(clusters: list[dict[str, Any]], series: Mapping[str, Series | None],
+              sparks: Sparklines) -> str:
     scale = max((max(c["share"], c["target_share"]) for c in clusters), default=0.0)
     vantages = any("vantages" in c for c in clusters)
     out = ["<h2>Clusters <span class=dim>bars: share, and the mark its target share, "
@@ -242,14 +250,14 @@ def _clusters(clusters: list[dict[str, Any]], series: SeriesOf) -> str:
            "<table><tr><th>#</th><th>cluster</th><th>state</th><th>share</th><th></th>"
            "<th>history</th><th>score</th><th>reason</th><th>checks</th>",
            "<th>vantages</th>" if vantages else "", "</tr>"]
-    row = _row_renderer(scale, series, vantages)
+    row = _row_renderer(scale, series, sparks, vantages)
     out.extend(row(c) for c in clusters)
     out.append("</table>")
     return "".join(out)
 
 
-def _row_renderer(scale: float, series: SeriesOf, vantages: bool) -> Callable[
-        [dict[str, Any]], str]:
+def _row_renderer(scale: float, series: Mapping[str, Series | None], sparks: Sparklines,
+                  vantages: bool) -> Callable[[dict[str, Any]], str]:
     def row(c: dict[str, Any]) -> str:
         name = escape(c["name"])
         state = c["state"]
@@ -259,7 +267,7 @@ def _row_renderer(scale: float, series: SeriesOf, vantages: bool) -> Callable[
             f"<td>{name}</td><td><span class='st {state}'>{state}</span></td>"
             f"<td>{_bar(share / scale if scale else 0.0, target / scale if scale else None)}"
             f"</td><td class=n>{_pct(share)} <span class=dim>→ {_pct(target)}</span></td>"
-            f"<td>{_spark(series(c['name']), target)}</td>"
+            f"<td>{sparks.svg(c['name'], series.get(c['name']), target)}</td>"
             f"<td class=n>{c['score']:.3f}</td><td class=r>{escape(c['reason'])}</td>"
             f"<td class=c>{_checks(c['checks'])}</td>",
             _vantage_cell(c.get("vantages") or {}) if vantages else "", "</tr>"))
@@ -296,30 +304,52 @@ def _vantage_cell(verdicts: dict[str, str]) -> str:
     return f"<td title='{detail}'>{passing}/{len(verdicts)} passing</td>"
 
 
-def _spark(series: Series | None, target: float) -> str:
-    """A step line of the share, scaled from 0 to the largest share or target it shows."""
-    width = (0 if series is None else series.last - series.first + 1) * SPARK_STEP_PX
-    if series is None or not series.points:
-        return ""
-    top = max(target, *(share for _, share in series.points))
+class Sparklines:
+    """Each cluster's history line, drawn once per change of its points: x is the absolute
+    step and the window moves by the SVG's viewBox, so a path stays valid as time passes
+    and a steady fleet redraws nothing."""
+
+    def __init__(self) -> None:
+        self._drawn: dict[str, tuple[tuple[tuple[int, float], ...], float, str]] = {}
+        self._used: dict[str, tuple[tuple[tuple[int, float], ...], float, str]] = {}
+
+    def start(self) -> None:
+        """Called before each render: lines of clusters no longer shown are dropped."""
+        self._drawn, self._used = self._used, {}
+
+    def svg(self, name: str, series: Series | None, target: float) -> str:
+        if series is None or not series.points:
+            return ""
+        points = series.points
+        drawn = self._drawn.get(name)
+        if drawn is None or drawn[0] is not points or drawn[1] != target:
+            top = max(target, *(share for _, share in points))
+            drawn = (points, target, _path(points, top))
+        self._used[name] = drawn
+        width = (series.last - series.first + 1) * SPARK_STEP_PX
+        return (f"<svg width={width} height={SPARK_HEIGHT} viewBox='{series.first} 0 "
+                f"{series.last - series.first + 1} {SPARK_HEIGHT}' preserveAspectRatio=none "
+                f"role=img aria-label='share over the last 15 minutes'>{drawn[2]}</svg>")
+
+
+def _path(points: tuple[tuple[int, float], ...], top: float) -> str:
+    """A step line of the share, from 0 at the bottom to ``top``, run on to the right far
+    past any window: the viewBox shows the part that is in it."""
     span = SPARK_HEIGHT - 2
 
     def y(share: float) -> int:
         return SPARK_HEIGHT - 1 - (round(share / top * span) if top > 0 else 0)
 
-    start, first_share = series.points[0]
-    x = max(0, start - series.first) * SPARK_STEP_PX
+    start, first_share = points[0]
     last_y = y(first_share)
-    path = [f"M{x} {last_y}"]
-    for step, share in series.points[1:]:
+    path = [f"M{start} {last_y}"]
+    for step, share in points[1:]:
         new_y = y(share)
         if new_y != last_y:
-            path.append(f"H{(step - series.first) * SPARK_STEP_PX}V{new_y}")
+            path.append(f"H{step}V{new_y}")
             last_y = new_y
-    path.append(f"H{width}")
-    return (f"<svg width={width} height={SPARK_HEIGHT} role=img "
-            f"aria-label='share, the last 15 minutes, up to {_pct(top)}'>"
-            f"<path d='{''.join(path)}'/></svg>")
+    path.append("h1e6")
+    return f"<path d='{''.join(path)}'/>"
 
 
 def _decisions(decisions: list[dict[str, Any]]) -> str:

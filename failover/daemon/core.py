@@ -131,7 +131,7 @@ class Daemon:
                                    self.metrics, self._record, probes)
         self.surface = Surface(
             config=lambda: self.config, config_path=config_path, plan=lambda: self.planning.plan,
-            signals=self._live_signals, health=self.health, runners=self.runners,
+            signals=self._plan_signals, health=self.health, runners=self.runners,
             overrides=self.overrides, publisher=self.publisher, heartbeats=self.heartbeats,
             metrics=self.metrics, state=self.state, reloader=self.reloader,
             replica=self.replica, shared=self.shared, register=self.register,
@@ -430,6 +430,11 @@ class Daemon:
         if self.signals is not None:
             return self.signals.signals()
         return await batched_probe_signals(self.health)
+
+    def _plan_signals(self) -> Signals:
+        """What the last plan was made with; live ones before the first."""
+        signals = self.planning.signals
+        return self._live_signals() if signals is None else signals
 
     def _live_signals(self) -> Signals:
         """Prometheus's when it is configured; else what the probes themselves say."""

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import asyncio
 import base64
+import gzip
 import hashlib
 import re
 from html.parser import HTMLParser
@@ -10,10 +12,11 @@ from typing import Any
 
 import aiohttp
 import pytest
+from aiohttp import web
 
 from failover.api import page
 from failover.api.history import Series, ShareHistory
-from failover.api.status import PAGE_MAX_AGE, StatusPage, status_document
+from failover.api.status import SERVED_FOR, WATCHED_FOR, StatusPage, status_document
 from failover.model import ClusterPlan, ClusterState, Plan, Ramp
 from tests.actuators.test_file import make_plan
 from tests.api.test_status import FakeSource, get
@@ -62,6 +65,11 @@ class PageSource(FakeSource):
         return [{"at": "2026-12-02T01:20:00.986Z", "version": 2, "cluster": "b",
                  "action": "evacuate", "from_share": 0.5, "to_share": 0.0,
                  "reason": "dns timeout x3", "cause": "health"}][:limit]
+
+
+def render(doc: dict[str, Any], decisions: list[dict[str, Any]] | None = None,
+           series: dict[str, Series | None] | None = None) -> str:
+    return page.main(doc, decisions or [], series or {}, 0.0, page.Sparklines())
 
 
 def document(plan: Plan, **extra: Any) -> dict[str, Any]:
@@ -136,7 +144,7 @@ async def test_the_refresh_gets_only_main(served: tuple[FakeSource, str]) -> Non
 
 async def test_a_page_without_a_plan_yet_says_so() -> None:
     """Before the first plan the page still answers, with no clusters."""
-    html = page.main(document(make_plan(0, {})), [], lambda _: None, 0.0)
+    html = render(document(make_plan(0, {})))
     assert "no clusters" in html
 
 
@@ -145,9 +153,9 @@ def test_names_and_reasons_are_shown_as_text_never_as_markup() -> None:
     hostile = "<script>alert(1)</script>' onmouseover='x"
     plan = Plan(1, 0.0, (ClusterPlan("a", 1.0, 1.0, ClusterState.HEALTHY, 1, 1.0, 1.0,
                                      hostile),), False, None)
-    html = page.main(document(plan), [{"at": "x" * 23, "version": 1, "cluster": "a",
-                                       "action": "ramp", "from_share": 0.0, "to_share": 1.0,
-                                       "reason": hostile}], lambda _: None, 0.0)
+    html = render(document(plan), [{"at": "x" * 23, "version": 1, "cluster": "a",
+                                    "action": "ramp", "from_share": 0.0, "to_share": 1.0,
+                                    "reason": hostile}])
     assert "<script>" not in html
     assert "' onmouseover=" not in html
     assert html.count("&lt;script&gt;alert(1)&lt;/script&gt;") == 2
@@ -164,7 +172,7 @@ def test_frozen_shed_recoveries_and_queue_are_plain_to_see() -> None:
         ClusterPlan("c", 0.0, 0.1, ClusterState.WAITING, 3, 1.0, 1.0, "queued"),
         ClusterPlan("d", 0.0, 0.1, ClusterState.WAITING, 4, 1.0, 1.0, "queued"),
     ), True, "operator", slots=1, slots_reason="1 ramp(s) backed off: holding", shed=0.05)
-    text = re.sub(r"<[^>]+>", " ", page.main(document(plan), [], lambda _: None, 0.0))
+    text = re.sub(r"<[^>]+>", " ", render(document(plan)))
     text = re.sub(r"\s+", " ", text)
     assert "Frozen: the last good weights stay in force (operator)" in text
     assert "5.0% of demand is shed" in text
@@ -185,38 +193,112 @@ def test_the_coordination_section_shows_role_leader_and_vantages() -> None:
                              {"name": "v3", "fresh": False, "age_s": 31.0, "excluded": True,
                               "reason": "stale"}])
     doc["clusters"][0]["vantages"] = {"v1": "passing", "v2": "passing", "v3": "unknown"}
-    text = re.sub(r"\s+", " ", re.sub(r"<[^>]+>", " ", page.main(doc, [], lambda _: None, 0)))
+    text = re.sub(r"\s+", " ", re.sub(r"<[^>]+>", " ", render(doc)))
     assert "role follower · leader v2 since 2026-12-02T01:00:00Z · etcd ok" in text
     assert "v3 stale 31.0 s excluded: stale" in text
     assert "2/3 passing" in text
 
 
 def test_a_sparkline_steps_down_and_back_with_the_share() -> None:
-    """The history line drops where the share fell to 0 and climbs where it came back."""
+    """The history line drops where the share fell to 0 and climbs where it came back; the
+    window, 180 steps to the last plan's, is the SVG's viewBox."""
     history = ShareHistory(window=900, step=5)
     for at, share in ((0.0, 0.5), (300.0, 0.0), (600.0, 0.5)):
         history.record(Plan(1, at, (ClusterPlan("a", share, 0.5, ClusterState.HEALTHY, 1,
                                                 1.0, 1.0, ""),), False, None))
-    html = page.main(document(make_plan(1, {"a": 0.5})), [], history.series, 0.0)
-    path = re.search(r"<path d='([^']+)'", html)
-    assert path is not None
+    html = render(document(make_plan(1, {"a": 0.5})), series={"a": history.series("a")})
+    svg = re.search(r"<svg [^>]*viewBox='([^']+)'[^>]*><path d='([^']+)'", html)
+    assert svg is not None
     low, high = page.SPARK_HEIGHT - 1, page.SPARK_HEIGHT - 1 - (page.SPARK_HEIGHT - 2)
-    # Started 120 steps ago, fell 60 steps later, came back 60 after that, holds to the end.
-    assert path.group(1) == f"M59 {high}H119V{low}H179V{high}H180"
+    assert svg.group(1) == f"-59 0 180 {page.SPARK_HEIGHT}"
+    assert svg.group(2) == f"M0 {high}H60V{low}H120V{high}h1e6"
 
 
-def test_every_viewer_in_a_second_shares_one_render() -> None:
-    """However many pages refresh, the daemon renders at most once per PAGE_MAX_AGE."""
+def test_a_line_is_drawn_again_only_when_its_points_change() -> None:
+    """A steady cluster's path is reused from render to render as the window moves."""
+    history = ShareHistory(window=900, step=5)
+    sparks = page.Sparklines()
+
+    def drawn(at: float, share: float) -> str:
+        history.record(Plan(1, at, (ClusterPlan("a", share, 0.5, ClusterState.HEALTHY, 1,
+                                                1.0, 1.0, ""),), False, None))
+        sparks.start()
+        return sparks.svg("a", history.series("a"), 0.5)
+
+    first = drawn(0.0, 0.5)
+    later = drawn(100.0, 0.5)
+    assert first.split("><", 1)[1] == later.split("><", 1)[1]
+    assert first != later  # the viewBox moved
+    assert "H20V" in drawn(100.0, 0.0)
+
+
+@pytest.mark.looptime
+async def test_viewers_share_renders_made_ahead_of_them_while_anyone_watches() -> None:
+    """However many pages refresh, the daemon renders once per PAGE_MAX_AGE, ahead of the
+    requests, so none waits for a render; renders stop once nobody has asked for
+    WATCHED_FOR, and the next request after that waits for a fresh one."""
     source = PageSource()
     source.plan = make_plan(1, {"a": 1.0})
-    now = [100.0]
-    status_page = StatusPage(source, clock=lambda: now[0], wall=lambda: 0.0)
-    for _ in range(50):
-        status_page.render()
-    assert source.renders == 1
-    now[0] += PAGE_MAX_AGE
-    status_page.render()
-    assert source.renders == 2
+    loop = asyncio.get_running_loop()
+    status_page = StatusPage(source, wall=lambda: 0.0)
+    try:
+        first = await asyncio.gather(*(status_page.rendered() for _ in range(20)))
+        assert source.renders == 1
+        assert len({id(r) for r in first}) == 1
+        start = loop.time()
+        for _ in range(10):  # a page refreshing every 2 s for 20 s
+            await asyncio.sleep(2.0)
+            rendered = await status_page.rendered()
+            assert loop.time() - rendered.at < SERVED_FOR
+        assert loop.time() - start == 20.0  # never waited: a render was always ready
+        assert 18 <= source.renders <= 22
+        await asyncio.sleep(WATCHED_FOR + 5)
+        idle = source.renders
+        await asyncio.sleep(60)
+        assert source.renders == idle  # nobody watching: no renders
+        rendered = await status_page.rendered()
+        assert source.renders == idle + 1
+        assert rendered.at == loop.time()
+    finally:
+        await status_page.close(web.Application())
+
+
+@pytest.mark.looptime
+async def test_a_failed_render_is_counted_and_logged_and_the_last_good_one_served(
+        caplog: pytest.LogCaptureFixture) -> None:
+    """A render that raises is counted and logged, and renders go on; the page is served
+    from the last good render while it is young enough, then a request gets the error."""
+    source = PageSource()
+    source.plan = make_plan(1, {"a": 1.0})
+    failures: list[int] = []
+    status_page = StatusPage(source, failed=lambda: failures.append(1))
+    try:
+        good = await status_page.rendered()
+        source.share_series = lambda _: Series(0, 9, ((0, "broken"),))  # type: ignore[assignment,method-assign]
+        await asyncio.sleep(1.5)
+        assert failures == [1]
+        assert "status page render failed" in caplog.text
+        assert await status_page.rendered() is good
+        await asyncio.sleep(1.0)
+        with pytest.raises(TypeError):
+            await status_page.rendered()
+        assert len(failures) >= 2
+    finally:
+        await status_page.close(web.Application())
+
+
+async def test_a_viewer_gets_the_page_gzipped_when_it_asks(
+        served: tuple[FakeSource, str]) -> None:
+    """Most of a megabyte at a thousand clusters: compressed for a browser, plain for curl."""
+    source, url = served
+    source.plan = make_plan(1, {"a": 1.0})
+    async with aiohttp.ClientSession(auto_decompress=False) as session:
+        async with session.get(url + "/", headers={"Accept-Encoding": "gzip"}) as response:
+            assert response.headers["Content-Encoding"] == "gzip"
+            assert b"<section id=plan" in gzip.decompress(await response.read())
+        async with session.get(url + "/", headers={"Accept-Encoding": "identity"}) as response:
+            assert "Content-Encoding" not in response.headers
+            assert b"<section id=plan" in await response.read()
 
 
 @pytest.mark.parametrize("fraction", [0.0, 0.000123, 0.0042, 0.05, 0.5, 1.0])
