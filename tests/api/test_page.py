@@ -15,8 +15,9 @@ import pytest
 from aiohttp import web
 
 from failover.api import page
+from failover.api.document import status_document
 from failover.api.history import Series, ShareHistory
-from failover.api.status import SERVED_FOR, WATCHED_FOR, StatusPage, status_document
+from failover.api.page_service import SERVED_FOR, WATCHED_FOR, StatusPage
 from failover.model import ClusterPlan, ClusterState, Plan, Ramp
 from tests.actuators.test_file import make_plan
 from tests.api.test_status import FakeSource, get

@@ -6,6 +6,7 @@ from typing import Any
 
 import aiohttp
 
+from failover.api.document import status_document, status_document_in_batches
 from failover.api.history import Series
 from failover.model import Plan
 from tests.actuators.test_file import make_plan
@@ -102,3 +103,10 @@ async def test_metrics_exposition(served: tuple[FakeSource, str]) -> None:
     assert status == 200
     assert 'failover_build_info{version="' in text
     assert 'failover_config_reloads_total{result="error"} 0.0' in text
+
+
+async def test_the_document_read_in_batches_is_the_document() -> None:
+    """/v1/status reads its clusters a batch at a time; what it serves is unchanged."""
+    source = FakeSource()
+    source.plan = make_plan(3, {f"c{n}": 1 / 250 for n in range(250)})
+    assert await status_document_in_batches(source) == status_document(source)
