@@ -24,9 +24,10 @@ PAGE_MAX_AGE = 1.0
 pages, refreshing, cost one render a second, so a crowd watching an incident cannot load
 the daemon."""
 
-SERVED_FOR = 2 * PAGE_MAX_AGE
-"""Seconds a render is served for: the next one, started PAGE_MAX_AGE after it, takes its
-place well before, even on a loaded loop."""
+SERVED_FOR = 5.0
+"""Seconds a render is served for: the next one, started PAGE_MAX_AGE after it started,
+takes its place well before, even when a loaded loop makes a render take most of a second
+(at a thousand clusters with every probe hanging, it can)."""
 
 WATCHED_FOR = 30.0
 """Seconds after the last request that renders go on: a page refreshing every few seconds
@@ -76,6 +77,7 @@ class StatusPage:
         """In progress: a request that needs a render waits for this one."""
         self._next: asyncio.TimerHandle | None = None
         self._watched_until = -math.inf
+        self._started = -math.inf
         self._closed = False
 
     async def rendered(self) -> Rendered:
@@ -95,6 +97,7 @@ class StatusPage:
         if self._next is not None:
             self._next.cancel()
             self._next = None
+        self._started = asyncio.get_running_loop().time()
         rendering = self._rendering = asyncio.create_task(self._steps(),
                                                          name="status-page-render")
         rendering.add_done_callback(self._made)
@@ -119,15 +122,20 @@ class StatusPage:
         if done.cancelled():
             return
         error = done.exception()
+        took = asyncio.get_running_loop().time() - self._started
         if error is None:
             self._rendered = done.result()
+            log.debug("status page rendered in %.0f ms", took * 1000)
         else:
             self._render_failed(error)
-        self._render_later()
+        self._render_later(max(0.0, PAGE_MAX_AGE - took))
 
-    def _render_later(self) -> None:
-        if not self._closed and asyncio.get_running_loop().time() < self._watched_until:
-            self._next = asyncio.get_running_loop().call_later(PAGE_MAX_AGE, self._render)
+    def _render_later(self, delay: float = PAGE_MAX_AGE) -> None:
+        """The next render, ``delay`` from now, if anyone still watches: renders start a
+        PAGE_MAX_AGE apart, or one after the other when one takes longer."""
+        loop = asyncio.get_running_loop()
+        if not self._closed and loop.time() < self._watched_until:
+            self._next = loop.call_later(delay, self._render)
 
     def _render_failed(self, error: BaseException) -> None:
         # A bug in the page, not in the daemon: the last good render goes on being served,

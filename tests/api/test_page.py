@@ -280,7 +280,7 @@ async def test_a_failed_render_is_counted_and_logged_and_the_last_good_one_serve
         assert failures == [1]
         assert "status page render failed" in caplog.text
         assert await status_page.rendered() is good
-        await asyncio.sleep(1.0)
+        await asyncio.sleep(SERVED_FOR - 1.0)
         with pytest.raises(TypeError):
             await status_page.rendered()
         assert len(failures) >= 2

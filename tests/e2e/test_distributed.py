@@ -7,6 +7,7 @@ from __future__ import annotations
 import asyncio
 import json
 import os
+import re
 import signal
 import sys
 import textwrap
@@ -187,6 +188,12 @@ async def test_one_leader_writes_under_its_epoch_and_a_paused_one_is_replaced(
         status = await replica.status()
         assert status["leader"]["vantage"] == leader.name
         assert {v["name"] for v in status["vantages"]} == {"a", "b", "c"}
+        # ... and so does its status page.
+        async with aiohttp.ClientSession() as session, session.get(replica.url + "/") as r:
+            page = re.sub(r"\s+", " ", re.sub(r"<[^>]+>", " ", await r.text()))
+        assert f"role {status['role']} · leader {leader.name} since" in page
+        if replica is leader:  # the one that judges the vantages
+            assert all(f"{name} fresh" in page for name in ("a", "b", "c")), page
     before = leader.file_shares()
     assert before == pytest.approx({"lab-1": 0.5, "lab-2": 0.3, "lab-3": 0.2})
 
