@@ -62,7 +62,7 @@ bottom/100% 1px no-repeat}
 svg path{fill:none;stroke:var(--bar);stroke-width:1.5;vector-effect:non-scaling-stroke}
 td.r{max-width:26em}td.c{max-width:36em}
 .ck{display:inline-block;white-space:nowrap;margin-right:8px}
-.ck.bad{color:var(--unhealthy);font-weight:600}
+.bad{color:var(--unhealthy);font-weight:600}
 .warn{padding:8px 16px;font-weight:600;color:#fff;background:var(--degraded)}
 #down{position:sticky;top:0;z-index:1;padding:10px 16px;font-weight:700;color:#fff;
 background:var(--unhealthy)}
@@ -86,10 +86,7 @@ SCRIPT = """
     try {
       const answer = await fetch("?part=main", {signal: stop.signal, cache: "no-store"});
       if (!answer.ok) throw new Error("HTTP " + answer.status);
-      const html = await answer.text();
-      const open = [...main.querySelectorAll("details[open]")].map(d => d.id);
-      main.innerHTML = html;
-      for (const id of open) { const d = document.getElementById(id); if (d) d.open = true; }
+      main.innerHTML = await answer.text();
       show();
       since = null;
       down.hidden = true;
