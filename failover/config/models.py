@@ -35,7 +35,8 @@ from failover.config.signals import (
 class Listen(Strict):
     status: ListenAddress = Field(Endpoint("127.0.0.1", 9470),
                                   json_schema_extra={"default": "127.0.0.1:9470"})
-    """Status listener: /metrics, /healthz, /readyz, /v1/status, /v1/decisions."""
+    """Status listener: the status page at /, /metrics, /healthz, /readyz, /v1/status,
+    /v1/decisions."""
     admin: ListenAddress = Field(Endpoint("127.0.0.1", 9471),
                                  json_schema_extra={"default": "127.0.0.1:9471"})
     """Break-glass admin API; loopback by default so it is never exposed by accident."""
