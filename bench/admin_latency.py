@@ -15,7 +15,7 @@ import statistics
 import time
 import urllib.error
 
-from support import call, fleet, metric
+from support import call, fleet, probe_rate_and_lag
 
 TOKEN = "bench-token"  # noqa: S105 - a throwaway token for a local benchmark
 
@@ -49,18 +49,13 @@ def main() -> None:
         latencies, errors = freeze_and_unfreeze(daemon.admin, args.calls, args.pace)
         elapsed = time.monotonic() - started
         after = call(f"{daemon.status}/metrics").decode()
-    sent = (metric(after, "failover_probe_requests_total")
-            - metric(before, "failover_probe_requests_total"))
-    lag_sum = (metric(after, "failover_event_loop_lag_seconds_sum")
-               - metric(before, "failover_event_loop_lag_seconds_sum"))
-    lag_count = (metric(after, "failover_event_loop_lag_seconds_count")
-                 - metric(before, "failover_event_loop_lag_seconds_count"))
+    rate, lag = probe_rate_and_lag(before, after, elapsed)
     latencies.sort()
     p99 = latencies[min(len(latencies) - 1, int(len(latencies) * 0.99))]
     print(f"{args.clusters} clusters, every DNS and HTTP target hanging; daemon on one core")
-    print(f"probe requests sent: {sent / elapsed:.0f}/s "
+    print(f"probe requests sent: {rate:.0f}/s "
           f"(budget {args.clusters * 3.75 + 1:.0f}/s worst case)")
-    print(f"event loop lag: mean {lag_sum / max(lag_count, 1) * 1000:.1f} ms")
+    print(f"event loop lag: mean {lag * 1000:.1f} ms")
     if errors:
         print(f"admin calls answered with an error: {len(errors)} (HTTP {sorted(set(errors))})")
     print(f"admin calls: {len(latencies)}, p50 {statistics.median(latencies):.1f} ms, "

@@ -20,7 +20,7 @@ import time
 import urllib.request
 from concurrent.futures import ThreadPoolExecutor
 
-from support import call, fleet, metric
+from support import call, fleet, probe_rate_and_lag
 
 TOKEN = "bench-token"  # noqa: S105 - a throwaway token for a local benchmark
 
@@ -72,17 +72,12 @@ def main() -> None:
             burst = list(crowd.map(lambda _: fetch(daemon.status + "/", True), range(50)))
         elapsed = time.monotonic() - started
         after = call(f"{daemon.status}/metrics").decode()
-    sent = (metric(after, "failover_probe_requests_total")
-            - metric(before, "failover_probe_requests_total"))
-    lag_sum = (metric(after, "failover_event_loop_lag_seconds_sum")
-               - metric(before, "failover_event_loop_lag_seconds_sum"))
-    lag_count = (metric(after, "failover_event_loop_lag_seconds_count")
-                 - metric(before, "failover_event_loop_lag_seconds_count"))
+    rate, lag = probe_rate_and_lag(before, after, elapsed)
     targets = "answering" if args.healthy else "every DNS and HTTP target hanging"
     print(f"{args.clusters} clusters, {targets}; daemon on one core")
-    print(f"probe requests sent: {sent / elapsed:.0f}/s "
+    print(f"probe requests sent: {rate:.0f}/s "
           f"(budget {args.clusters * 3.75 + 1:.0f}/s worst case)")
-    print(f"event loop lag: mean {lag_sum / max(lag_count, 1) * 1000:.1f} ms")
+    print(f"event loop lag: mean {lag * 1000:.1f} ms")
     print("one request a second:")
     for name, (latencies, size) in results.items():
         print("  " + summary(name, latencies, size))

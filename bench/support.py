@@ -63,6 +63,18 @@ def metric(text: str, name: str) -> float:
     return total
 
 
+def probe_rate_and_lag(before: str, after: str, elapsed: float) -> tuple[float, float]:
+    """Probe requests per second, and the mean event-loop lag in seconds, between two
+    scrapes ``elapsed`` seconds apart."""
+
+    def grew(name: str) -> float:
+        return metric(after, name) - metric(before, name)
+
+    lag = grew("failover_event_loop_lag_seconds_sum") / max(
+        grew("failover_event_loop_lag_seconds_count"), 1)
+    return grew("failover_probe_requests_total") / elapsed, lag
+
+
 def buckets(text: str, name: str) -> dict[float, float]:
     """Cumulative counts by upper bound of an unlabelled histogram."""
     found: dict[float, float] = {}
