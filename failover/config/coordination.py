@@ -11,6 +11,7 @@ from pydantic import Field, field_validator, model_validator
 from failover.config.addresses import HostPort
 from failover.config.base import Name, Strict, located
 from failover.config.durations import PositiveDuration
+from failover.config.tls import ClientTls
 
 _PREFIX = re.compile(r"^(/[A-Za-z0-9_.-]+)+$")
 
@@ -33,6 +34,9 @@ class Etcd(Strict):
     last renewal."""
     timeout: PositiveDuration = 2.0
     """Seconds one request to one member may take."""
+    tls: ClientTls | None = None
+    """CA, and client certificate and key: with it the endpoints are spoken to over HTTPS
+    (etcd's ``--cert-file``, ``--client-cert-auth``); without, plain HTTP."""
 
     @field_validator("prefix")
     @classmethod

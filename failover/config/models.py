@@ -30,6 +30,7 @@ from failover.config.provisioning import Provisioning
 from failover.config.signals import (
     SignalsConfig,
 )
+from failover.config.tls import ServerTls
 
 
 class Listen(Strict):
@@ -42,6 +43,9 @@ class Listen(Strict):
     """Break-glass admin API; loopback by default so it is never exposed by accident."""
     admin_token_file: Path | None = None
     """File holding the admin bearer token; FAILOVER_ADMIN_TOKEN overrides it."""
+    tls: ServerTls | None = None
+    """Certificate, key and optional client CA: every TCP listener then speaks HTTPS only,
+    TLS 1.2 and later (docs/security.md)."""
 
     @field_validator("admin_token_file")
     @classmethod
