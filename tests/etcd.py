@@ -5,6 +5,9 @@ in a temp folder, stopped at teardown (even while paused).
         ... cluster.endpoints (host:port of each member's client URL) ...
         cluster.members[0].pause()   # SIGSTOP: a partitioned member
 
+    with running_etcd(tmp_path, tls=EtcdTls(ca, server, client)) as cluster:
+        ... the members serve clients over HTTPS only, and require a client certificate
+
 etcd is required, not optional: CI installs it (Debian: etcd-server), and a missing binary
 fails the test. Timings are the fast ones from etcd's tuning guide for a loopback RTT
 (heartbeat 50 ms, election 500 ms), so the minimum lease TTL is 1 s and losing a member
@@ -15,6 +18,7 @@ from __future__ import annotations
 
 import json
 import shutil
+import ssl
 import subprocess
 import time
 import urllib.error
@@ -24,11 +28,35 @@ from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
+from tests.certs import Issued
 from tests.servers import Foreground, free_port
 
 STARTUP_TIMEOUT = 15.0
 """Seconds for all members to report healthy before the test fails."""
 HEARTBEAT_MS, ELECTION_MS = 50, 500
+
+
+@dataclass(frozen=True)
+class EtcdTls:
+    """Client TLS for every member: ``server`` is the members' certificate (127.0.0.1),
+    ``ca`` the CA file they trust client certificates from; ``client`` is the certificate
+    the helper itself checks their health with."""
+
+    ca: Path
+    server: Issued
+    client: Issued
+    client_cert_auth: bool = True
+    """``--client-cert-auth``: a client without a certificate ``ca`` signed is refused."""
+
+    def flags(self) -> list[str]:
+        return ["--cert-file", str(self.server.cert), "--key-file", str(self.server.key),
+                "--trusted-ca-file", str(self.ca),
+                f"--client-cert-auth={'true' if self.client_cert_auth else 'false'}"]
+
+    def context(self) -> ssl.SSLContext:
+        context = ssl.create_default_context(cafile=str(self.ca))
+        context.load_cert_chain(str(self.client.cert), str(self.client.key))
+        return context
 
 
 @dataclass
@@ -39,14 +67,21 @@ class Member(Foreground):
     process: subprocess.Popen[bytes]
     log: Path
     paused: bool = False
+    tls: EtcdTls | None = None
 
     @property
     def endpoint(self) -> str:
         return f"127.0.0.1:{self.client_port}"
 
+    @property
+    def url(self) -> str:
+        return f"{'http' if self.tls is None else 'https'}://{self.endpoint}"
+
     def healthy(self) -> bool:
+        context = None if self.tls is None else self.tls.context()
         try:
-            with urllib.request.urlopen(f"http://{self.endpoint}/health", timeout=1) as r:
+            with urllib.request.urlopen(f"{self.url}/health", timeout=1,
+                                        context=context) as r:
                 return bool(json.loads(r.read()).get("health") == "true")
         except (OSError, urllib.error.URLError, ValueError):
             return False
@@ -70,8 +105,12 @@ def _binary() -> str:
 
 
 @contextmanager
-def running_etcd(folder: Path, size: int = 3) -> Iterator[Cluster]:
+def running_etcd(folder: Path, size: int = 3, tls: EtcdTls | None = None,
+                 ) -> Iterator[Cluster]:
+    """``size`` members; with ``tls``, their client URLs are HTTPS only (the peers still
+    talk plain HTTP to each other: loopback, and not what the tests are about)."""
     binary = _binary()
+    scheme = "http" if tls is None else "https"
     ports = [(free_port(), free_port()) for _ in range(size)]
     initial = ",".join(f"n{i}=http://127.0.0.1:{peer}" for i, (_, peer) in enumerate(ports))
     with ExitStack() as stack:
@@ -81,8 +120,8 @@ def running_etcd(folder: Path, size: int = 3) -> Iterator[Cluster]:
             with log.open("wb") as out:
                 process = subprocess.Popen(
                     [binary, "--name", f"n{i}", "--data-dir", str(folder / f"etcd-n{i}"),
-                     "--listen-client-urls", f"http://127.0.0.1:{client}",
-                     "--advertise-client-urls", f"http://127.0.0.1:{client}",
+                     "--listen-client-urls", f"{scheme}://127.0.0.1:{client}",
+                     "--advertise-client-urls", f"{scheme}://127.0.0.1:{client}",
                      "--listen-peer-urls", f"http://127.0.0.1:{peer}",
                      "--initial-advertise-peer-urls", f"http://127.0.0.1:{peer}",
                      "--initial-cluster", initial, "--initial-cluster-state", "new",
@@ -92,9 +131,10 @@ def running_etcd(folder: Path, size: int = 3) -> Iterator[Cluster]:
                      "--pre-vote=true", "--experimental-enable-lease-checkpoint=true",
                      "--quota-backend-bytes", str(64 * 1024 * 1024),
                      # 3.4 defaults to capnslog, whose warning path dereferences nil.
-                     "--logger", "zap", "--log-level", "warn"],
+                     "--logger", "zap", "--log-level", "warn",
+                     *([] if tls is None else tls.flags())],
                     stdout=out, stderr=subprocess.STDOUT)
-            member = Member(f"n{i}", client, peer, process, log)
+            member = Member(f"n{i}", client, peer, process, log, tls=tls)
             stack.callback(member.stop_process)
             members.append(member)
         deadline = time.monotonic() + STARTUP_TIMEOUT
