@@ -111,6 +111,10 @@ class Metrics:
         self.event_loop_lag = Histogram(
             "failover_event_loop_lag_seconds", "How late the event loop wakes a timer.",
             buckets=_LAG_BUCKETS, registry=registry)
+        self.tls_expiry = Gauge(
+            "failover_tls_certificate_expiry_timestamp_seconds",
+            "When the certificate a listener serves expires (Unix time).", ["listener"],
+            registry=registry)
         self.errors = Counter(
             "failover_errors",
             "Errors handled without stopping a loop, by where they happened.", ["where"],

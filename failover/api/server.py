@@ -13,6 +13,7 @@ from aiohttp.abc import AbstractAccessLogger
 from aiohttp.http_exceptions import HttpProcessingError
 from aiohttp.web_request import BaseRequest
 
+from failover.api.tls import ServingTls
 from failover.config.addresses import Endpoint, split_hostport
 
 log = logging.getLogger(__name__)
@@ -99,9 +100,12 @@ def _access_logger(hook: AccessHook) -> type[AbstractAccessLogger]:
 
 class Listener:
     def __init__(self, name: str, app: web.Application, address: Endpoint | str,
-                 rejected: Callable[[], None] = lambda: None) -> None:
-        """``rejected`` is called for each request aiohttp could not parse (a metric)."""
+                 rejected: Callable[[], None] = lambda: None,
+                 tls: ServingTls | None = None) -> None:
+        """``rejected`` is called for each request aiohttp could not parse (a metric); with
+        ``tls``, the listener speaks HTTPS only."""
         self.name = name
+        self.tls = tls
         self._rejects = _RejectsOncePerWindow(name, rejected, time.monotonic)
         # Its own server logger, so the filter knows the listener, at DEBUG so every record
         # reaches the filter (and is counted) whatever the log level; the filter then lets
@@ -130,10 +134,12 @@ class Listener:
         self._server_log.addFilter(self._rejects)
         await runner.setup()
         try:
-            site = web.TCPSite(runner, host, port, reuse_address=True)
+            site = web.TCPSite(runner, host, port, reuse_address=True,
+                               ssl_context=None if self.tls is None else self.tls.front)
             await site.start()
             self.bound = [f"{a[0]}:{a[1]}" for a in runner.addresses]
-            log.info("%s listener on %s", self.name, ", ".join(self.bound))
+            log.info("%s listener on %s%s", self.name, ", ".join(self.bound),
+                     "" if self.tls is None else " (HTTPS only)")
             self.ready.set()
             await asyncio.Event().wait()  # until cancelled
         finally:

@@ -21,7 +21,7 @@ from failover.config.budget import Job
 from failover.controller import Planner
 from failover.coordination.replica import Replica
 from failover.daemon import distributed
-from failover.daemon.listeners import listeners
+from failover.daemon.listeners import listeners, serving_tls
 from failover.daemon.overrides import Overrides
 from failover.daemon.parts import build_actuators
 from failover.daemon.planning import Planning, batched_probe_signals
@@ -141,7 +141,8 @@ class Daemon:
         self.provisioning = ProvisioningHook(
             lambda: self.config, lambda: self.planning.plan, self.metrics,
             leading=lambda: replica is None or replica.leading())
-        self.status, self.admin = listeners(config, self.surface, self.metrics)
+        self.tls = serving_tls(config, self.metrics)
+        self.status, self.admin = listeners(config, self.surface, self.metrics, self.tls)
 
     @property
     def plan(self) -> Plan | None:
@@ -235,7 +236,18 @@ class Daemon:
         refused = self._run_config(composed)
         if refused is None:
             self.file_config = new
+            self._take_tls(new)
         return refused
+
+    def _take_tls(self, new: Config) -> None:
+        """New certificates, keys and client CAs reach new connections at once; turning
+        TLS on or off needs the listeners bound anew, at the next restart."""
+        tls = new.listen.tls
+        if (tls is None) != (self.tls is None):
+            log.warning("listen.tls %s takes effect at the next restart",
+                        "added" if tls is not None else "removed")
+        elif tls is not None and self.tls is not None and self.tls.update(tls.material):
+            log.info("TLS certificate, key and client CA reloaded for new connections")
 
     def register(self, name: str, body: Any) -> bool:
         """Take up (or update) a cluster registered through the admin API; True when it is
