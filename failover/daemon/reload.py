@@ -96,7 +96,8 @@ class Reloader:
 
     def _take(self, new: Config) -> bool:
         old = self._running()
-        if new.actuators != old.actuators or new.listen != old.listen \
+        # listen.tls is taken up at once (`Daemon._take_tls`); the rest of listen is not.
+        if new.actuators != old.actuators or _bound(new) != _bound(old) \
                 or new.signals != old.signals or new.coordination != old.coordination:
             log.warning("listener, actuator, signals and coordination changes take effect at "
                         "the next restart")
@@ -136,6 +137,11 @@ class Reloader:
                 self._seen = current
                 log.info("config file %s changed; reloading", self.path)
                 await self._load_off_loop(self.path)
+
+
+def _bound(config: Config) -> object:
+    """What the listeners were bound with, TLS aside."""
+    return config.listen.model_copy(update={"tls": None})
 
 
 def _now() -> str:
