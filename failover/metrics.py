@@ -124,6 +124,11 @@ class Metrics:
             "Actuator writes refused because this replica is no longer the leader: by its "
             "own check before the write, or by the data plane holding a newer epoch.",
             ["actuator"], registry=registry)
+        self.admin_auth_refused = Counter(
+            "failover_admin_auth_refused",
+            "Admin calls refused for want of a valid token: unauthorized (401), or "
+            "rate_limited (429: too many wrong tokens from one peer).", ["answer"],
+            registry=registry)
         self.http_rejected = Counter(
             "failover_http_rejected",
             "Requests a listener refused before any handler saw them: request line or "

@@ -1,6 +1,6 @@
 """The break-glass admin listener: drain, undrain, freeze, unfreeze, reload.
 
-Every route needs the bearer token (compared in constant time); bodies are small JSON
+Every route needs a bearer token the daemon accepts (`Gate`); bodies are small JSON
 objects checked strictly; every call, refused or not, is appended to the audit log. Handlers
 only touch the daemon's memory, so they answer even when every probe target hangs.
 
@@ -12,7 +12,6 @@ before the app ran at all: malformed request lines and headers).
 
 from __future__ import annotations
 
-import hmac
 import json
 import logging
 from collections.abc import Awaitable, Callable, Mapping, Set
@@ -26,7 +25,10 @@ from aiohttp.web_request import BaseRequest
 from pydantic import BaseModel, ConfigDict, Field
 
 from failover.api.audit import AuditLog
+from failover.api.auth_limit import FailedAuth
+from failover.api.gate import AUDITED, Gate, error
 from failover.api.server import ACCESS_HOOK
+from failover.api.token import Tokens
 from failover.config.durations import Duration
 from failover.metrics import Metrics
 from failover.registry import RegistrationRefused
@@ -128,14 +130,11 @@ class BadRequest(Exception):
 
 AUDIT = web.RequestKey("audit", dict[str, Any])
 """What a handler adds to its audit line: the action, cluster and reason."""
-AUDITED = web.RequestKey("audited", bool)
-"""Set once the request's audit line is written, so the access hook does not write another."""
 
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 
 
-def _error(status: int, message: str) -> web.Response:
-    return web.json_response({"error": message}, status=status)
+_error = error
 
 
 Body = TypeVar("Body", bound=_Body)
@@ -174,17 +173,6 @@ async def _json(request: web.Request) -> Any:
     return data
 
 
-def _authorised(request: BaseRequest, expected: bytes) -> bool:
-    scheme, _, credential = request.headers.get(hdrs.AUTHORIZATION, "").partition(" ")
-    return scheme.lower() == "bearer" and hmac.compare_digest(credential.encode(), expected)
-
-
-def _unauthorised() -> web.Response:
-    refused = _error(401, "a valid bearer token is required")
-    refused.headers[hdrs.WWW_AUTHENTICATE] = 'Bearer realm="failover-admin"'
-    return refused
-
-
 def _entry(request: BaseRequest) -> dict[str, Any]:
     return {"method": request.method, "path": request.path, "remote": request.remote}
 
@@ -193,17 +181,17 @@ def _result(status: int) -> str:
     return "ok" if status < 400 else "error" if status >= 500 else "refused"
 
 
-def _guard(token: str, audit: AuditLog, metrics: Metrics) -> Middleware:
+def _guard(gate: Gate, audit: AuditLog, metrics: Metrics) -> Middleware:
     """Authentication, JSON errors and the audit line, around every route."""
-    expected = token.encode()
 
     @web.middleware
     async def guard(request: web.Request, handler: Handler) -> web.StreamResponse:
         entry = _entry(request)
         request[AUDITED] = True  # from here on this middleware writes the line, or nobody
-        if not _authorised(request, expected):
-            await audit.append({**entry, "status": 401, "result": "unauthorized"})
-            return _unauthorised()
+        token = gate.token(request)
+        if token is None:
+            return await gate.refuse(request, entry)
+        entry["token"] = token
         response: web.StreamResponse
         try:
             response = await handler(request)
@@ -230,19 +218,21 @@ def _guard(token: str, audit: AuditLog, metrics: Metrics) -> Middleware:
     return guard
 
 
-def _expect(token: str, audit: AuditLog) -> Callable[[web.Request], Awaitable[web.Response | None]]:
+def _expect(gate: Gate, audit: AuditLog,
+            ) -> Callable[[web.Request], Awaitable[web.Response | None]]:
     """The Expect handler of every route: aiohttp runs it before any middleware, and its
     default answers ``100 Continue`` to anyone, inviting the body of a call about to be
     refused. Here only an authenticated call, expecting ``100-continue``, with a declared
     body within MAX_BODY, is told to continue; any other is refused at once, audited, and
     its connection closed, so no body is invited or read."""
-    expected = token.encode()
 
     async def expect(request: web.Request) -> web.Response | None:
         value = request.headers.get(hdrs.EXPECT, "")
-        if not _authorised(request, expected):
-            response, result = _unauthorised(), "unauthorized"
-        elif value.lower() != "100-continue":
+        token = gate.token(request)
+        if token is None:
+            response = await gate.refuse(request, {**_entry(request), "expect": value[:100]})
+            return await _answered_and_closed(request, response)
+        if value.lower() != "100-continue":
             response, result = _error(417, f"unsupported expectation {value[:100]!r}"), \
                 "refused"
         elif (request.content_length or 0) > MAX_BODY:
@@ -254,16 +244,20 @@ def _expect(token: str, audit: AuditLog) -> Callable[[web.Request], Awaitable[we
             return None
         request[AUDITED] = True
         await audit.append({**_entry(request), "status": response.status, "result": result,
-                            "expect": value[:100]})
-        # Answered and closed here: no body was invited, so none is waited for. Left to
-        # aiohttp, the connection would linger, reading a body the client was never asked for.
-        response.force_close()
-        await response.prepare(request)
-        await response.write_eof()
-        request.protocol.force_close()
-        return response
+                            "expect": value[:100], "token": token})
+        return await _answered_and_closed(request, response)
 
     return expect
+
+
+async def _answered_and_closed(request: web.Request, response: web.Response) -> web.Response:
+    # Answered and closed here: no body was invited, so none is waited for. Left to
+    # aiohttp, the connection would linger, reading a body the client was never asked for.
+    response.force_close()
+    await response.prepare(request)
+    await response.write_eof()
+    request.protocol.force_close()
+    return response
 
 
 def _unparsed(request: BaseRequest) -> bool:
@@ -333,7 +327,10 @@ def _registrations(app: web.Application, target: AdminTarget,
     return resource
 
 
-def admin_app(target: AdminTarget, token: str, audit: AuditLog) -> web.Application:
+def admin_app(target: AdminTarget, tokens: Tokens, audit: AuditLog,
+              limiter: FailedAuth | None = None) -> web.Application:
+    gate = Gate(tokens, audit, target.metrics, limiter)
+
     def known(request: web.Request) -> str:
         name = request.match_info["name"]
         if not target.has_cluster(name):
@@ -386,7 +383,7 @@ def admin_app(target: AdminTarget, token: str, audit: AuditLog) -> web.Applicati
             return web.json_response({"reloaded": True})
         return _error(400, f"config refused, the running one stays: {target.reload_error()}")
 
-    expect = _expect(token, audit)
+    expect = _expect(gate, audit)
 
     async def unrouted(request: web.Request) -> web.Response:
         # A catch-all route, so that unknown paths get our Expect handler too; it answers
@@ -402,7 +399,7 @@ def admin_app(target: AdminTarget, token: str, audit: AuditLog) -> web.Applicati
     async def flush(_: web.Application) -> None:
         await audit.flush()
 
-    app = web.Application(middlewares=[_guard(token, audit, target.metrics)],
+    app = web.Application(middlewares=[_guard(gate, audit, target.metrics)],
                           client_max_size=MAX_BODY)
     routes = (("/v1/clusters/{name}/drain", drain), ("/v1/clusters/{name}/undrain", undrain),
               ("/v1/freeze", freeze), ("/v1/unfreeze", unfreeze), ("/v1/reload", reload))

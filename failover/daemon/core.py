@@ -21,7 +21,7 @@ from failover.config.budget import Job
 from failover.controller import Planner
 from failover.coordination.replica import Replica
 from failover.daemon import distributed
-from failover.daemon.listeners import listeners, serving_tls
+from failover.daemon.listeners import admin_tokens_of, listeners, serving_tls
 from failover.daemon.overrides import Overrides
 from failover.daemon.parts import build_actuators
 from failover.daemon.planning import Planning, batched_probe_signals
@@ -142,7 +142,9 @@ class Daemon:
             lambda: self.config, lambda: self.planning.plan, self.metrics,
             leading=lambda: replica is None or replica.leading())
         self.tls = serving_tls(config, self.metrics)
-        self.status, self.admin = listeners(config, self.surface, self.metrics, self.tls)
+        self.tokens = admin_tokens_of(config, self.metrics)
+        self.status, self.admin = listeners(config, self.surface, self.metrics, self.tokens,
+                                            self.tls)
 
     @property
     def plan(self) -> Plan | None:
@@ -184,6 +186,9 @@ class Daemon:
                 if self.admin is not None:
                     admin = self.admin
                     start("admin-listener", lambda: listening(admin))
+                tokens = self.tokens
+                if tokens is not None and tokens.path is not None:
+                    start("token-watch", lambda: tokens.watch(self.reloader.watch_every))
                 start("prober", self.scheduler.run)
                 if self.replica is not None:
                     start("coordination", self.replica.run)

@@ -1,4 +1,5 @@
-"""The two listeners: status always, admin only with a token (never open without auth)."""
+"""The two listeners: status always, admin only with a token (never open without auth);
+their TLS and the admin tokens."""
 
 from __future__ import annotations
 
@@ -9,7 +10,7 @@ from failover.api.audit import AuditLog
 from failover.api.server import Listener
 from failover.api.status import status_app
 from failover.api.tls import ServingTls
-from failover.api.token import TOKEN_ENV, TokenError, admin_token
+from failover.api.token import TOKEN_ENV, TokenError, Tokens, admin_tokens
 from failover.config import Config
 from failover.config.tls import Certificate
 from failover.daemon.supervisor import StartupError
@@ -32,20 +33,31 @@ def serving_tls(config: Config, metrics: Metrics) -> ServingTls | None:
     return ServingTls(tls.material, shown)
 
 
+def admin_tokens_of(config: Config, metrics: Metrics) -> Tokens | None:
+    """The tokens the admin listener accepts; None (no admin listener) without any;
+    StartupError when the token file cannot be used."""
+    try:
+        tokens = admin_tokens(config)
+    except TokenError as exc:
+        raise StartupError(str(exc)) from exc
+    if tokens is None:
+        log.warning("admin API disabled: no token (set listen.admin_token_file or %s)",
+                    TOKEN_ENV)
+        return None
+    tokens.failed = metrics.errors.labels("admin_tokens").inc
+    log.info("admin API: %d token(s) accepted (%s)", len(tokens.fingerprints),
+             ", ".join(tokens.fingerprints))
+    return tokens
+
+
 def listeners(config: Config, surface: Surface, metrics: Metrics,
-              tls: ServingTls | None = None) -> tuple[Listener, Listener | None]:
-    """The status listener, and the admin one unless no token is configured; StartupError
-    when the token file cannot be used."""
+              tokens: Tokens | None, tls: ServingTls | None = None,
+              ) -> tuple[Listener, Listener | None]:
+    """The status listener, and the admin one when there are tokens."""
     rejected = metrics.http_rejected
     status = Listener("status", status_app(surface, metrics), config.listen.status,
                       rejected.labels("status").inc, tls)
-    try:
-        token = admin_token(config)
-    except TokenError as exc:
-        raise StartupError(str(exc)) from exc
-    if token is None:
-        log.warning("admin API disabled: no token (set listen.admin_token_file or %s)",
-                    TOKEN_ENV)
+    if tokens is None:
         return status, None
-    return status, Listener("admin", admin_app(surface, token, AuditLog(config.audit_file)),
+    return status, Listener("admin", admin_app(surface, tokens, AuditLog(config.audit_file)),
                             config.listen.admin, rejected.labels("admin").inc, tls)

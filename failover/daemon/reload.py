@@ -48,7 +48,8 @@ class Reloader:
         self._running = running
         self._apply = apply
         self._metrics = metrics
-        self._watch_every = watch_every
+        self.watch_every = watch_every
+        """Seconds between two looks at the file (the token file's watch keeps the same)."""
         self.requested = asyncio.Event()
         self._seen: bytes | None = None
         """Digest of the content last read (by any reload or look): the watch asks only for
@@ -127,7 +128,7 @@ class Reloader:
         if self._seen is None:
             self._seen = initial
         while True:
-            await asyncio.sleep(self._watch_every)
+            await asyncio.sleep(self.watch_every)
             async with self._one_at_a_time:
                 before = self._seen
                 current = await asyncio.to_thread(_digest, self.path)

@@ -28,6 +28,7 @@ from prometheus_client import CollectorRegistry
 from failover.api.admin import MAX_BODY, admin_app
 from failover.api.audit import AuditLog
 from failover.api.server import Listener
+from failover.api.token import Tokens
 from failover.metrics import Metrics
 
 CLIENT = r"""
@@ -95,7 +96,7 @@ class _Target:
 
 async def main(connections: int, rounds: int, mode: str) -> None:
     audit = AuditLog(Path(tempfile.mkdtemp()) / "audit.jsonl")
-    listener = Listener("admin", admin_app(_Target(), "t", audit), "127.0.0.1:0")
+    listener = Listener("admin", admin_app(_Target(), Tokens(("t",)), audit), "127.0.0.1:0")
     serving = asyncio.create_task(listener.serve())
     await listener.ready.wait()
     port = listener.bound[0].rsplit(":", 1)[1]

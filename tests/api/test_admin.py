@@ -16,6 +16,7 @@ from prometheus_client import CollectorRegistry
 from failover.api.admin import MAX_BODY, admin_app
 from failover.api.audit import AuditLog
 from failover.api.server import Listener
+from failover.api.token import Tokens
 from failover.metrics import Metrics
 
 TOKEN = "s3cret-token"  # noqa: S105 - a test token
@@ -75,7 +76,7 @@ def target() -> FakeTarget:
 
 @pytest.fixture
 async def client(target: FakeTarget, tmp_path: Path) -> AsyncIterator[TestClient[Any, Any]]:
-    app = admin_app(target, TOKEN, AuditLog(tmp_path / "audit.jsonl"))
+    app = admin_app(target, Tokens((TOKEN,)), AuditLog(tmp_path / "audit.jsonl"))
     async with TestClient(TestServer(app)) as test_client:
         yield test_client
 
@@ -200,8 +201,8 @@ async def test_handler_bug_is_json_500_counted_logged_and_audited(
 @pytest.fixture
 async def listener(target: FakeTarget, tmp_path: Path) -> AsyncIterator[tuple[str, int]]:
     """The admin app on a real Listener at 127.0.0.1:0, as the daemon runs it."""
-    server = Listener("admin", admin_app(target, TOKEN, AuditLog(tmp_path / "audit.jsonl")),
-                      "127.0.0.1:0")
+    app = admin_app(target, Tokens((TOKEN,)), AuditLog(tmp_path / "audit.jsonl"))
+    server = Listener("admin", app, "127.0.0.1:0")
     task = asyncio.create_task(server.serve())
     await server.ready.wait()
     host, port = server.bound[0].rsplit(":", 1)

@@ -49,11 +49,12 @@ def _file(path: Path, data: bytes) -> Path:
     (lambda d: d, "not a regular file (a directory)"),
     (lambda d: _fifo(d / "fifo"), "not a regular file (a FIFO)"),
     (lambda d: Path("/dev/zero"), "not a regular file (a character device)"),
-    (lambda d: _file(d / "empty", b" \n\t\n"), "empty"),
+    (lambda d: _file(d / "empty", b" \n\t\n"), "empty (no token in it)"),
+    (lambda d: _file(d / "comments", b"# rotated out\n\n"), "empty (no token in it)"),
     (lambda d: _file(d / "big", b"x" * (MAX_TOKEN_BYTES + 1)),
      f"too large ({MAX_TOKEN_BYTES + 1} bytes"),
     (lambda d: _file(d / "bin", b"\xff\xfe"), "not UTF-8 text"),
-    (lambda d: _file(d / "two", b"one\ntwo\n"), "whitespace or control"),
+    (lambda d: _file(d / "spaced", b"one two\n"), "line 1: whitespace or control"),
 ])
 def test_unusable_token_file_is_refused_naming_key_path_and_why(
         tmp_path: Path, make: object, why: str) -> None:

@@ -19,6 +19,7 @@ from pydantic import BaseModel
 
 from failover.api.admin import MAX_BODY, DrainBody, EmptyBody, FreezeBody, admin_app
 from failover.api.audit import AuditLog
+from failover.api.token import Tokens
 from failover.metrics import Metrics
 
 TOKEN = "hostile-test-token"  # noqa: S105 - a test token
@@ -102,7 +103,7 @@ class Admin:
 async def admin(tmp_path: Path) -> AsyncIterator[Admin]:
     target = SpyTarget()
     audit = tmp_path / "audit.jsonl"
-    app = admin_app(target, TOKEN, AuditLog(audit))
+    app = admin_app(target, Tokens((TOKEN,)), AuditLog(audit))
     async with TestClient(TestServer(app)) as client:
         yield Admin(client, target, audit)
 
