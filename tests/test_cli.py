@@ -16,6 +16,7 @@ from typing import ClassVar
 import pytest
 
 from failover.cli import main
+from tests.certs import Authority
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -205,3 +206,43 @@ def test_break_glass_bad_listen_section_is_a_located_error(
     config.write_text("listen:\n" + listen + BROKEN_ELSEWHERE)
     assert main(["freeze", "--reason", "x", "-c", str(config)]) == 1
     assert message.format(dir=tmp_path) in capsys.readouterr().err
+
+
+def _tls_config(folder: Path, cert: str, key: str) -> Path:
+    path = folder / "tls.yaml"
+    path.write_text(f"listen: {{tls: {{cert_file: {cert}, key_file: {key}}}}}\n"
+                    "clusters: [{name: a, weight: 1, checks: [{tcp: '127.0.0.1:1'}]}]\n"
+                    f"state_dir: {folder / 'state'}\n")
+    return path
+
+
+def test_check_shows_the_certificate_and_warns_when_it_expires_soon(
+        tmp_path: Path, capsys: pytest.CaptureFixture[str],
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    """Subject, fingerprint and expiry of listen.tls; a warning under 14 days left."""
+    monkeypatch.setenv("FAILOVER_ADMIN_TOKEN", "t")
+    ca = Authority(tmp_path / "ca")
+    ca.issue("soon", days=5)
+    ca.issue("later", days=200)
+    assert main(["check", "-c", str(_tls_config(tmp_path, "ca/later.crt", "ca/later.key"))]) == 0
+    captured = capsys.readouterr()
+    assert "listen.tls: CN=later, sha256:" in captured.out
+    assert "(200 days)" in captured.out
+    assert "warning" not in captured.err
+    assert main(["check", "-c", str(_tls_config(tmp_path, "ca/soon.crt", "ca/soon.key"))]) == 0
+    assert "warning: listen.tls: the certificate expires in 5.0 days" in capsys.readouterr().err
+
+
+def test_check_refuses_a_key_that_is_not_the_certificates(
+        tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """Unreadable files and mismatched keys are refused at load, located, naming the files."""
+    ca = Authority(tmp_path / "ca")
+    ca.issue("one")
+    ca.issue("two")
+    path = _tls_config(tmp_path, "ca/one.crt", "ca/two.key")
+    assert main(["check", "-c", str(path)]) == 1
+    err = capsys.readouterr().err
+    assert f"{path}:1: listen.tls: key {tmp_path}/ca/two.key does not belong to certificate " \
+           f"{tmp_path}/ca/one.crt" in err
+    assert main(["check", "-c", str(_tls_config(tmp_path, "ca/none.crt", "ca/two.key"))]) == 1
+    assert "none.crt: no such file" in capsys.readouterr().err

@@ -62,7 +62,32 @@ def _check(args: argparse.Namespace) -> int:
         print(f"warning: up to {rates.in_flight:.0f} probes may be in flight at once, above "
               f"max_in_flight ({budget.max_in_flight}); some runs will be delayed",
               file=sys.stderr)
+    _show_certificates(config)
     return OK
+
+
+EXPIRY_WARNING_DAYS = 14
+"""Days left under which `check` warns of a certificate: two weeks to renew by hand when
+the automation that should have renewed it has failed."""
+
+
+def _show_certificates(config: Config) -> None:
+    """Each certificate the config serves or presents, its expiry, and a warning for one
+    about to expire (files that cannot be used were refused already, when it was loaded)."""
+    etcd = None if config.coordination is None else config.coordination.etcd.tls
+    for key, tls in (("listen.tls", config.listen.tls), ("coordination.etcd.tls", etcd)):
+        certificate = None if tls is None else tls.material.certificate
+        if certificate is None:
+            continue
+        days = certificate.days_left()
+        print(f"{key}: {certificate.subject}, {certificate.fingerprint}, expires "
+              f"{certificate.not_after:%Y-%m-%d %H:%M} UTC ({days:.0f} days)")
+        if days <= 0:
+            print(f"warning: {key}: the certificate has expired: clients will refuse it",
+                  file=sys.stderr)
+        elif days < EXPIRY_WARNING_DAYS:
+            print(f"warning: {key}: the certificate expires in {days:.1f} days",
+                  file=sys.stderr)
 
 
 def _refused(source: str, config: Config) -> bool:
