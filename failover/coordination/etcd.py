@@ -6,6 +6,11 @@ docs/distributed.md): keys and values are base64, int64 fields are strings, a tx
 has no ``succeeded`` field at all, and a watch on a member without quorum hangs silently
 unless asked with the ``hasleader`` header. Every read here is linearizable: a serializable
 read on a partitioned member returns a stale leader.
+
+With ``coordination.etcd.tls`` every call is HTTPS, the session's connector holding the
+context (`failover.config.tls.client_context`); a failed handshake is one more way a member
+cannot answer, said in words an operator can act on (which side refused, which key to
+check).
 """
 
 from __future__ import annotations
@@ -13,6 +18,8 @@ from __future__ import annotations
 import asyncio
 import base64
 import json
+import re
+import ssl
 from collections.abc import AsyncIterator, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, Literal
@@ -20,6 +27,7 @@ from typing import Any, Literal
 import aiohttp
 
 from failover.config.addresses import Endpoint
+from failover.config.tls import Material, client_context
 
 HAS_LEADER = {"Grpc-Metadata-hasleader": "true"}
 """On watches: a member that has lost its leader cancels the watch instead of hanging."""
@@ -39,6 +47,15 @@ class EtcdRefused(Exception):
 class LeaseGone(EtcdRefused):
     """A request named a lease etcd no longer has: it expired (we were paused or cut off
     longer than its TTL) or was revoked. Whatever was held under it is lost."""
+
+
+def client_session(tls: Material | None) -> aiohttp.ClientSession:
+    """The session an `EtcdClient` with the same ``tls`` calls through: no total timeout (a
+    watch streams for as long as it lives; each call bounds itself), no proxy from the
+    environment, and with ``tls`` the client context in its connector."""
+    connector = None if tls is None else aiohttp.TCPConnector(ssl=client_context(tls))
+    return aiohttp.ClientSession(connector=connector,
+                                 timeout=aiohttp.ClientTimeout(total=None), trust_env=False)
 
 
 def b64(text: str | bytes) -> str:
@@ -80,15 +97,21 @@ class Event:
 
 class EtcdClient:
     """Calls go to the member that last answered, and on to the next when one cannot; each
-    attempt has ``timeout`` seconds, so a call takes at most ``timeout`` x members."""
+    attempt has ``timeout`` seconds, so a call takes at most ``timeout`` x members.
+
+    With ``tls`` the members are spoken to over HTTPS; ``session``'s connector must then
+    hold the SSL context made from that material (the client only needs to know which
+    scheme, and whether it sends a certificate, to say why a handshake failed)."""
 
     def __init__(self, endpoints: Sequence[Endpoint], timeout: float,
-                 session: aiohttp.ClientSession) -> None:
+                 session: aiohttp.ClientSession, tls: Material | None = None) -> None:
         if not endpoints:
             raise ValueError("no etcd endpoints")
         self._endpoints = list(endpoints)
         self._timeout = timeout
         self._session = session
+        self._tls = tls
+        self._scheme = "http" if tls is None else "https"
         self._current = 0
         self.last_error: str | None = None
         """Why the latest call found no member to answer; None once one does."""
@@ -102,7 +125,7 @@ class EtcdClient:
                 async with asyncio.timeout(self._timeout):
                     reply = await self._post(endpoint, path, body)
             except (TimeoutError, aiohttp.ClientError, OSError, _Unavailable) as exc:
-                failures.append(f"{endpoint}: {_describe(exc)}")
+                failures.append(f"{endpoint}: {_describe(exc, self._tls)}")
                 continue
             self._current = index
             self.last_error = None
@@ -112,7 +135,8 @@ class EtcdClient:
 
     async def _post(self, endpoint: Endpoint, path: str,
                     body: Mapping[str, Any]) -> dict[str, Any]:
-        async with self._session.post(f"http://{endpoint}/v3{path}", json=body) as response:
+        async with self._session.post(f"{self._scheme}://{endpoint}/v3{path}",
+                                      json=body) as response:
             data = await response.content.read(MAX_REPLY_BYTES + 1)
             if len(data) > MAX_REPLY_BYTES:
                 msg = f"{path}: reply over {MAX_REPLY_BYTES} bytes"
@@ -234,22 +258,25 @@ class EtcdClient:
         if prefix:
             request["range_end"] = prefix_end(key)
         endpoint = self._endpoints[self._current]
+        replied = False
         try:
             async with self._session.post(
-                    f"http://{endpoint}/v3/watch", json={"create_request": request},
+                    f"{self._scheme}://{endpoint}/v3/watch",
+                    json={"create_request": request},
                     headers=HAS_LEADER,
                     timeout=aiohttp.ClientTimeout(total=None, sock_connect=self._timeout),
             ) as response:
                 if response.status != 200:
                     msg = f"watch on {endpoint}: HTTP {response.status}"
                     raise EtcdUnavailable(msg)
+                replied = True
                 async for line in response.content:
                     if not line.strip():
                         continue
                     yield _watch_events(json.loads(line), endpoint)
         except (aiohttp.ClientError, OSError, ValueError) as exc:
             self._current = (self._current + 1) % len(self._endpoints)
-            msg = f"watch on {endpoint}: {_describe(exc)}"
+            msg = f"watch on {endpoint}: {_describe(exc, self._tls, before_reply=not replied)}"
             raise EtcdUnavailable(msg) from exc
         self._current = (self._current + 1) % len(self._endpoints)
         msg = f"watch on {endpoint}: the stream ended"
@@ -274,7 +301,89 @@ class _Unavailable(Exception):
     pass
 
 
-def _describe(exc: BaseException) -> str:
+_SSL_SOURCE = re.compile(r"\s*\(_ssl\.c:\d+\)$")
+_NOT_TLS = {"WRONG_VERSION_NUMBER", "RECORD_LAYER_FAILURE", "PACKET_LENGTH_TOO_LONG",
+            "HTTP_REQUEST", "UNEXPECTED_EOF_WHILE_READING"}
+"""OpenSSL's reasons when what answered the ClientHello does not speak TLS."""
+_NAME_MISMATCH = {62, 64}
+"""X509_V_ERR_HOSTNAME_MISMATCH, X509_V_ERR_IP_ADDRESS_MISMATCH: the CA is right, the
+certificate is for another name."""
+_UNKNOWN_ISSUER = {2, 7, 18, 19, 20, 21}
+"""X509_V_ERR_ codes that mean no CA we trust signed the chain (or not that way)."""
+
+
+def _ssl_error(exc: BaseException) -> ssl.SSLError | None:
+    """The OpenSSL error behind an aiohttp one: aiohttp wraps it (a refused handshake as
+    ClientConnectorSSLError, a TLS 1.3 alert that arrives with the reply as ClientOSError),
+    keeping the original as the cause. Some wrappers are SSLErrors themselves, without
+    OpenSSL's reason: the original is the one that has it."""
+    seen: set[int] = set()
+    current: BaseException | None = exc
+    while current is not None and id(current) not in seen:
+        if isinstance(current, ssl.SSLError) and not isinstance(current, aiohttp.ClientError):
+            return current
+        seen.add(id(current))
+        current = current.__cause__ or current.__context__
+    return None
+
+
+def _refused_our_certificate(reason: str) -> bool:
+    # Alerts the client reads were sent by the member: about the certificate it got from
+    # us (TLS 1.3 reports them only when the reply is read, not at the handshake).
+    return "ALERT" in reason and ("CERTIFICATE" in reason or reason.endswith("UNKNOWN_CA")
+                                  or reason.endswith("ACCESS_DENIED"))
+
+
+def _describe_verify(error: ssl.SSLCertVerificationError, text: str, tls: Material) -> str:
+    """Why we refused the member's certificate."""
+    code = error.verify_code
+    if code in _NAME_MISMATCH:
+        return (f"TLS: the member's certificate is not for this address ({text}); it must "
+                "name the endpoint as coordination.etcd.endpoints writes it")
+    if code not in _UNKNOWN_ISSUER:
+        return f"TLS: the member's certificate is not accepted ({text})"
+    return (f"TLS: the member's certificate is not trusted ({text}); "
+            "coordination.etcd.tls.ca_file must hold the CA that signed it"
+            + ("" if tls.cas is not None else ", and none is set: the system's CAs were "
+               "used"))
+
+
+def _describe_tls(error: ssl.SSLError, tls: Material) -> str:
+    text = _SSL_SOURCE.sub("", str(error.args[1] if len(error.args) > 1 else error))
+    reason = error.reason or ""
+    if isinstance(error, ssl.SSLCertVerificationError):
+        return _describe_verify(error, text, tls)
+    if _refused_our_certificate(reason):
+        if tls.chain is None:
+            return (f"TLS: the member refused us ({text}); it requires a client "
+                    "certificate and none is set (coordination.etcd.tls cert_file, "
+                    "key_file)")
+        return (f"TLS: the member refused our client certificate ({text}); it must be "
+                "signed by a CA in etcd's --trusted-ca-file (coordination.etcd.tls "
+                "cert_file)")
+    if reason in _NOT_TLS:
+        return (f"TLS handshake failed ({text}): does the member serve plain HTTP? "
+                "(coordination.etcd.tls is set)")
+    return f"TLS: {text}"
+
+
+def _describe(exc: BaseException, tls: Material | None = None, *,
+              before_reply: bool = True) -> str:
+    """``before_reply``: no status line came yet, so a disconnect is a refusal, not a
+    stream that broke."""
     if isinstance(exc, TimeoutError):
         return "no answer in time"
+    if tls is not None:
+        error = _ssl_error(exc)
+        if error is not None:
+            return _describe_tls(error, tls)
+        if isinstance(exc, aiohttp.ClientConnectorError) \
+                and isinstance(exc.os_error, ConnectionResetError):
+            # The connection is made and then reset: what an HTTP-only member does with
+            # our ClientHello.
+            return ("TLS handshake failed (connection reset by the member): does it serve "
+                    "plain HTTP? (coordination.etcd.tls is set)")
+    elif before_reply and isinstance(exc, aiohttp.ServerDisconnectedError):
+        return ("the member closed the connection before answering (one that serves HTTPS "
+                "only does so to plain HTTP, and coordination.etcd.tls is not set)")
     return str(exc) or type(exc).__name__

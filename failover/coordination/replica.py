@@ -17,10 +17,8 @@ from collections.abc import Callable, Mapping, Sequence
 from datetime import UTC, datetime
 from typing import Any
 
-import aiohttp
-
 from failover.config.coordination import Coordination
-from failover.coordination.etcd import EtcdClient, EtcdUnavailable
+from failover.coordination.etcd import EtcdClient, EtcdUnavailable, client_session
 from failover.coordination.leader import Election, LeaderInfo, Lease, Role
 from failover.coordination.mirror import Mirror
 from failover.coordination.quorum import (
@@ -74,11 +72,15 @@ class Replica:
         self.connected = asyncio.Event()
 
     async def run(self) -> None:
-        """The etcd session and every loop of this replica's part, until cancelled."""
+        """The etcd session and every loop of this replica's part, until cancelled.
+
+        The TLS material is the one read when this replica was built: a reload that changes
+        ``coordination`` (its certificates too) takes effect at the next restart, as the
+        reloader says."""
         etcd = self.spec.etcd
-        async with aiohttp.ClientSession(
-                timeout=aiohttp.ClientTimeout(total=None), trust_env=False) as session:
-            client = EtcdClient(etcd.endpoints, etcd.timeout, session)
+        tls = None if etcd.tls is None else etcd.tls.material
+        async with client_session(tls) as session:
+            client = EtcdClient(etcd.endpoints, etcd.timeout, session, tls)
             lease = Lease(client, etcd.lease_ttl, self._clock)
             self._client, self._lease = client, lease
             self._election = Election(client, lease, self._keys["leader"], self.name,
