@@ -28,6 +28,9 @@ from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
+from cryptography import x509
+from cryptography.x509.oid import ExtendedKeyUsageOID
+
 from tests.certs import Issued
 from tests.servers import Foreground, free_port
 
@@ -47,6 +50,17 @@ class EtcdTls:
     client: Issued
     client_cert_auth: bool = True
     """``--client-cert-auth``: a client without a certificate ``ca`` signed is refused."""
+
+    def __post_init__(self) -> None:
+        # etcd's gRPC gateway dials its own member with ``server`` as a client certificate:
+        # without the client use, every gateway call is a 503 "connection closed", while
+        # /health (served apart from the gateway) still says healthy.
+        usages = x509.load_pem_x509_certificate(self.server.cert.read_bytes()) \
+            .extensions.get_extension_for_class(x509.ExtendedKeyUsage).value
+        if self.client_cert_auth and ExtendedKeyUsageOID.CLIENT_AUTH not in usages:
+            msg = (f"{self.server.cert}: with --client-cert-auth etcd's own certificate "
+                   "needs client use too (issue it with client=True)")
+            raise ValueError(msg)
 
     def flags(self) -> list[str]:
         return ["--cert-file", str(self.server.cert), "--key-file", str(self.server.key),
