@@ -3,10 +3,16 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import errno
+import grp
 import logging
 import math
+import os
+import socket
 import time
 from collections.abc import Callable
+from pathlib import Path
 
 from aiohttp import web
 from aiohttp.abc import AbstractAccessLogger
@@ -14,7 +20,7 @@ from aiohttp.http_exceptions import HttpProcessingError
 from aiohttp.web_request import BaseRequest
 
 from failover.api.tls import ServingTls
-from failover.config.addresses import Endpoint, split_hostport
+from failover.config.addresses import Endpoint, UnixSocket, split_hostport
 
 log = logging.getLogger(__name__)
 
@@ -99,13 +105,17 @@ def _access_logger(hook: AccessHook) -> type[AbstractAccessLogger]:
 
 
 class Listener:
-    def __init__(self, name: str, app: web.Application, address: Endpoint | str,
+    def __init__(self, name: str, app: web.Application, address: Endpoint | UnixSocket | str,
                  rejected: Callable[[], None] = lambda: None,
-                 tls: ServingTls | None = None) -> None:
+                 tls: ServingTls | None = None, socket_mode: int = 0o600,
+                 socket_group: str | None = None) -> None:
         """``rejected`` is called for each request aiohttp could not parse (a metric); with
-        ``tls``, the listener speaks HTTPS only."""
+        ``tls``, a TCP listener speaks HTTPS only. A Unix socket is made with
+        ``socket_mode`` and ``socket_group``: its file's mode is its access control."""
         self.name = name
         self.tls = tls
+        self._socket_mode = socket_mode
+        self._socket_group = socket_group
         self._rejects = _RejectsOncePerWindow(name, rejected, time.monotonic)
         # Its own server logger, so the filter knows the listener, at DEBUG so every record
         # reaches the filter (and is counted) whatever the log level; the filter then lets
@@ -113,14 +123,13 @@ class Listener:
         self._server_log = logging.getLogger(f"{__name__}.{name}")
         self._server_log.setLevel(logging.DEBUG)
         self.app = app
-        self.address = split_hostport(address, listen=True) if isinstance(address, str) \
-            else address
+        self.address: Endpoint | UnixSocket = split_hostport(address, listen=True) \
+            if isinstance(address, str) else address
         self.ready = asyncio.Event()
         self.bound: list[str] = []
         """Addresses actually bound (a port 0 in the config becomes the real port)."""
 
     async def serve(self) -> None:
-        host, port = self.address
         hook = self.app.get(ACCESS_HOOK)
         if hook is None:
             runner = web.AppRunner(self.app, access_log=None, handle_signals=False,
@@ -133,15 +142,64 @@ class Listener:
                                    logger=self._server_log)
         self._server_log.addFilter(self._rejects)
         await runner.setup()
+        made: UnixSocket | None = None
         try:
-            site = web.TCPSite(runner, host, port, reuse_address=True,
-                               ssl_context=None if self.tls is None else self.tls.front)
-            await site.start()
-            self.bound = [f"{a[0]}:{a[1]}" for a in runner.addresses]
-            log.info("%s listener on %s%s", self.name, ", ".join(self.bound),
-                     "" if self.tls is None else " (HTTPS only)")
+            if isinstance(self.address, UnixSocket):
+                made = self.address
+                site: web.BaseSite = web.SockSite(runner, bind_unix(
+                    made.path, self._socket_mode, self._socket_group))
+                await site.start()
+                self.bound = [str(made)]
+                log.info("%s listener on %s (mode %04o%s)", self.name, made, self._socket_mode,
+                         f", group {self._socket_group}" if self._socket_group else "")
+            else:
+                host, port = self.address
+                site = web.TCPSite(runner, host, port, reuse_address=True,
+                                   ssl_context=None if self.tls is None else self.tls.front)
+                await site.start()
+                self.bound = [f"{a[0]}:{a[1]}" for a in runner.addresses]
+                log.info("%s listener on %s%s", self.name, ", ".join(self.bound),
+                         "" if self.tls is None else " (HTTPS only)")
             self.ready.set()
             await asyncio.Event().wait()  # until cancelled
         finally:
             await runner.cleanup()
             self._server_log.removeFilter(self._rejects)
+            if made is not None:
+                with contextlib.suppress(FileNotFoundError):
+                    made.path.unlink()
+
+
+def bind_unix(path: Path, mode: int, group: str | None) -> socket.socket:
+    """A Unix socket bound at ``path`` with ``mode`` (and ``group``) from its first instant:
+    made under a umask that lets nobody in, then opened up to ``mode``, so no one gets in
+    through a wider mode in between. A socket file left by a daemon that died is replaced;
+    one a live daemon listens on, or any other file, is not: OSError says why."""
+    if path.is_socket():
+        probe = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+        try:
+            probe.connect(str(path))
+        except ConnectionRefusedError:
+            path.unlink()  # nobody listens: a leftover
+        else:
+            msg = f"unix:{path}: another process listens on it"
+            raise OSError(errno.EADDRINUSE, msg)
+        finally:
+            probe.close()
+    elif path.exists() or path.is_symlink():
+        msg = f"unix:{path}: a file that is not a socket is there; not replaced"
+        raise OSError(errno.EEXIST, msg)
+    sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    try:
+        previous = os.umask(0o777)
+        try:
+            sock.bind(str(path))
+        finally:
+            os.umask(previous)
+        if group is not None:
+            os.chown(path, -1, grp.getgrnam(group).gr_gid)
+        os.chmod(path, mode)
+    except BaseException:
+        sock.close()
+        raise
+    return sock

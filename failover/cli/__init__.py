@@ -6,10 +6,10 @@ from __future__ import annotations
 import argparse
 import asyncio
 import gc
+import http.client
 import json
+import ssl
 import sys
-import urllib.error
-import urllib.request
 from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -172,34 +172,49 @@ def _config_schema(args: argparse.Namespace) -> int:
     return OK
 
 
-def _get_json(url: str, timeout: float = 5.0) -> Any:
-    with urllib.request.urlopen(url, timeout=timeout) as response:  # noqa: S310 - operator's URL
-        return json.load(response)
-
-
-def _status_url(args: argparse.Namespace) -> str:
-    """``--url``, else the ``listen.status`` of ``-c`` (nothing else of it is read)."""
-    if args.url:
-        return str(args.url)
-    if not args.config:
-        return DEFAULT_STATUS_URL
+def _get_json(url: str, context: ssl.SSLContext | None, timeout: float = 5.0) -> Any:
+    conn, prefix = admin_client.connection(url, context, timeout)
     try:
-        listen = admin_client.listen_section(args.config)
-    except ConfigError as exc:
-        msg = f"{exc}\n(--url reaches the daemon without the config)"
-        raise admin_client.Usage(msg) from exc
-    return admin_client.listen_url(listen.status, "listen.status")
+        conn.request("GET", prefix + "/v1/status")
+        response = conn.getresponse()
+        body = response.read()
+    finally:
+        conn.close()
+    if response.status != 200:
+        msg = f"HTTP {response.status} {response.reason}"
+        raise ValueError(msg)
+    return json.loads(body)
+
+
+def _status_target(args: argparse.Namespace) -> tuple[str, ssl.SSLContext]:
+    """``--url``, else the ``listen.status`` of ``-c`` (nothing else of it is read), and how
+    to trust its certificate."""
+    listen = None
+    if args.config:
+        try:
+            listen = admin_client.listen_section(args.config)
+        except ConfigError as exc:
+            msg = f"{exc}\n(--url reaches the daemon without the config)"
+            raise admin_client.Usage(msg) from exc
+    context = admin_client.trust(listen, args.cacert, args.cert, args.key)
+    if args.url:
+        return str(args.url), context
+    if listen is None:
+        return DEFAULT_STATUS_URL, context
+    return admin_client.listen_url(listen.status, "listen.status",
+                                   listen.tls is not None), context
 
 
 def _status(args: argparse.Namespace) -> int:
     try:
-        url = _status_url(args).rstrip("/") + "/v1/status"
+        url, context = _status_target(args)
+        url = url.rstrip("/")
     except admin_client.Usage as exc:
         print(f"failover: {exc}", file=sys.stderr)
         return USER_ERROR
     try:
-        doc = _get_json(url)
-    except (urllib.error.URLError, OSError, ValueError) as exc:
+        doc = _get_json(url, context)
+    except (OSError, ValueError, http.client.HTTPException, admin_client.Usage) as exc:
         print(f"failover: daemon unreachable at {url}: {exc}", file=sys.stderr)
         return UNREACHABLE
     if args.json:
@@ -241,6 +256,7 @@ def parser() -> argparse.ArgumentParser:
     status.add_argument("--url", help=f"status listener URL (default {DEFAULT_STATUS_URL})")
     status.add_argument("-c", "--config", help="take the status listener's address from it")
     status.add_argument("--json", action="store_true", help="print the raw /v1/status document")
+    admin_client.tls_arguments(status)
     status.set_defaults(func=_status)
 
     schema = sub.add_parser("config-schema", help="print the config file's JSON Schema")

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import ipaddress
 import re
+from pathlib import Path
 from typing import Annotated, NamedTuple
 from urllib.parse import urlsplit
 
@@ -24,6 +25,20 @@ class Endpoint(NamedTuple):
 
     def __str__(self) -> str:
         return f"[{self.host}]:{self.port}" if ":" in self.host else f"{self.host}:{self.port}"
+
+
+class UnixSocket(NamedTuple):
+    """``unix:PATH``: a listener on a Unix socket, whose file mode is its access control."""
+
+    path: Path
+
+    def __str__(self) -> str:
+        return f"unix:{self.path}"
+
+
+UNIX_PREFIX = "unix:"
+MAX_UNIX_PATH = 107
+"""Bytes of a Unix socket's path on Linux (sun_path is 108, with its NUL)."""
 
 
 def _canonical_host(host: str) -> str | None:
@@ -128,6 +143,16 @@ def _parsed(listen: bool) -> object:
     return parse
 
 
+def _admin_address(value: object) -> object:
+    if isinstance(value, str) and value.strip().startswith(UNIX_PREFIX):
+        path = value.strip().removeprefix(UNIX_PREFIX)
+        if not path:
+            msg = "unix: needs a path, e.g. unix:/run/failover/admin.sock"
+            raise ValueError(msg)
+        return UnixSocket(Path(path))
+    return _parsed(listen=True)(value)  # type: ignore[operator]
+
+
 HostPort = Annotated[Endpoint, BeforeValidator(_parsed(listen=False)), PlainSerializer(str),
                      WithJsonSchema({"type": "string", "description": "host:port"})]
 """``host:port``; IPv6 as ``[::1]:53``; an `Endpoint` once loaded."""
@@ -135,6 +160,11 @@ ListenAddress = Annotated[Endpoint, BeforeValidator(_parsed(listen=True)),
                           PlainSerializer(str),
                           WithJsonSchema({"type": "string", "description": "host:port"})]
 """An address to bind; port 0 picks a free port; an `Endpoint` once loaded."""
+AdminAddress = Annotated[Endpoint | UnixSocket, BeforeValidator(_admin_address),
+                         PlainSerializer(str),
+                         WithJsonSchema({"type": "string",
+                                         "description": "host:port, or unix:PATH"})]
+"""Where the admin listener binds: as `ListenAddress`, or a Unix socket."""
 HttpUrl = Annotated[Url, PlainValidator(_url), PlainSerializer(str),
                     WithJsonSchema({"type": "string", "format": "uri"})]
 """An http(s) URL; a `Url` (a str that knows its endpoint) once loaded."""

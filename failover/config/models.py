@@ -2,11 +2,15 @@
 
 from __future__ import annotations
 
+import grp
+import os
+import re
 from collections.abc import Iterable
 from pathlib import Path
-from typing import Literal
+from typing import Annotated, Literal
 
 from pydantic import (
+    BeforeValidator,
     Field,
     ValidationInfo,
     field_validator,
@@ -19,7 +23,13 @@ from failover.config.actuators import (
     FileActuator,
     HaproxyActuator,
 )
-from failover.config.addresses import Endpoint, ListenAddress
+from failover.config.addresses import (
+    MAX_UNIX_PATH,
+    AdminAddress,
+    Endpoint,
+    ListenAddress,
+    UnixSocket,
+)
 from failover.config.base import Name, Strict, dotted, located, resolve
 from failover.config.budget import Job, all_jobs, worst_case_rates
 from failover.config.coordination import Coordination
@@ -33,16 +43,36 @@ from failover.config.signals import (
 from failover.config.tls import ServerTls
 
 
+def _mode(value: object) -> object:
+    # "0660" as an operator writes it (YAML would read an unquoted 0660 as octal already).
+    if isinstance(value, str):
+        if not re.fullmatch(r"0?[0-7]{3}", value.strip()):
+            msg = f"expected a file mode such as \"0600\" or \"0660\", got {value!r}"
+            raise ValueError(msg)
+        return int(value.strip(), 8)
+    return value
+
+
+SocketMode = Annotated[int, BeforeValidator(_mode), Field(ge=0, le=0o777)]
+
+
 class Listen(Strict):
     status: ListenAddress = Field(Endpoint("127.0.0.1", 9470),
                                   json_schema_extra={"default": "127.0.0.1:9470"})
     """Status listener: the status page at /, /metrics, /healthz, /readyz, /v1/status,
     /v1/decisions."""
-    admin: ListenAddress = Field(Endpoint("127.0.0.1", 9471),
-                                 json_schema_extra={"default": "127.0.0.1:9471"})
-    """Break-glass admin API; loopback by default so it is never exposed by accident."""
+    admin: AdminAddress = Field(Endpoint("127.0.0.1", 9471),
+                                json_schema_extra={"default": "127.0.0.1:9471"})
+    """Break-glass admin API; loopback by default so it is never exposed by accident;
+    ``unix:PATH`` for a Unix socket, relative to the config's folder."""
+    admin_socket_mode: SocketMode = 0o600
+    """The admin socket file's mode (``unix:`` only), e.g. ``"0660"`` with
+    ``admin_socket_group``: who may connect is who may write to it."""
+    admin_socket_group: str | None = None
+    """Group given the admin socket file (``unix:`` only); by default the daemon's."""
     admin_token_file: Path | None = None
-    """File holding the admin bearer token; FAILOVER_ADMIN_TOKEN overrides it."""
+    """File holding the admin bearer tokens, one per line (several while rotating);
+    re-read when it changes. FAILOVER_ADMIN_TOKEN overrides it."""
     tls: ServerTls | None = None
     """Certificate, key and optional client CA: every TCP listener then speaks HTTPS only,
     TLS 1.2 and later (docs/security.md)."""
@@ -52,9 +82,35 @@ class Listen(Strict):
     def _relative_to_config(cls, value: Path | None, info: ValidationInfo) -> Path | None:
         return None if value is None else resolve(value, info)
 
+    @field_validator("admin")
+    @classmethod
+    def _socket_relative_to_config(cls, value: Endpoint | UnixSocket,
+                                   info: ValidationInfo) -> Endpoint | UnixSocket:
+        if not isinstance(value, UnixSocket):
+            return value
+        path = resolve(value.path, info)
+        if len(os.fsencode(path)) > MAX_UNIX_PATH:
+            msg = (f"unix:{path} is {len(os.fsencode(path))} bytes long; a Unix socket's path "
+                   f"is at most {MAX_UNIX_PATH}: choose a shorter one")
+            raise ValueError(msg)
+        return UnixSocket(path)
+
+    @field_validator("admin_socket_group")
+    @classmethod
+    def _group_exists(cls, value: str | None) -> str | None:
+        if value is not None:
+            try:
+                grp.getgrnam(value)
+            except KeyError as exc:
+                msg = f"no group named {value!r} on this host"
+                raise ValueError(msg) from exc
+        return value
+
     @model_validator(mode="after")
     def _apart(self) -> Listen:
         status, admin = self.status, self.admin
+        if isinstance(admin, UnixSocket):
+            return self
         wildcard = {"0.0.0.0", "::"}  # noqa: S104 - the addresses compared, not bound
         if status.port and status.port == admin.port and (
                 status.host == admin.host or {status.host, admin.host} & wildcard):

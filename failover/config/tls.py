@@ -29,6 +29,10 @@ PEM_LIMIT = 1024 * 1024
 
 MIN_VERSION = ssl.TLSVersion.TLSv1_2
 
+SERVED_BY_ANOTHER = "tls_served_by_another"
+"""A loader context key: set, `ServerTls` keeps its paths and reads none of its files (the
+CLI reads the daemon's config for its addresses, and may not read the daemon's key)."""
+
 
 class TlsProblem(ValueError):
     """Why TLS files cannot be used, naming the file."""
@@ -206,7 +210,9 @@ class ServerTls(Strict):
         return None if value is None else resolve(value, info)
 
     @model_validator(mode="after")
-    def _read_once(self) -> ServerTls:
+    def _read_once(self, info: ValidationInfo) -> ServerTls:
+        if isinstance(info.context, dict) and info.context.get(SERVED_BY_ANOTHER):
+            return self  # a client reading the daemon's config: the key is not its to read
         try:
             self._material = read_material(self.cert_file, self.key_file,
                                            self.client_ca_file, "client CA file")

@@ -12,6 +12,7 @@ from failover.api.status import status_app
 from failover.api.tls import ServingTls
 from failover.api.token import TOKEN_ENV, TokenError, Tokens, admin_tokens
 from failover.config import Config
+from failover.config.addresses import UnixSocket
 from failover.config.tls import Certificate
 from failover.daemon.supervisor import StartupError
 from failover.daemon.surface import Surface
@@ -26,8 +27,10 @@ def serving_tls(config: Config, metrics: Metrics) -> ServingTls | None:
     if tls is None:
         return None
 
+    tcp = ["status"] + ([] if isinstance(config.listen.admin, UnixSocket) else ["admin"])
+
     def shown(certificate: Certificate) -> None:
-        for listener in ("status", "admin"):
+        for listener in tcp:
             metrics.tls_expiry.labels(listener).set(certificate.not_after.timestamp())
 
     return ServingTls(tls.material, shown)
@@ -59,5 +62,9 @@ def listeners(config: Config, surface: Surface, metrics: Metrics,
                       rejected.labels("status").inc, tls)
     if tokens is None:
         return status, None
+    listen = config.listen
+    # A Unix socket's file mode is its access control; TLS is for what crosses a network.
+    admin_tls = None if isinstance(listen.admin, UnixSocket) else tls
     return status, Listener("admin", admin_app(surface, tokens, AuditLog(config.audit_file)),
-                            config.listen.admin, rejected.labels("admin").inc, tls)
+                            listen.admin, rejected.labels("admin").inc, admin_tls,
+                            listen.admin_socket_mode, listen.admin_socket_group)

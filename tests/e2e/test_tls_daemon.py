@@ -5,8 +5,14 @@ says why, and exports the certificate's expiry."""
 from __future__ import annotations
 
 import asyncio
+import json
+import os
 import signal
 import ssl
+import stat
+import subprocess
+import sys
+import tempfile
 from pathlib import Path
 from typing import Any
 
@@ -105,3 +111,78 @@ async def test_renewed_certificates_are_served_after_sighup_and_bad_ones_refused
         assert "no PEM private key" in error
         assert (await peer(url + "/healthz", trust))[0] == "renewed"  # the old one stays
         assert daemon.process.returncode is None
+
+
+def run_cli(*args: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run([sys.executable, "-m", "failover", *args], capture_output=True,
+                          text=True, timeout=30, check=False)
+
+
+def as_nobody() -> None:  # runs in the child, before exec
+    os.setgid(65534)
+    os.setuid(65534)
+
+
+async def test_the_cli_reaches_a_tls_status_listener_and_a_unix_socket_admin(
+        lab: Lab, tmp_path: Path) -> None:
+    """`failover status -c` trusts the certificate the daemon serves and presents the
+    operator's client certificate; `failover freeze -c` goes through the admin socket, made
+    0600: a user without write permission on it cannot even connect."""
+    ca = Authority(tmp_path / "tls")
+    ca.issue("server")
+    operators = Authority(tmp_path / "operators", "operators' CA")
+    alice = operators.issue("alice", server=False, client=True)
+    port = free_port()
+    path = tls_config(tmp_path, lab, port)
+    # A folder anyone may pass through (pytest's own is root's alone), so that only the
+    # socket file's mode stands between another user and the admin API.
+    open_folder = Path(tempfile.mkdtemp(prefix="failover-admin-"))
+    open_folder.chmod(0o711)
+    socket_path = open_folder / "admin.sock"
+    (tmp_path / "tokens").write_text("cli-token-0123456789\n")
+    path.write_text(path.read_text().replace(
+        '  admin: "127.0.0.1:0"\n',
+        f'  admin: "unix:{socket_path}"\n  admin_token_file: tokens\n').replace(
+        "key_file: tls/server.key}", "key_file: tls/server.key, "
+                                     "client_ca_file: operators/ca.crt}"))
+    async with daemon_process(path, port) as daemon:
+        async def answering() -> bool:
+            done = await asyncio.to_thread(
+                run_cli, "status", "-c", str(path), "--cert", str(alice.cert),
+                "--key", str(alice.key))
+            return done.returncode == 0
+
+        await wait_until(answering, 20, "failover status over HTTPS")
+        shown = await asyncio.to_thread(run_cli, "status", "-c", str(path), "--cert",
+                                        str(alice.cert), "--key", str(alice.key))
+        assert "lab-1" in shown.stdout
+        refused = await asyncio.to_thread(run_cli, "status", "-c", str(path))
+        assert refused.returncode == 3  # no client certificate: the handshake is refused
+
+        assert stat.S_IMODE(socket_path.stat().st_mode) == 0o600
+        frozen = await asyncio.to_thread(run_cli, "freeze", "-c", str(path), "--reason",
+                                         "over the socket")
+        assert frozen.returncode == 0, frozen.stderr
+        assert json.loads(frozen.stdout)["frozen"] is True
+        assert await connect_as_nobody(socket_path) == 13  # EACCES: the file's mode
+        socket_path.chmod(0o666)  # the control: opened up, the same user gets in
+        assert await connect_as_nobody(socket_path) == 0
+        assert daemon.process.returncode is None
+        daemon.process.send_signal(signal.SIGTERM)
+        assert await daemon.process.wait() == 0
+    assert not socket_path.exists()  # removed when the daemon stopped
+    open_folder.rmdir()
+
+
+async def connect_as_nobody(socket_path: Path) -> int:
+    """0 when user nobody connects to the socket, 13 when refused for permission."""
+    probe = ("import socket, sys\n"
+             "s = socket.socket(socket.AF_UNIX)\n"
+             "try:\n    s.connect(sys.argv[1])\n"
+             "except PermissionError:\n    sys.exit(13)\n")
+    # Debian's own Python: nobody may run it, not the venv's under root's home.
+    done = await asyncio.to_thread(
+        subprocess.run, ["/usr/bin/python3", "-c", probe, str(socket_path)],
+        preexec_fn=as_nobody, capture_output=True, timeout=30, check=False)
+    assert done.returncode in (0, 13), done.stderr
+    return done.returncode
