@@ -98,3 +98,6 @@ def test_unit_and_its_config_agree() -> None:
     assert f"/var/lib/{_one('StateDirectory')}" == str(config.state_dir)
     name, _, _source = _one("LoadCredential").partition(":")
     assert str(config.listen.admin_token_file) == f"/run/credentials/{UNIT.name}/{name}"
+    # The admin socket is where RuntimeDirectory= makes a folder the service may write.
+    assert str(config.listen.admin) == f"unix:/run/{_one('RuntimeDirectory')}/admin.sock"
+    assert config.listen.admin_socket_mode == 0o600
