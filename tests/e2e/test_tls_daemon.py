@@ -18,9 +18,10 @@ from typing import Any
 
 import aiohttp
 
+from failover.daemon.reload import WATCH_EVERY as TOKEN_WATCH
 from failover.lab import Lab
 from tests.certs import Authority
-from tests.e2e.test_daemon_with_lab import daemon_process, wait_until, write_config
+from tests.e2e.test_daemon_with_lab import SLACK, daemon_process, wait_until, write_config
 from tests.servers import free_port
 
 
@@ -164,6 +165,23 @@ async def test_the_cli_reaches_a_tls_status_listener_and_a_unix_socket_admin(
                                          "over the socket")
         assert frozen.returncode == 0, frozen.stderr
         assert json.loads(frozen.stdout)["frozen"] is True
+        # Rotation: the new token works and the removed one stops, within the watch's 2 s.
+        old_token, new_token = tmp_path / "old-token", tmp_path / "new-token"
+        old_token.write_text("cli-token-0123456789\n")
+        new_token.write_text("rotated-token-9876543210\n")
+        (tmp_path / "tokens").write_text("rotated-token-9876543210\n")
+
+        async def rotated() -> bool:
+            done = await asyncio.to_thread(run_cli, "unfreeze", "-c", str(path),
+                                           "--token-file", str(new_token))
+            return done.returncode == 0
+
+        took = await wait_until(rotated, TOKEN_WATCH + SLACK, "the rotated token accepted")
+        print(f"rotated token accepted after {took:.2f}s")
+        stale = await asyncio.to_thread(run_cli, "freeze", "-c", str(path), "--reason", "x",
+                                        "--token-file", str(old_token))
+        assert stale.returncode == 1
+        assert "a valid bearer token is required" in stale.stderr
         assert await connect_as_nobody(socket_path) == 13  # EACCES: the file's mode
         socket_path.chmod(0o666)  # the control: opened up, the same user gets in
         assert await connect_as_nobody(socket_path) == 0
