@@ -192,7 +192,29 @@ def client_context(material: Material) -> ssl.SSLContext:
     return context
 
 
-class ServerTls(Strict):
+class _TlsFiles(Strict):
+    """What both sections share: paths relative to the config, material read once."""
+
+    _material: Material = PrivateAttr(default_factory=lambda: NO_MATERIAL)
+
+    @field_validator("*")
+    @classmethod
+    def _relative_to_config(cls, value: object, info: ValidationInfo) -> object:
+        return resolve(value, info) if isinstance(value, Path) else value
+
+    def _read(self, cert: Path | None, key: Path | None, cas: Path | None,
+              ca_what: str = "CA file") -> None:
+        try:
+            self._material = read_material(cert, key, cas, ca_what)
+        except TlsProblem as exc:
+            raise located((), str(exc)) from exc
+
+    @property
+    def material(self) -> Material:
+        return self._material
+
+
+class ServerTls(_TlsFiles):
     """``listen.tls``: every TCP listener speaks HTTPS only."""
 
     cert_file: Path
@@ -202,30 +224,15 @@ class ServerTls(Strict):
     client_ca_file: Path | None = None
     """PEM CAs: with it, a client certificate signed by one of them is required."""
 
-    _material: Material = PrivateAttr(default_factory=lambda: NO_MATERIAL)
-
-    @field_validator("cert_file", "key_file", "client_ca_file")
-    @classmethod
-    def _relative_to_config(cls, value: Path | None, info: ValidationInfo) -> Path | None:
-        return None if value is None else resolve(value, info)
-
     @model_validator(mode="after")
     def _read_once(self, info: ValidationInfo) -> ServerTls:
         if isinstance(info.context, dict) and info.context.get(SERVED_BY_ANOTHER):
             return self  # a client reading the daemon's config: the key is not its to read
-        try:
-            self._material = read_material(self.cert_file, self.key_file,
-                                           self.client_ca_file, "client CA file")
-        except TlsProblem as exc:
-            raise located((), str(exc)) from exc
+        self._read(self.cert_file, self.key_file, self.client_ca_file, "client CA file")
         return self
 
-    @property
-    def material(self) -> Material:
-        return self._material
 
-
-class ClientTls(Strict):
+class ClientTls(_TlsFiles):
     """``coordination.etcd.tls``: how the daemon talks TLS to etcd."""
 
     ca_file: Path | None = None
@@ -235,25 +242,11 @@ class ClientTls(Strict):
     key_file: Path | None = None
     """Its unencrypted PEM private key."""
 
-    _material: Material = PrivateAttr(default_factory=lambda: NO_MATERIAL)
-
-    @field_validator("ca_file", "cert_file", "key_file")
-    @classmethod
-    def _relative_to_config(cls, value: Path | None, info: ValidationInfo) -> Path | None:
-        return None if value is None else resolve(value, info)
-
     @model_validator(mode="after")
     def _read_once(self) -> ClientTls:
         if (self.cert_file is None) != (self.key_file is None):
             missing = "key_file" if self.key_file is None else "cert_file"
             raise located((missing,), "a client certificate needs both cert_file and "
                                       "key_file")
-        try:
-            self._material = read_material(self.cert_file, self.key_file, self.ca_file)
-        except TlsProblem as exc:
-            raise located((), str(exc)) from exc
+        self._read(self.cert_file, self.key_file, self.ca_file)
         return self
-
-    @property
-    def material(self) -> Material:
-        return self._material
