@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import asyncio
+import threading
+from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 import aiohttp
@@ -110,3 +113,30 @@ async def test_the_document_read_in_batches_is_the_document() -> None:
     source = FakeSource()
     source.plan = make_plan(3, {f"c{n}": 1 / 250 for n in range(250)})
     assert await status_document_in_batches(source) == status_document(source)
+
+
+async def test_the_page_and_metrics_answer_while_every_default_worker_is_held(
+        served: tuple[FakeSource, str]) -> None:
+    """Saves to a hung disk can hold every thread of the default executor for good; the
+    page and /metrics render on threads of their own, so operators still see the fleet."""
+    source, url = served
+    source.plan = make_plan(1, {"a": 1.0})
+    loop = asyncio.get_running_loop()
+    held = threading.Event()
+    workers = ThreadPoolExecutor(1)
+    loop.set_default_executor(workers)
+    stuck = loop.run_in_executor(None, held.wait)  # the one default worker, held
+    try:
+        async with asyncio.timeout(10):
+            status, page = await get(url + "/")
+            assert status == 200
+            assert "plan <b>v1</b>" in page
+            async with aiohttp.ClientSession() as session, session.get(
+                    url + "/metrics", headers={"Accept-Encoding": "gzip"}) as response:
+                assert response.status == 200
+                assert "failover_build_info" in await response.text()
+    finally:
+        held.set()
+        await stuck
+        loop.set_default_executor(ThreadPoolExecutor())
+        workers.shutdown(wait=False)
