@@ -134,8 +134,6 @@ AUDIT = web.RequestKey("audit", dict[str, Any])
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 
 
-_error = error
-
 
 Body = TypeVar("Body", bound=_Body)
 
@@ -196,10 +194,10 @@ def _guard(gate: Gate, audit: AuditLog, metrics: Metrics) -> Middleware:
         try:
             response = await handler(request)
         except BadRequest as exc:
-            response = _error(400, f"bad body: {exc}")
+            response = error(400, f"bad body: {exc}")
         except web.HTTPException as exc:
             # Unknown routes, wrong methods, bodies over MAX_BODY: JSON like every answer here.
-            response = _error(exc.status, exc.reason)
+            response = error(exc.status, exc.reason)
             if hdrs.ALLOW in exc.headers:
                 response.headers[hdrs.ALLOW] = exc.headers[hdrs.ALLOW]
         except Exception as exc:
@@ -207,7 +205,7 @@ def _guard(gate: Gate, audit: AuditLog, metrics: Metrics) -> Middleware:
             # in JSON; the audit line says the call failed, and what it was.
             metrics.errors.labels("admin").inc()
             log.exception("admin %s %s failed", request.method, request.path)
-            response = _error(500, f"internal error ({type(exc).__name__}); see the daemon's "
+            response = error(500, f"internal error ({type(exc).__name__}); see the daemon's "
                                    "log")
             entry["error"] = f"{type(exc).__name__}: {str(exc)[:200]}"
         entry.update(request.get(AUDIT, {}))
@@ -233,10 +231,10 @@ def _expect(gate: Gate, audit: AuditLog,
             response = await gate.refuse(request, {**_entry(request), "expect": value[:100]})
             return await _answered_and_closed(request, response)
         if value.lower() != "100-continue":
-            response, result = _error(417, f"unsupported expectation {value[:100]!r}"), \
+            response, result = error(417, f"unsupported expectation {value[:100]!r}"), \
                 "refused"
         elif (request.content_length or 0) > MAX_BODY:
-            response, result = _error(413, f"a body is at most {MAX_BODY} bytes"), "refused"
+            response, result = error(413, f"a body is at most {MAX_BODY} bytes"), "refused"
         else:
             if request.version >= (1, 1):
                 await request.writer.write(b"HTTP/1.1 100 Continue\r\n\r\n")
@@ -292,7 +290,7 @@ def _registration(target: AdminTarget) -> Handler:
         try:
             created = target.register(name, body)
         except RegistrationRefused as exc:
-            return _error(exc.status, f"registration of {name!r} refused, nothing changed: "
+            return error(exc.status, f"registration of {name!r} refused, nothing changed: "
                                       f"{exc}")
         log.warning("operator %s cluster %s", "registered" if created else "updated", name)
         return web.json_response({"registered": name, "created": created,
@@ -310,7 +308,7 @@ def _deregistration(target: AdminTarget) -> Handler:
         try:
             target.deregister(name)
         except RegistrationRefused as exc:
-            return _error(exc.status, str(exc))
+            return error(exc.status, str(exc))
         log.warning("operator deregistered %s: its share goes to 0, then it is removed", name)
         saved = await target.save_registered()
         return web.json_response({"deregistering": name, "saved": saved}, status=202)
@@ -343,7 +341,7 @@ def admin_app(target: AdminTarget, tokens: Tokens, audit: AuditLog,
         request[AUDIT] = {"action": "drain", "cluster": name, "reason": body.reason}
         # No await between this check and the drain: nothing else runs in between.
         if not can_serve(target.base_weights(), target.drained_clusters() | {name}):
-            return _error(409, f"draining {name!r} would leave no cluster that can take "
+            return error(409, f"draining {name!r} would leave no cluster that can take "
                                "traffic (every other one is drained or has weight 0); "
                                "undrain one first")
         override = target.drain(name, body.reason, body.expires_in)
@@ -356,7 +354,7 @@ def admin_app(target: AdminTarget, tokens: Tokens, audit: AuditLog,
         await _body(request, EmptyBody)
         request[AUDIT] = {"action": "undrain", "cluster": name}
         if not target.undrain(name):
-            return _error(409, f"{name!r} is not drained")
+            return error(409, f"{name!r} is not drained")
         log.warning("operator undrained %s", name)
         return web.json_response({"undrained": name, "saved": await target.persist()})
 
@@ -372,7 +370,7 @@ def admin_app(target: AdminTarget, tokens: Tokens, audit: AuditLog,
         await _body(request, EmptyBody)
         request[AUDIT] = {"action": "unfreeze"}
         if not target.unfreeze():
-            return _error(409, "automation is not frozen")
+            return error(409, "automation is not frozen")
         log.warning("operator unfroze automation")
         return web.json_response({"frozen": False, "saved": await target.persist()})
 
@@ -381,7 +379,7 @@ def admin_app(target: AdminTarget, tokens: Tokens, audit: AuditLog,
         request[AUDIT] = {"action": "reload"}
         if await target.reload():
             return web.json_response({"reloaded": True})
-        return _error(400, f"config refused, the running one stays: {target.reload_error()}")
+        return error(400, f"config refused, the running one stays: {target.reload_error()}")
 
     expect = _expect(gate, audit)
 

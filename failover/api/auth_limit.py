@@ -34,13 +34,13 @@ class _Peer:
 
 @dataclass(frozen=True)
 class Blocked:
-    """A peer that has just been limited, or whose limit just ended with refusals."""
+    """A peer that has just been limited."""
 
-    peer: str
     failures: int
     left: float
     """Seconds the limit lasts from now."""
     refused: int
+    """429s answered in the peer's last limit."""
 
 
 class FailedAuth:
@@ -81,5 +81,5 @@ class FailedAuth:
         if state.failures == self.failures + 1:
             state.blocked_until = state.since + self.window
             refused, state.refused = state.refused, 0
-            return Blocked(peer, state.failures, state.blocked_until - now, refused)
+            return Blocked(state.failures, state.blocked_until - now, refused)
         return None

@@ -14,6 +14,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 from failover.api.history import Series
+from failover.model import ClusterState
 
 REFRESH_S = 2.0
 """Seconds between two refreshes of the page's data: a state change shows within a tick
@@ -28,7 +29,10 @@ DECISIONS_SHOWN = 20
 SPARK_HEIGHT = 16
 SPARK_STEP_PX = 1
 
-STATES = ("healthy", "degraded", "recovering", "waiting", "unknown", "unhealthy", "drained")
+STATES = tuple(str(s) for s in (
+    ClusterState.HEALTHY, ClusterState.DEGRADED, ClusterState.RECOVERING, ClusterState.WAITING,
+    ClusterState.UNKNOWN, ClusterState.UNHEALTHY, ClusterState.DRAINED))
+"""The order the summary counts them in: serving first, then the rest."""
 
 STYLE = """
 :root{--fg:#1b1f24;--dim:#5c6670;--bg:#fff;--line:#dde1e5;--bar:#2f6fb5;--target:#111;
@@ -159,8 +163,8 @@ def main(document: dict[str, Any], decisions: list[dict[str, Any]],
 
 def title(document: dict[str, Any]) -> str:
     states = [c["state"] for c in document["clusters"]]
-    bad = sum(s not in ("healthy", "degraded") for s in states)
-    return f"{len(states) - bad}/{len(states)} passing" + (" (frozen)" if document["frozen"]
+    passing = sum(ClusterState(s).passing for s in states)
+    return f"{passing}/{len(states)} passing" + (" (frozen)" if document["frozen"]
                                                           else "")
 
 

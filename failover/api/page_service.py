@@ -16,6 +16,7 @@ from aiohttp import web
 
 from failover.api import page
 from failover.api.document import status_document_in_batches
+from failover.api.exposition import GZIP_LEVEL
 from failover.api.history import Series
 from failover.api.source import StatusSource
 
@@ -32,9 +33,6 @@ takes its place well before, even when a loaded loop makes a render take most of
 WATCHED_FOR = 30.0
 """Seconds after the last request that renders go on: a page refreshing every few seconds
 always finds a fresh one ready, and nobody watching costs nothing."""
-
-GZIP_LEVEL = 1
-"""The page is markup repeated per cluster: level 1 already takes 760 KB to 20 KB."""
 
 log = logging.getLogger(__name__)
 
@@ -105,12 +103,11 @@ class StatusPage:
 
     async def _steps(self) -> Rendered:
         loop, source = asyncio.get_running_loop(), self._source
-        now = loop.time()
         document = await status_document_in_batches(source)
         decisions = source.decisions(page.DECISIONS_SHOWN)
         series = {c["name"]: source.share_series(c["name"]) for c in document["clusters"]}
-        return await loop.run_in_executor(self._thread, self._make, now, document, decisions,
-                                          series, self._wall())
+        return await loop.run_in_executor(self._thread, self._make, self._started, document,
+                                          decisions, series, self._wall())
 
     def _make(self, now: float, document: dict[str, Any], decisions: list[dict[str, Any]],
               series: dict[str, Series | None], wall: float) -> Rendered:

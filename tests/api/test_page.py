@@ -145,7 +145,7 @@ async def test_the_refresh_gets_only_main(served: tuple[FakeSource, str]) -> Non
 
 async def test_a_page_without_a_plan_yet_says_so() -> None:
     """Before the first plan the page still answers, with no clusters."""
-    html = render(document(make_plan(0, {})))
+    html = render(status_document(FakeSource()))
     assert "no clusters" in html
 
 
